@@ -1,0 +1,134 @@
+// Create-or-patch with server-side apply. A deploy of several objects is checked as
+// a whole first (server-side dry-run of each), so one bad object applies nothing.
+import { isDeepStrictEqual } from 'node:util';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { KubeClient } from '../cluster/client.ts';
+import { DeployError } from '../errors.ts';
+import { apiError, describe } from './errors.ts';
+import { ANNOTATIONS, stampAnnotations, type Stamp } from './render.ts';
+
+export type Action = 'created' | 'configured' | 'unchanged';
+
+export interface AppliedObject {
+  kind: string;
+  name: string;
+  namespace?: string;
+  action: Action;
+}
+
+export interface ApplyOptions {
+  namespace: string;
+  /** Cluster-scoped kinds the target may apply. */
+  clusterScoped: readonly string[];
+  force: boolean;
+  dryRun: boolean;
+}
+
+export async function applyObjects(client: KubeClient, objects: readonly KubernetesObject[], opts: ApplyOptions): Promise<AppliedObject[]> {
+  const scoped = await Promise.all(objects.map((obj) => scope(client, obj, opts)));
+  const live = await Promise.all(scoped.map((obj) => get(client, obj)));
+  if (scoped.length > 1 && !opts.dryRun) {
+    // Every object must pass before any is applied. Single-object deploys skip this:
+    // their one apply is already all-or-nothing.
+    const results = await Promise.allSettled(scoped.map((obj) => client.apply(obj, { dryRun: true, force: opts.force })));
+    const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [apiError(r.reason, scoped[i]!, 'dry-run apply')] : []));
+    if (failures.length > 0) throw combine(failures);
+  }
+  const applied: AppliedObject[] = [];
+  for (const [i, obj] of scoped.entries()) {
+    let result: KubernetesObject;
+    try {
+      result = await client.apply(obj, { dryRun: opts.dryRun, force: opts.force });
+    } catch (err) {
+      throw apiError(err, obj, 'apply');
+    }
+    applied.push(report(obj, live[i], result));
+  }
+  return applied;
+}
+
+/** Sets only the image of one container of an existing Deployment. */
+export async function applyImage(
+  client: KubeClient,
+  opts: ApplyOptions & { deployment: string; container?: string; image: string; stamp: Stamp },
+): Promise<AppliedObject[]> {
+  const ref: KubernetesObject = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: opts.deployment, namespace: opts.namespace } };
+  const live = await get(client, ref);
+  if (!live) {
+    throw new DeployError('DEPLOYMENT_NOT_FOUND', `Deployment ${opts.namespace}/${opts.deployment} does not exist; an image-only target updates an existing Deployment`);
+  }
+  const containers = ((live as { spec?: { template?: { spec?: { containers?: { name: string }[] } } } }).spec?.template?.spec?.containers ?? []).map((c) => c.name);
+  const container = opts.container ?? (containers.length === 1 ? containers[0] : undefined);
+  if (container === undefined || !containers.includes(container)) {
+    throw new DeployError(
+      'CONTAINER_NOT_FOUND',
+      `Deployment ${opts.namespace}/${opts.deployment} has containers [${containers.join(', ')}]; ${opts.container === undefined ? 'set the target\'s "container"' : `none is named "${opts.container}"`}`,
+    );
+  }
+  // Only the fields this deployer owns: the image and its stamps.
+  const patch: KubernetesObject & { spec: unknown } = {
+    ...ref,
+    metadata: { ...ref.metadata, annotations: stampAnnotations(opts.stamp) },
+    spec: { template: { spec: { containers: [{ name: container, image: opts.image }] } } },
+  };
+  let result: KubernetesObject;
+  try {
+    result = await client.apply(patch, { dryRun: opts.dryRun, force: opts.force });
+  } catch (err) {
+    throw apiError(err, patch, 'apply');
+  }
+  return [report(patch, live, result)];
+}
+
+async function scope(client: KubeClient, obj: KubernetesObject, opts: ApplyOptions): Promise<KubernetesObject> {
+  let namespaced: boolean | undefined;
+  try {
+    namespaced = await client.isNamespaced(obj.apiVersion ?? '', obj.kind ?? '');
+  } catch (err) {
+    throw apiError(err, obj, 'discover');
+  }
+  if (namespaced === undefined) {
+    throw new DeployError('INVALID_MANIFEST', `${describe(obj)}: the cluster serves no kind ${obj.kind} in ${obj.apiVersion}`);
+  }
+  if (namespaced) return { ...obj, metadata: { ...obj.metadata, namespace: opts.namespace } };
+  if (!opts.clusterScoped.includes(obj.kind ?? '')) {
+    throw new DeployError(
+      'KIND_NOT_ALLOWED',
+      `${describe(obj)} is cluster-scoped; list "${obj.kind}" in the target's clusterScoped to allow it`,
+    );
+  }
+  const { namespace: _ignored, ...metadata } = obj.metadata ?? {};
+  return { ...obj, metadata };
+}
+
+async function get(client: KubeClient, obj: KubernetesObject): Promise<KubernetesObject | undefined> {
+  try {
+    return await client.get(obj);
+  } catch (err) {
+    throw apiError(err, obj, 'read');
+  }
+}
+
+function report(obj: KubernetesObject, before: KubernetesObject | undefined, after: KubernetesObject): AppliedObject {
+  const action: Action = before === undefined ? 'created' : isDeepStrictEqual(content(before), content(after)) ? 'unchanged' : 'configured';
+  return {
+    kind: obj.kind ?? '',
+    name: obj.metadata?.name ?? '',
+    ...(obj.metadata?.namespace && { namespace: obj.metadata.namespace }),
+    action,
+  };
+}
+
+/** What a deploy can change: everything but status and bookkeeping the server or this deployer updates on every write. */
+function content(obj: KubernetesObject): unknown {
+  const { status: _status, metadata, ...rest } = obj as KubernetesObject & { status?: unknown };
+  const { resourceVersion: _rv, managedFields: _mf, generation: _g, annotations, ...meta } = metadata ?? {};
+  const { [ANNOTATIONS.requestId]: _id, ...kept } = annotations ?? {};
+  return { ...rest, metadata: { ...meta, annotations: kept } };
+}
+
+function combine(errors: DeployError[]): DeployError {
+  if (errors.length === 1) return errors[0]!;
+  const first = errors[0]!;
+  return new DeployError(first.code, `${errors.length} objects failed validation, nothing was applied:\n${errors.map((e) => `- ${e.message}`).join('\n')}`);
+}

@@ -1,0 +1,54 @@
+// What the API server said, as an error the caller can act on.
+import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
+import { DeployError } from '../errors.ts';
+
+export function describe(obj: KubernetesObject): string {
+  const ns = obj.metadata?.namespace ? `${obj.metadata.namespace}/` : '';
+  return `${obj.kind ?? '?'} ${ns}${obj.metadata?.name ?? '?'}`;
+}
+
+function statusMessage(err: ApiException<unknown>): string {
+  const body = err.body;
+  if (typeof body === 'string') {
+    try {
+      const status = JSON.parse(body) as { message?: unknown };
+      if (typeof status.message === 'string') return status.message;
+    } catch {
+      return body.slice(0, 500);
+    }
+  }
+  if (typeof body === 'object' && body !== null && 'message' in body && typeof body.message === 'string') return body.message;
+  return `HTTP ${err.code}`;
+}
+
+export function apiError(err: unknown, obj: KubernetesObject, verb: string): DeployError {
+  if (!(err instanceof ApiException)) {
+    return err instanceof DeployError ? err : new DeployError('INTERNAL', `${verb} ${describe(obj)}: ${String(err)}`, { cause: err });
+  }
+  const what = `${verb} ${describe(obj)}`;
+  const message = statusMessage(err);
+  switch (err.code) {
+    case 409:
+      return new DeployError(
+        'CONFLICT',
+        `${what}: ${message}. Another field manager owns these fields; change them through that manager, or set "force: true" on the target to take them over.`,
+        { cause: err },
+      );
+    case 400:
+    case 422:
+      return new DeployError('INVALID_MANIFEST', `${what}: ${message}`, { cause: err });
+    case 401:
+    case 403:
+      return new DeployError(
+        'CLUSTER_FORBIDDEN',
+        `${what}: the cluster refused the deployer's identity (${message}); grant it RBAC rights in this namespace`,
+        { cause: err },
+      );
+    case 404:
+      return new DeployError('NOT_FOUND', `${what}: ${message}`, { cause: err });
+    case 429:
+      return new DeployError('CLUSTER_UNAVAILABLE', `${what}: the API server is throttling (${message})`, { cause: err });
+    default:
+      return new DeployError(err.code >= 500 ? 'CLUSTER_UNAVAILABLE' : 'CLUSTER_ERROR', `${what}: ${message}`, { cause: err });
+  }
+}

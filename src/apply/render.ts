@@ -1,0 +1,84 @@
+// Turns a target's manifests into what gets applied: the deploy's image on the target
+// container of every pod template, and annotations saying what deployed it.
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { DeployError } from '../errors.ts';
+import { isRecord } from './manifests.ts';
+
+export const ANNOTATIONS = {
+  source: 'gke-deployer/source',
+  image: 'gke-deployer/image',
+  requestId: 'gke-deployer/request-id',
+  changeCause: 'kubernetes.io/change-cause',
+} as const;
+
+export interface Stamp {
+  source: string;
+  image: string;
+  requestId: string;
+}
+
+/** Where each workload kind keeps its pod spec. */
+const POD_SPEC: Record<string, readonly string[]> = {
+  Deployment: ['spec', 'template', 'spec'],
+  StatefulSet: ['spec', 'template', 'spec'],
+  DaemonSet: ['spec', 'template', 'spec'],
+  Job: ['spec', 'template', 'spec'],
+  CronJob: ['spec', 'jobTemplate', 'spec', 'template', 'spec'],
+};
+
+export function stampAnnotations(stamp: Stamp): Record<string, string> {
+  return {
+    [ANNOTATIONS.source]: stamp.source,
+    [ANNOTATIONS.image]: stamp.image,
+    [ANNOTATIONS.requestId]: stamp.requestId,
+    // Without the request id, so an identical deploy leaves it as it was.
+    [ANNOTATIONS.changeCause]: `gke-deployer: ${stamp.source} deployed ${stamp.image}`,
+  };
+}
+
+export function renderManifests(
+  objects: readonly KubernetesObject[],
+  opts: { image: string; container?: string; stamp: Stamp },
+): KubernetesObject[] {
+  let imagesSet = 0;
+  const rendered = objects.map((original) => {
+    const obj = structuredClone(original);
+    obj.metadata = { ...obj.metadata, annotations: { ...obj.metadata?.annotations, ...stampAnnotations(opts.stamp) } };
+    const path = POD_SPEC[obj.kind ?? ''];
+    const podSpec = path ? dig(obj, path) : undefined;
+    const containers = podSpec?.containers;
+    if (!Array.isArray(containers)) return obj;
+    const named = containers.filter((c): c is Record<string, unknown> => isRecord(c));
+    let target: Record<string, unknown> | undefined;
+    if (opts.container !== undefined) {
+      target = named.find((c) => c.name === opts.container);
+    } else if (named.length === 1) {
+      target = named[0];
+    } else {
+      throw new DeployError(
+        'INVALID_MANIFEST',
+        `${obj.kind}/${obj.metadata.name ?? ''} has ${named.length} containers: set the target's "container" to say which one gets the image`,
+      );
+    }
+    if (target) {
+      target.image = opts.image;
+      imagesSet++;
+    }
+    return obj;
+  });
+  if (imagesSet === 0) {
+    throw new DeployError(
+      'CONTAINER_NOT_FOUND',
+      opts.container !== undefined
+        ? `no pod template in the target's manifests has a container named "${opts.container}"`
+        : "the target's manifests have no Deployment, StatefulSet, DaemonSet, Job or CronJob to set the image on",
+    );
+  }
+  return rendered;
+}
+
+function dig(obj: unknown, path: readonly string[]): Record<string, unknown> | undefined {
+  let cur: unknown = obj;
+  for (const key of path) cur = isRecord(cur) ? cur[key] : undefined;
+  return isRecord(cur) ? cur : undefined;
+}

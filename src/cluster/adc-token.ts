@@ -1,0 +1,47 @@
+// Application Default Credentials access tokens (the metadata server on Cloud Run).
+import { GoogleAuth } from 'google-auth-library';
+import { shared, type Credentials } from './connection.ts';
+
+const SCOPES = ['https://www.googleapis.com/auth/cloud-platform'];
+const MAX_MARGIN_MS = 5 * 60_000;
+
+export class AdcToken implements Credentials {
+  private readonly auth: GoogleAuth;
+  private cached: { header: string; refreshAt: number } | undefined;
+  private readonly refresh = shared(() => this.fetch());
+
+  constructor(auth = new GoogleAuth({ scopes: SCOPES })) {
+    this.auth = auth;
+  }
+
+  async authorization(): Promise<string> {
+    if (this.cached && Date.now() < this.cached.refreshAt) return this.cached.header;
+    return this.refresh();
+  }
+
+  invalidate(): void {
+    this.cached = undefined;
+    this.forceLibraryRefresh = true;
+  }
+
+  private forceLibraryRefresh = false;
+
+  private async fetch(): Promise<string> {
+    const client = await this.auth.getClient();
+    if (this.forceLibraryRefresh) {
+      // The library keeps its own copy; drop it too, or it would hand back the rejected token.
+      client.credentials = {};
+      this.forceLibraryRefresh = false;
+    }
+    const fetchedAt = Date.now();
+    const { token } = await client.getAccessToken();
+    if (!token) throw new Error('Application Default Credentials returned no access token');
+    // The library's fixed 5-minute eager-refresh margin would refetch a short-lived
+    // token on every call; a quarter of the lifetime (at most 5 minutes) fits any lifetime.
+    const expiry = client.credentials.expiry_date ?? fetchedAt + 60_000;
+    const margin = Math.min(MAX_MARGIN_MS, Math.max(0, expiry - fetchedAt) / 4);
+    const header = `Bearer ${token}`;
+    this.cached = { header, refreshAt: expiry - margin };
+    return header;
+  }
+}

@@ -1,0 +1,134 @@
+// A Kubernetes client for one cluster connection: @kubernetes/client-node's generic
+// object API over one keep-alive, CA-verifying connection pool, with the token asked
+// for on every request (so refreshes need no new client) and one retry after a 401.
+import {
+  ApiException,
+  KubernetesObjectApi,
+  PatchStrategy,
+  ServerConfiguration,
+  createConfiguration,
+  type KubernetesObject,
+  type RequestContext,
+} from '@kubernetes/client-node';
+import { Agent } from 'undici';
+import { DeployError } from '../errors.ts';
+import type { ClusterAccess, Connection } from './connection.ts';
+
+export const FIELD_MANAGER = 'gke-deployer';
+const REQUEST_TIMEOUT_MS = 30_000;
+
+/** Exposes the discovery lookup the generic API already does (and caches) per instance. */
+class ObjectApi extends KubernetesObjectApi {
+  async isNamespaced(apiVersion: string, kind: string): Promise<boolean | undefined> {
+    return (await this.resource(apiVersion, kind))?.namespaced;
+  }
+}
+
+export interface ApplyOptions {
+  dryRun: boolean;
+  force: boolean;
+}
+
+export class KubeClient {
+  private readonly access: ClusterAccess;
+  private readonly connection: Connection;
+  private readonly agent: Agent;
+  private readonly api: ObjectApi;
+
+  constructor(access: ClusterAccess, connection: Connection) {
+    this.access = access;
+    this.connection = connection;
+    this.agent = new Agent({
+      keepAliveTimeout: 30_000,
+      connect: {
+        ...(connection.ca && { ca: connection.ca }),
+        ...(connection.clientCert && { cert: connection.clientCert.cert, key: connection.clientCert.key }),
+        rejectUnauthorized: true,
+      },
+    });
+    const agent = this.agent;
+    const credentials = connection.credentials;
+    this.api = new ObjectApi(
+      createConfiguration({
+        baseServer: new ServerConfiguration(connection.server.replace(/\/$/, ''), {}),
+        authMethods: {
+          default: {
+            getName: () => 'gke-deployer',
+            async applySecurityAuthentication(ctx: RequestContext) {
+              const authorization = await credentials.authorization();
+              if (authorization) ctx.setHeaderParam('Authorization', authorization);
+              ctx.setDispatcher(agent);
+              ctx.setSignal(AbortSignal.timeout(REQUEST_TIMEOUT_MS));
+            },
+          },
+        },
+      }),
+    );
+  }
+
+  get server(): string {
+    return this.connection.server;
+  }
+
+  /** Whether this client was built for `connection` (a new lookup gives a new client). */
+  uses(connection: Connection): boolean {
+    return this.connection === connection;
+  }
+
+  isNamespaced(apiVersion: string, kind: string): Promise<boolean | undefined> {
+    return this.call(() => this.api.isNamespaced(apiVersion, kind));
+  }
+
+  /** The live object, or undefined when it does not exist. */
+  async get(obj: KubernetesObject): Promise<KubernetesObject | undefined> {
+    try {
+      return await this.call(() => this.api.read(header(obj)));
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Server-side apply: one PATCH, creates the object when absent. */
+  apply(obj: KubernetesObject, opts: ApplyOptions): Promise<KubernetesObject> {
+    return this.call(() =>
+      this.api.patch(obj, undefined, opts.dryRun ? 'All' : undefined, FIELD_MANAGER, opts.force, PatchStrategy.ServerSideApply),
+    );
+  }
+
+  close(): Promise<void> {
+    return this.agent.close();
+  }
+
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof ApiException && err.code === 401)) throw this.transportError(err);
+    }
+    // Expired or revoked token: refresh once. A second 401 is real.
+    this.connection.credentials.invalidate();
+    try {
+      return await fn();
+    } catch (err) {
+      throw this.transportError(err);
+    }
+  }
+
+  private transportError(err: unknown): unknown {
+    if (err instanceof ApiException || err instanceof DeployError) return err;
+    // fetch failed: refused, reset, timed out, or TLS verification failed. The endpoint
+    // may have moved or the CA rotated, so the next call looks the cluster up again.
+    this.access.invalidate();
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const detail = cause?.code ?? cause?.message ?? (err as Error).message;
+    return new DeployError('CLUSTER_UNAVAILABLE', `cannot reach the Kubernetes API at ${this.server}: ${detail}`, { cause: err });
+  }
+}
+
+function header(obj: KubernetesObject) {
+  const { apiVersion = '', kind = '', metadata } = obj;
+  return { apiVersion, kind, metadata: { name: metadata?.name ?? '', ...(metadata?.namespace && { namespace: metadata.namespace }) } };
+}
+
+export { ApiException };

@@ -1,0 +1,20 @@
+// The Container API client, loaded only when a gke cluster is used (the library is
+// slow to import). CONTAINER_API_ENDPOINT=host:port points it at a plaintext local
+// endpoint (an emulator or the sandbox), as PUBSUB_EMULATOR_HOST does for Pub/Sub.
+import type { ClusterManagerClient } from '@google-cloud/container';
+
+export async function containerApiClient(env = process.env): Promise<ClusterManagerClient> {
+  const { ClusterManagerClient } = await import('@google-cloud/container');
+  const override = env.CONTAINER_API_ENDPOINT;
+  if (!override) return new ClusterManagerClient();
+  const m = /^([^:]+|\[[^\]]+\]):(\d+)$/.exec(override);
+  if (!m?.[1] || !m[2]) throw new Error(`CONTAINER_API_ENDPOINT must be host:port, got "${override}"`);
+  const grpc = await import('@grpc/grpc-js');
+  return new ClusterManagerClient({
+    apiEndpoint: m[1],
+    port: Number(m[2]),
+    sslCreds: grpc.credentials.createInsecure(),
+    // Known up front, so the client does not consult ADC for it.
+    universeDomain: 'googleapis.com',
+  });
+}

@@ -1,0 +1,69 @@
+// `kubeconfig:` a kubeconfig file and context, with whatever auth it names (token,
+// client certificate, exec plugin), resolved by @kubernetes/client-node itself.
+import { KubeConfig } from '@kubernetes/client-node';
+import type { ClusterAccess, Connection, Credentials } from './connection.ts';
+
+function load(file: string, context?: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(file);
+  if (context) kc.setCurrentContext(context);
+  return kc;
+}
+
+/** Start-up checks: the context exists, its server is https, and TLS is verified. */
+export function kubeconfigProblems(file: string, context?: string): string[] {
+  let kc: KubeConfig;
+  try {
+    kc = load(file, context);
+  } catch (err) {
+    return [`cannot load ${file}: ${(err as Error).message}`];
+  }
+  if (context && !kc.getContextObject(context)) return [`context "${context}" not found in ${file}`];
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) return [`no current cluster in ${file}${context ? ` for context "${context}"` : ''}`];
+  const problems: string[] = [];
+  if (!cluster.server.startsWith('https://')) problems.push(`cluster "${cluster.name}" server must be https://, got ${cluster.server}`);
+  if (cluster.skipTLSVerify) problems.push(`cluster "${cluster.name}" sets insecure-skip-tls-verify; TLS verification is never skipped`);
+  return problems;
+}
+
+export class KubeconfigAccess implements ClusterAccess {
+  private readonly file: string;
+  private readonly context: string | undefined;
+  private connection: Connection | undefined;
+
+  constructor(file: string, context?: string) {
+    this.file = file;
+    this.context = context;
+  }
+
+  async connect(): Promise<Connection> {
+    if (this.connection) return this.connection;
+    const kc = load(this.file, this.context);
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error(`no current cluster in ${this.file}`);
+    const tls: { ca?: Buffer; cert?: Buffer; key?: Buffer; headers?: Record<string, unknown> } = {};
+    await kc.applyToHTTPSOptions(tls);
+    const credentials: Credentials = {
+      // Asked per request: exec plugins and token files cache and refresh on their own.
+      async authorization() {
+        const opts: { headers?: Record<string, unknown> } = {};
+        await kc.applyToHTTPSOptions(opts);
+        const auth = opts.headers?.Authorization;
+        return typeof auth === 'string' ? auth : undefined;
+      },
+      invalidate() {},
+    };
+    this.connection = {
+      server: cluster.server,
+      ...(tls.ca && { ca: tls.ca }),
+      ...(tls.cert && tls.key && { clientCert: { cert: tls.cert, key: tls.key } }),
+      credentials,
+    };
+    return this.connection;
+  }
+
+  invalidate(): void {
+    this.connection = undefined;
+  }
+}

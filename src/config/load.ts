@@ -1,0 +1,113 @@
+// Reads deployer.yaml once at start-up. Every problem is collected, with its path,
+// so one failed start lists all of them instead of one per attempt.
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import { parseDocument } from 'yaml';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { configSchema, type CallerAuth, type ClusterSpec, type TargetSpec } from './schema.ts';
+import { isRecord, parseManifests } from '../apply/manifests.ts';
+import { kubeconfigProblems } from '../cluster/kubeconfig.ts';
+
+export interface Target extends TargetSpec {
+  name: string;
+  /** Parsed manifests; empty for an image-only (`deployment:`) target. */
+  objects: KubernetesObject[];
+}
+
+export interface Config {
+  file: string;
+  auth: { direct: CallerAuth; certsUrl?: string };
+  clusters: Map<string, ClusterSpec>;
+  targets: Map<string, Target>;
+}
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(file: string, problems: string[]) {
+    super(`invalid configuration ${file}:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+export function loadConfigFile(file: string): Config {
+  const abs = path.resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch (err) {
+    throw new ConfigError(abs, [`cannot read the file: ${(err as Error).message}`]);
+  }
+  return parseConfig(text, abs);
+}
+
+/** `file` names where `text` came from; relative paths in it resolve against its folder. */
+export function parseConfig(text: string, file: string): Config {
+  const doc = parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length > 0) throw new ConfigError(file, doc.errors.map((e) => `YAML: ${e.message}`));
+  const raw: unknown = doc.toJS();
+  const parsed = configSchema.safeParse(raw);
+  const problems = parsed.success
+    ? []
+    : parsed.error.issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : '(top level)'}: ${i.message}`);
+
+  // Cross-references and files are checked even when the schema failed elsewhere,
+  // so one start lists every problem.
+  const dir = path.dirname(file);
+  const resolve = (p: string) => path.resolve(dir, p.startsWith('~/') ? path.join(homedir(), p.slice(2)) : p);
+  const rawClusters = isRecord(raw) && isRecord(raw.clusters) ? raw.clusters : {};
+  const rawTargets = isRecord(raw) && isRecord(raw.targets) ? raw.targets : {};
+
+  const clusters = new Map<string, ClusterSpec>();
+  for (const [name, spec] of Object.entries(rawClusters)) {
+    const at = `clusters.${name}`;
+    if (!isRecord(spec)) continue;
+    if (isRecord(spec.endpoint)) {
+      for (const key of ['caFile', 'tokenFile'] as const) {
+        const f = spec.endpoint[key];
+        if (typeof f === 'string' && !existsSync(resolve(f))) problems.push(`${at}.endpoint.${key}: file not found: ${resolve(f)}`);
+      }
+    }
+    if (isRecord(spec.kubeconfig) && typeof spec.kubeconfig.path === 'string') {
+      const context = typeof spec.kubeconfig.context === 'string' ? spec.kubeconfig.context : undefined;
+      problems.push(...kubeconfigProblems(resolve(spec.kubeconfig.path), context).map((p) => `${at}.kubeconfig: ${p}`));
+    }
+  }
+
+  const objects = new Map<string, KubernetesObject[]>();
+  for (const [name, spec] of Object.entries(rawTargets)) {
+    const at = `targets.${name}`;
+    if (!isRecord(spec)) continue;
+    if (typeof spec.cluster === 'string' && !(spec.cluster in rawClusters)) {
+      problems.push(`${at}.cluster: unknown cluster "${spec.cluster}"`);
+    }
+    const parsedObjects: KubernetesObject[] = [];
+    (Array.isArray(spec.manifests) ? spec.manifests : []).forEach((m: unknown, i) => {
+      if (typeof m !== 'string') return;
+      try {
+        parsedObjects.push(...parseManifests(readFileSync(resolve(m), 'utf8')));
+      } catch (err) {
+        problems.push(`${at}.manifests.${i}: ${resolve(m)}: ${(err as Error).message}`);
+      }
+    });
+    objects.set(name, parsedObjects);
+  }
+
+  if (!parsed.success || problems.length > 0) throw new ConfigError(file, problems);
+
+  for (const [name, spec] of Object.entries(parsed.data.clusters)) {
+    if ('endpoint' in spec) {
+      clusters.set(name, { endpoint: { ...spec.endpoint, caFile: resolve(spec.endpoint.caFile), tokenFile: resolve(spec.endpoint.tokenFile) } });
+    } else if ('kubeconfig' in spec) {
+      clusters.set(name, { kubeconfig: { ...spec.kubeconfig, path: resolve(spec.kubeconfig.path) } });
+    } else {
+      clusters.set(name, spec);
+    }
+  }
+  const targets = new Map<string, Target>();
+  for (const [name, spec] of Object.entries(parsed.data.targets)) {
+    targets.set(name, { ...spec, ...(spec.manifests && { manifests: spec.manifests.map(resolve) }), name, objects: objects.get(name) ?? [] });
+  }
+  return { file, auth: parsed.data.auth, clusters, targets };
+}

@@ -1,0 +1,81 @@
+// The shape of deployer.yaml. Strict objects everywhere: a misspelt key is an error
+// at start-up, not a silently ignored setting.
+import { z } from 'zod';
+
+const name = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS-1123 label (lowercase letters, digits, "-")');
+const nonEmpty = z.string().min(1);
+/** An image repository without tag or digest, e.g. europe-docker.pkg.dev/p/apps/web. */
+const repository = z
+  .string()
+  .regex(/^[a-z0-9.-]+(:[0-9]+)?(\/[a-z0-9._-]+)+$/, 'must be an image repository without tag or digest, e.g. europe-docker.pkg.dev/my-proj/apps/web');
+
+const oidc = z.strictObject({
+  audience: nonEmpty,
+  serviceAccounts: z.array(z.email()).min(1),
+});
+/** `none` must be written out: unauthenticated access is never a default. */
+const callerAuth = z.union([z.literal('none'), oidc]);
+
+const gke = z.strictObject({
+  project: nonEmpty,
+  location: nonEmpty,
+  name: nonEmpty,
+  /** How long a warm instance trusts the endpoint and CA it looked up. */
+  cacheTtlSeconds: z.number().int().positive().default(600),
+});
+
+const endpoint = z.strictObject({
+  server: z.url({ protocol: /^https$/, error: 'must be an https:// URL (TLS is always verified)' }),
+  caFile: nonEmpty,
+  tokenFile: nonEmpty,
+});
+
+const inCluster = z.union([
+  z.literal(true),
+  z.strictObject({ serviceAccountDir: nonEmpty.default('/var/run/secrets/kubernetes.io/serviceaccount') }),
+]);
+
+const kubeconfig = z.strictObject({ path: nonEmpty, context: nonEmpty.optional() });
+
+export const clusterSchema = z.union(
+  [
+    z.strictObject({ gke }),
+    z.strictObject({ endpoint }),
+    z.strictObject({ inCluster }),
+    z.strictObject({ kubeconfig }),
+  ],
+  { error: 'must have exactly one of gke, endpoint, inCluster or kubeconfig' },
+);
+
+export const targetSchema = z
+  .strictObject({
+    cluster: nonEmpty,
+    namespace: name,
+    manifests: z.array(nonEmpty).min(1).optional(),
+    deployment: name.optional(),
+    container: nonEmpty.optional(),
+    images: z.array(repository).min(1),
+    /** Cluster-scoped kinds (e.g. ClusterRole) this target may apply; none by default. */
+    clusterScoped: z.array(nonEmpty).default([]),
+    /** Take over fields owned by another field manager instead of reporting a conflict. */
+    force: z.boolean().default(false),
+  })
+  .refine((t) => (t.manifests === undefined) !== (t.deployment === undefined), {
+    error: 'needs exactly one of manifests (apply these files) or deployment (update the image of an existing Deployment)',
+  });
+
+export const configSchema = z.strictObject({
+  auth: z.strictObject({
+    direct: callerAuth,
+    /** Where Google's OIDC signing certs are fetched from (the sandbox serves its own). */
+    certsUrl: z.url().optional(),
+  }),
+  clusters: z.record(name, clusterSchema),
+  targets: z.record(name, targetSchema),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;
+export type ClusterSpec = z.infer<typeof clusterSchema>;
+export type TargetSpec = z.infer<typeof targetSchema>;
+export type OidcSettings = z.infer<typeof oidc>;
+export type CallerAuth = z.infer<typeof callerAuth>;

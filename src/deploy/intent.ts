@@ -1,0 +1,11 @@
+// The one shape every source turns its request into. Everything after the sources
+// sees only this: not HTTP, not who sent it or how it was authenticated.
+export interface DeployIntent {
+  target: string;
+  image: string;
+  dryRun: boolean;
+  /** Correlates logs, the response and the stamp on applied objects. */
+  requestId: string;
+  /** Where the intent came from, e.g. "direct" or "pubsub/artifact-registry"; recorded on the objects. */
+  source: string;
+}

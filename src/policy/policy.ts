@@ -1,0 +1,31 @@
+// Decides whether an intent may run, before anything talks to a cluster: the target
+// exists, the image is allowed for it, and its manifests stay in its namespace.
+import type { Config, Target } from '../config/load.ts';
+import type { DeployIntent } from '../deploy/intent.ts';
+import { DeployError } from '../errors.ts';
+import { checkImageAllowed, parseImage, type ImageRef } from './image.ts';
+
+export interface Plan {
+  intent: DeployIntent;
+  target: Target;
+  image: ImageRef;
+}
+
+export function authorize(intent: DeployIntent, config: Config): Plan {
+  const target = config.targets.get(intent.target);
+  if (!target) {
+    throw new DeployError('UNKNOWN_TARGET', `unknown target "${intent.target}"; configured targets: ${[...config.targets.keys()].join(', ')}`);
+  }
+  const image = parseImage(intent.image);
+  checkImageAllowed(image, target.images, target.name);
+  for (const obj of target.objects) {
+    const ns = obj.metadata?.namespace;
+    if (ns !== undefined && ns !== target.namespace) {
+      throw new DeployError(
+        'NAMESPACE_NOT_ALLOWED',
+        `${obj.kind ?? '?'} ${obj.metadata?.name ?? '?'} names namespace "${ns}", but target "${target.name}" deploys only to "${target.namespace}"`,
+      );
+    }
+  }
+  return { intent, target, image };
+}

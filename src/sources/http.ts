@@ -1,0 +1,64 @@
+// The HTTP edge: body limits, content types, JSON answers and request ids. Only
+// sources/ imports this; the stages behind them never see a request.
+import { randomUUID } from 'node:crypto';
+import type { Request, Response } from '@google-cloud/functions-framework';
+import { DeployError } from '../errors.ts';
+import { LIMITS } from './limits.ts';
+
+export interface ErrorBody {
+  status: 'error';
+  error: { code: string; message: string };
+  requestId: string;
+}
+
+/**
+ * The raw body, refused above the limit. functions-framework has already buffered it
+ * (Cloud Run itself caps requests at 32 MiB); nothing larger than the limit is parsed or acted on.
+ */
+export function rawBody(req: Request): Buffer {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  const body = req.rawBody ?? Buffer.alloc(0);
+  if (declared > LIMITS.maxBodyBytes || body.length > LIMITS.maxBodyBytes) {
+    throw new DeployError('PAYLOAD_TOO_LARGE', `request body over the ${LIMITS.maxBodyBytes}-byte limit`);
+  }
+  return body;
+}
+
+export function requireContentType(req: Request, ...types: string[]): void {
+  const got = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  if (!types.includes(got)) {
+    throw new DeployError('UNSUPPORTED_MEDIA_TYPE', `Content-Type must be ${types.join(' or ')}, got "${got || '(none)'}"`);
+  }
+}
+
+export function parseJson(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8')) as unknown;
+  } catch (err) {
+    throw new DeployError('BAD_REQUEST', `body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+export function bearerToken(req: Request): string | undefined {
+  const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+  return m?.[1];
+}
+
+export function newRequestId(): string {
+  return randomUUID();
+}
+
+/** Cloud Logging trace from X-Cloud-Trace-Context ("TRACE_ID/SPAN_ID;o=1"). */
+export function traceOf(req: Request, project = process.env.GOOGLE_CLOUD_PROJECT): string | undefined {
+  const header = req.headers['x-cloud-trace-context'];
+  const id = typeof header === 'string' ? /^([0-9a-f]{32})\b/i.exec(header)?.[1] : undefined;
+  return id && project ? `projects/${project}/traces/${id}` : undefined;
+}
+
+export function sendJson(res: Response, status: number, body: unknown): void {
+  res.status(status).set('Cache-Control', 'no-store').json(body);
+}
+
+export function errorBody(err: DeployError, requestId: string): ErrorBody {
+  return { status: 'error', error: { code: err.code, message: err.message }, requestId };
+}
