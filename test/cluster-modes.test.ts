@@ -1,0 +1,102 @@
+// The other ways to reach a cluster (static endpoint, kubeconfig, in-cluster) deploy
+// into the sandbox's real API server, and a rejected token is refreshed once.
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { REPO, configYaml, fixture, webTarget } from './support/config.ts';
+import { startFunction } from './support/function.ts';
+import { accessToken, kubectl, kubectlJson, namespace, sandbox } from './support/sandbox.ts';
+
+async function deployAndCheck(clusters: Record<string, unknown>, ns: string, files: Record<string, string> = {}): Promise<void> {
+  const fn = await startFunction(configYaml({ clusters, targets: { web: webTarget(ns) } }), { 'web.yaml': fixture('manifests/web.yaml'), ...files });
+  try {
+    const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:mode` });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const d = await kubectlJson<{ spec: { template: { spec: { containers: { image: string }[] } } } }>(['-n', ns, 'get', 'deployment', 'web']);
+    assert.equal(d.spec.template.spec.containers[0]?.image, `${REPO}:mode`);
+  } finally {
+    await fn.close();
+  }
+}
+
+test('endpoint mode: static server, CA file and token file', async () => {
+  const info = await sandbox();
+  const ns = await namespace('endpoint');
+  await deployAndCheck({ sandbox: { endpoint: { server: info.server, caFile: info.caFile, tokenFile: 'token' } } }, ns, {
+    token: await accessToken(info.serviceAccount),
+  });
+});
+
+test('endpoint mode: a 401 re-reads the token file and retries once', async () => {
+  const info = await sandbox();
+  const ns = await namespace('rotate');
+  const fn = await startFunction(
+    configYaml({
+      clusters: { sandbox: { endpoint: { server: info.server, caFile: info.caFile, tokenFile: 'token' } } },
+      targets: { web: webTarget(ns) },
+    }),
+    { 'web.yaml': fixture('manifests/web.yaml'), token: await accessToken(info.serviceAccount, 2) },
+  );
+  try {
+    assert.equal((await fn.post('/deploy', { target: 'web', image: `${REPO}:a` })).status, 200);
+    // The token expires (the API server's webhook cache is 2 s); the file is rotated meanwhile.
+    await new Promise((r) => setTimeout(r, 5000));
+    await writeFile(path.join(fn.dir, 'token'), await accessToken(info.serviceAccount));
+    const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:b` });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+  } finally {
+    await fn.close();
+  }
+});
+
+test('a wrong CA fails TLS verification: 503, never an unverified connection', async () => {
+  const info = await sandbox();
+  const ns = await namespace('badca');
+  // The system trust store does not contain the sandbox's CA.
+  const fn = await startFunction(
+    configYaml({
+      clusters: { sandbox: { endpoint: { server: info.server, caFile: '/etc/ssl/certs/ca-certificates.crt', tokenFile: 'token' } } },
+      targets: { web: webTarget(ns) },
+    }),
+    { 'web.yaml': fixture('manifests/web.yaml'), token: await accessToken(info.serviceAccount) },
+  );
+  try {
+    const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:x` });
+    assert.equal(res.status, 503, JSON.stringify(res.body));
+    assert.match((res.body.error as { message: string }).message, /CERT|certificate|verify/i);
+  } finally {
+    await fn.close();
+  }
+});
+
+test('kubeconfig mode: a kubeconfig file and context', async () => {
+  const info = await sandbox();
+  const ns = await namespace('kubeconfig');
+  await deployAndCheck({ sandbox: { kubeconfig: { path: info.kubeconfig } } }, ns);
+});
+
+test('inCluster mode: the token, CA and env a pod would have, with a real service-account token', async () => {
+  const info = await sandbox();
+  const ns = await namespace('incluster');
+  await kubectl(['-n', ns, 'create', 'serviceaccount', 'deployer']);
+  await kubectl(['-n', ns, 'create', 'rolebinding', 'deployer-edit', '--clusterrole=edit', `--serviceaccount=${ns}:deployer`]);
+  const token = (await kubectl(['-n', ns, 'create', 'token', 'deployer', '--duration=1h'])).trim();
+  const saDir = await mkdtemp(path.join(tmpdir(), 'sa-'));
+  await writeFile(path.join(saDir, 'token'), token);
+  await writeFile(path.join(saDir, 'ca.crt'), await readFile(info.caFile));
+  await writeFile(path.join(saDir, 'namespace'), ns);
+  const url = new URL(info.server);
+  const saved = { host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT };
+  process.env.KUBERNETES_SERVICE_HOST = url.hostname;
+  process.env.KUBERNETES_SERVICE_PORT = url.port;
+  try {
+    await deployAndCheck({ sandbox: { inCluster: { serviceAccountDir: saDir } } }, ns);
+  } finally {
+    if (saved.host === undefined) delete process.env.KUBERNETES_SERVICE_HOST;
+    else process.env.KUBERNETES_SERVICE_HOST = saved.host;
+    if (saved.port === undefined) delete process.env.KUBERNETES_SERVICE_PORT;
+    else process.env.KUBERNETES_SERVICE_PORT = saved.port;
+  }
+});

@@ -1,0 +1,127 @@
+// POST /deploy on a gke target, end to end through the sandbox: the real Container API
+// client against the fake, ADC tokens from the fake metadata server checked by the
+// real kube-apiserver's token webhook, and server-side apply into the real cluster.
+import assert from 'node:assert/strict';
+import { readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { caFileDir } from '../src/cluster/ca-file.ts';
+import { REPO, configYaml, fixture, gkeCluster, webTarget } from './support/config.ts';
+import { startFunction, type RunningFunction } from './support/function.ts';
+import { control, kubectl, kubectlJson, namespace, stats, useSandboxEnv } from './support/sandbox.ts';
+
+interface Deployment {
+  metadata: { annotations: Record<string, string>; generation: number };
+  spec: { template: { spec: { containers: { name: string; image: string }[] } } };
+}
+
+async function liveImage(ns: string, name = 'web'): Promise<string | undefined> {
+  const d = await kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', name]);
+  return d.spec.template.spec.containers[0]?.image;
+}
+
+describe('POST /deploy, gke target', () => {
+  let fn: RunningFunction;
+  let ns: string;
+
+  before(async () => {
+    const info = await useSandboxEnv();
+    ns = await namespace('web');
+    fn = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns) } }), {
+      'web.yaml': fixture('manifests/web.yaml'),
+    });
+  });
+  after(() => fn.close());
+
+  test('creates, then configures, then reports unchanged — as the API server sees it', async () => {
+    const first = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.0.0` });
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.equal(first.body.status, 'applied');
+    assert.deepEqual(first.body.objects, [
+      { kind: 'Deployment', name: 'web', namespace: ns, action: 'created' },
+      { kind: 'Service', name: 'web', namespace: ns, action: 'created' },
+    ]);
+    assert.equal(await liveImage(ns), `${REPO}:1.0.0`);
+    const svc = await kubectlJson<{ spec: { ports: { port: number }[] } }>(['-n', ns, 'get', 'service', 'web']);
+    assert.equal(svc.spec.ports[0]?.port, 80);
+
+    const second = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.1.0` });
+    assert.equal(second.status, 200);
+    assert.deepEqual(
+      (second.body.objects as { action: string }[]).map((o) => o.action),
+      ['configured', 'unchanged'],
+    );
+    assert.equal(await liveImage(ns), `${REPO}:1.1.0`);
+
+    const generation = (await kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', 'web'])).metadata.generation;
+    const third = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.1.0` });
+    assert.equal(third.status, 200);
+    assert.deepEqual(
+      (third.body.objects as { action: string }[]).map((o) => o.action),
+      ['unchanged', 'unchanged'],
+    );
+    const live = await kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', 'web']);
+    assert.equal(live.metadata.generation, generation, 'an unchanged deploy must not roll the pods');
+    assert.equal(live.metadata.annotations['gke-deployer/image'], `${REPO}:1.1.0`);
+    assert.equal(live.metadata.annotations['gke-deployer/source'], 'direct');
+    assert.equal(live.metadata.annotations['gke-deployer/request-id'], third.body.requestId);
+    assert.match(live.metadata.annotations['kubernetes.io/change-cause'] ?? '', /1\.1\.0/);
+
+    // kwok runs the pods: the rollout really completes.
+    await kubectl(['-n', ns, 'rollout', 'status', 'deployment/web', '--timeout=90s']);
+  });
+
+  test('a dry run validates and reports but changes nothing', async () => {
+    const before = await liveImage(ns);
+    const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:9.9.9`, dryRun: true });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.status, 'dry-run');
+    assert.equal((res.body.objects as { action: string }[])[0]?.action, 'configured');
+    assert.equal(await liveImage(ns), before);
+  });
+
+  test('warm instance: ten more deploys cost no Container API call and no token fetch', async () => {
+    await fn.post('/deploy', { target: 'web', image: `${REPO}:2.0.0` });
+    const before = await stats();
+    for (let i = 0; i < 10; i++) {
+      const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:2.0.${i % 2}` });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+    }
+    const now = await stats();
+    assert.equal(now.containerApi.getCluster - before.containerApi.getCluster, 0);
+    assert.equal(now.metadata.token - before.metadata.token, 0);
+  });
+
+  test('the cluster CA is written once, mode 0600, whatever the number of requests', async () => {
+    await Promise.all([1, 2, 3].map((i) => fn.post('/deploy', { target: 'web', image: `${REPO}:3.0.${i}` })));
+    const dir = caFileDir();
+    assert.ok(dir, 'a CA file was written');
+    const files = readdirSync(dir);
+    assert.equal(files.length, 1, `one CA file, got ${files.join(', ')}`);
+    assert.equal(statSync(path.join(dir, files[0]!)).mode & 0o777, 0o600);
+  });
+});
+
+test('short-lived tokens: with 5-second tokens, deploys 10 s apart all succeed', async () => {
+  const info = await useSandboxEnv();
+  const ns = await namespace('expiry');
+  await control({ tokenLifetimeSeconds: 5 });
+  const fn = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns) } }), {
+    'web.yaml': fixture('manifests/web.yaml'),
+  });
+  try {
+    const before = await stats();
+    for (const tag of ['1', '2', '3']) {
+      const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:${tag}` });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(await liveImage(ns), `${REPO}:${tag}`);
+      if (tag !== '3') await sleep(10_000);
+    }
+    // Each deploy found its token expired (or nearly) and fetched a new one.
+    assert.ok((await stats()).metadata.token - before.metadata.token >= 3);
+  } finally {
+    await control({ tokenLifetimeSeconds: 3600 });
+    await fn.close();
+  }
+});

@@ -1,0 +1,40 @@
+// Global setup for `npm test`: one sandbox for the whole run, in a fresh folder, shared
+// with every test file through SANDBOX_DIR. A running sandbox named by SANDBOX_DIR
+// (e.g. from `npm run sandbox`) is reused instead, for a fast edit-test loop.
+import { existsSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { readSandboxInfo, startSandbox, type Sandbox } from '../sandbox/index.ts';
+
+let sandbox: Sandbox | undefined;
+
+async function alive(dir: string): Promise<boolean> {
+  if (!existsSync(path.join(dir, 'sandbox.json'))) return false;
+  const info = await readSandboxInfo(dir);
+  return info.pids.every((pid) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+export async function globalSetup(): Promise<void> {
+  const reuse = process.env.SANDBOX_DIR;
+  if (reuse && (await alive(reuse))) {
+    console.error(`[test] reusing the sandbox in ${reuse}`);
+    return;
+  }
+  const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-test-'));
+  const started = Date.now();
+  sandbox = await startSandbox({ dir, log: (l) => console.error(`[sandbox] ${l}`) });
+  console.error(`[test] sandbox up in ${((Date.now() - started) / 1000).toFixed(1)}s at ${dir}`);
+  process.env.SANDBOX_DIR = dir;
+}
+
+export async function globalTeardown(): Promise<void> {
+  await sandbox?.stop();
+}

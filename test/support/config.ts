@@ -1,0 +1,27 @@
+// deployer.yaml for tests, built from objects so each test states only what it varies.
+import { readFileSync } from 'node:fs';
+import { stringify } from 'yaml';
+import type { SandboxInfo } from '../../sandbox/index.ts';
+
+export const REPO = 'europe-docker.pkg.dev/sandbox-project/apps/web';
+
+export function fixture(name: string): string {
+  return readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8');
+}
+
+export function gkeCluster(info: SandboxInfo) {
+  return { gke: { project: info.project, location: info.location, name: info.cluster } };
+}
+
+export function configYaml(opts: {
+  clusters: Record<string, unknown>;
+  targets: Record<string, Record<string, unknown>>;
+  auth?: Record<string, unknown>;
+}): string {
+  return stringify({ auth: opts.auth ?? { direct: 'none' }, clusters: opts.clusters, targets: opts.targets });
+}
+
+/** A manifests target for web.yaml in `namespace`. */
+export function webTarget(namespace: string, extra: Record<string, unknown> = {}) {
+  return { cluster: 'sandbox', namespace, manifests: ['web.yaml'], container: 'web', images: [REPO], ...extra };
+}

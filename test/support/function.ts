@@ -1,0 +1,62 @@
+// Runs the real function (functions-framework, our router, our pipeline) in-process
+// on a loopback port, with a config written to a temp folder.
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import * as ff from '@google-cloud/functions-framework';
+import { getTestServer } from '@google-cloud/functions-framework/testing';
+import { createApp } from '../../src/app.ts';
+import { loadConfigFile } from '../../src/config/load.ts';
+import type { Logger } from '../../src/report/log.ts';
+
+export interface RunningFunction {
+  url: string;
+  dir: string;
+  logs: { severity: string; message: string; [k: string]: unknown }[];
+  post(route: string, body: unknown, headers?: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }>;
+  close(): Promise<void>;
+}
+
+let seq = 0;
+
+/** `files` are written next to deployer.yaml (manifests, token files…). */
+export async function startFunction(configYaml: string, files: Record<string, string> = {}): Promise<RunningFunction> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-fn-'));
+  for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
+  await writeFile(path.join(dir, 'deployer.yaml'), configYaml);
+  const logs: RunningFunction['logs'] = [];
+  const log: Logger = (severity, message, fields) => logs.push({ severity, message, ...fields });
+  const app = createApp(loadConfigFile(path.join(dir, 'deployer.yaml')), log);
+  const name = `deploy-test-${++seq}`;
+  ff.http(name, app.handler);
+  const server: Server = getTestServer(name);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const addr = server.address();
+  if (addr === null || typeof addr === 'string') throw new Error('no address');
+  const url = `http://127.0.0.1:${addr.port}`;
+  return {
+    url,
+    dir,
+    logs,
+    async post(route, body, headers = {}) {
+      const res = await fetch(url + route, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      const text = await res.text();
+      let parsed: Record<string, unknown>;
+      try {
+        parsed = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        parsed = { raw: text };
+      }
+      return { status: res.status, body: parsed };
+    },
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await app.close();
+    },
+  };
+}

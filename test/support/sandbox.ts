@@ -1,0 +1,79 @@
+// What tests use of the running sandbox (see test/setup.ts).
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import { readSandboxInfo, type SandboxInfo } from '../../sandbox/index.ts';
+
+const exec = promisify(execFile);
+let cached: SandboxInfo | undefined;
+
+export async function sandbox(): Promise<SandboxInfo> {
+  const dir = process.env.SANDBOX_DIR;
+  if (!dir) throw new Error('SANDBOX_DIR is not set: run tests with `npm test` (test/setup.ts starts the sandbox)');
+  cached ??= await readSandboxInfo(dir);
+  return cached;
+}
+
+/** Points this process's Google clients at the sandbox, as the function's env would. */
+export async function useSandboxEnv(): Promise<SandboxInfo> {
+  const info = await sandbox();
+  Object.assign(process.env, info.env);
+  return info;
+}
+
+/** Runs kubectl as the sandbox admin; `input` is piped to stdin (for `-f -`). */
+export async function kubectl(args: string[], input?: string): Promise<string> {
+  const info = await sandbox();
+  const child = exec(info.kubectl, ['--kubeconfig', info.kubeconfig, ...args], { maxBuffer: 16 << 20 });
+  if (input !== undefined) child.child.stdin?.end(input);
+  const { stdout } = await child;
+  return stdout;
+}
+
+export async function kubectlJson<T = Record<string, unknown>>(args: string[]): Promise<T> {
+  return JSON.parse(await kubectl([...args, '-o', 'json'])) as T;
+}
+
+/** Whether the object exists, asked of the API server. */
+export async function exists(kind: string, name: string, namespace?: string): Promise<boolean> {
+  try {
+    await kubectl([...(namespace ? ['-n', namespace] : []), 'get', kind, name]);
+    return true;
+  } catch (err) {
+    if (String((err as { stderr?: string }).stderr).includes('NotFound')) return false;
+    throw err;
+  }
+}
+
+/** A fresh namespace per test, so tests never see each other's objects. */
+export async function namespace(prefix = 't'): Promise<string> {
+  const ns = `${prefix}-${randomBytes(4).toString('hex')}`;
+  await kubectl(['create', 'namespace', ns]);
+  return ns;
+}
+
+export interface Stats {
+  containerApi: { getCluster: number };
+  metadata: { token: number };
+}
+
+export async function stats(): Promise<Stats> {
+  return (await (await fetch((await sandbox()).stats)).json()) as Stats;
+}
+
+export async function control(change: { tokenLifetimeSeconds?: number; containerApiFailure?: string | null }): Promise<void> {
+  const res = await fetch((await sandbox()).control, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(change) });
+  if (!res.ok) throw new Error(`control: ${res.status} ${await res.text()}`);
+}
+
+export async function idToken(req: { audience: string; email: string; emailVerified?: boolean; expiresInSeconds?: number; signWithUnknownKey?: boolean }): Promise<string> {
+  const res = await fetch(`${(await sandbox()).identity}/id-token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(req) });
+  if (!res.ok) throw new Error(`id-token: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { token: string }).token;
+}
+
+export async function accessToken(email: string, lifetimeSeconds?: number): Promise<string> {
+  const res = await fetch(`${(await sandbox()).identity}/access-token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, lifetimeSeconds }) });
+  if (!res.ok) throw new Error(`access-token: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { token: string }).token;
+}

@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseManifests } from '../../src/apply/manifests.ts';
+import { renderManifests } from '../../src/apply/render.ts';
+import { DeployError } from '../../src/errors.ts';
+
+const stamp = { source: 'direct', image: 'r.io/a/web:2', requestId: 'req-1' };
+const workloads = parseManifests(`
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: d }
+spec: { template: { spec: { containers: [{ name: web, image: old }, { name: sidecar, image: proxy:1 }] } } }
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: { name: c }
+spec: { jobTemplate: { spec: { template: { spec: { containers: [{ name: web, image: old }] } } } } }
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: { name: m }
+`);
+
+test('sets the image on the target container of every pod template, and stamps every object', () => {
+  const out = renderManifests(workloads, { image: 'r.io/a/web:2', container: 'web', stamp });
+  const [d, c, m] = out as [any, any, any]; // eslint-disable-line @typescript-eslint/no-explicit-any
+  assert.equal(d.spec.template.spec.containers[0].image, 'r.io/a/web:2');
+  assert.equal(d.spec.template.spec.containers[1].image, 'proxy:1');
+  assert.equal(c.spec.jobTemplate.spec.template.spec.containers[0].image, 'r.io/a/web:2');
+  for (const o of [d, c, m]) {
+    assert.equal(o.metadata.annotations['gke-deployer/image'], 'r.io/a/web:2');
+    assert.equal(o.metadata.annotations['gke-deployer/request-id'], 'req-1');
+    assert.equal(o.metadata.annotations['gke-deployer/source'], 'direct');
+    assert.match(o.metadata.annotations['kubernetes.io/change-cause'], /r\.io\/a\/web:2/);
+  }
+  // The parsed manifests are not modified.
+  assert.equal((workloads[0] as any).spec.template.spec.containers[0].image, 'old'); // eslint-disable-line @typescript-eslint/no-explicit-any
+});
+
+test('without a container name, several containers is an error; no matching container is an error', () => {
+  assert.throws(() => renderManifests(workloads, { image: 'x:1', stamp }), (e: unknown) => e instanceof DeployError && e.code === 'INVALID_MANIFEST');
+  assert.throws(() => renderManifests(workloads, { image: 'x:1', container: 'nope', stamp }), (e: unknown) => e instanceof DeployError && e.code === 'CONTAINER_NOT_FOUND');
+});
+
+test('manifests: multi-document, lists expanded, missing names refused', () => {
+  assert.equal(parseManifests('kind: List\napiVersion: v1\nitems: [{apiVersion: v1, kind: ConfigMap, metadata: {name: a}}]').length, 1);
+  assert.throws(() => parseManifests('apiVersion: v1\nkind: ConfigMap\nmetadata: { generateName: a- }'), /metadata.name/);
+  assert.throws(() => parseManifests('a: [1'), /document 1/);
+});
