@@ -46,7 +46,10 @@ export function startProcess(opts: StartOptions): Proc {
       resolve();
     });
   });
-  void gone.then(() => log.end());
+  // End the log on 'close', not 'exit': output can still be in the pipes at 'exit',
+  // and writing it to an ended stream would throw. A log error must never crash us.
+  child.once('close', () => log.end());
+  log.on('error', () => {});
   return {
     name: opts.name,
     child,

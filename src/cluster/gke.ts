@@ -11,6 +11,8 @@ export interface GkeSpec {
   cacheTtlSeconds: number;
 }
 
+const LOOKUP_TIMEOUT_MS = 10_000;
+
 // gRPC status codes that mean "try again later" rather than "fix your config".
 const TRANSIENT_GRPC = new Set([4 /* DEADLINE_EXCEEDED */, 8 /* RESOURCE_EXHAUSTED */, 13 /* INTERNAL */, 14 /* UNAVAILABLE */]);
 
@@ -43,7 +45,9 @@ export class GkeAccess implements ClusterAccess {
   private async fetch(): Promise<Connection> {
     let cluster;
     try {
-      [cluster] = await (await this.containerApi()).getCluster({ name: this.resourceName });
+      // The library's default retries UNAVAILABLE for ~30 s; a deploy source would rather
+      // answer "retry later" sooner (Pub/Sub redelivers, webhooks are retried by the sender).
+      [cluster] = await (await this.containerApi()).getCluster({ name: this.resourceName }, { timeout: LOOKUP_TIMEOUT_MS });
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       const detail = (err as { details?: unknown }).details ?? (err as Error).message;
