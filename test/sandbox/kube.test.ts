@@ -20,6 +20,7 @@ const fixture = (name: string) => path.join(root, 'test/fixtures/kube', name);
 const users: Record<string, string> = {
   'good-token': 'deployer@p.iam.gserviceaccount.com',
   'limited-token': 'nobody@p.iam.gserviceaccount.com',
+  'expiring-token': 'deployer@p.iam.gserviceaccount.com',
 };
 async function startTokenWebhook(): Promise<{ url: string; close: () => void }> {
   const srv = http.createServer((req, res) => {
@@ -180,6 +181,19 @@ describe('sandbox kube control plane', { timeout: 300_000 }, () => {
     assert.equal((await get(cp, '/api/v1/namespaces/team/pods', cp.adminToken)).status, 200);
   });
 
+  test('a token the webhook stops accepting gets 401 within the cache window', async () => {
+    assert.equal((await get(cp, '/api/v1/namespaces/team/pods', 'expiring-token')).status, 200);
+    delete users['expiring-token'];
+    const since = Date.now();
+    // webhookCacheTtl (2s) is not the whole story: the apiserver also caches successful
+    // token authentications for a fixed 10s.
+    await eventually('401 for the expired token', async () => {
+      const r = await get(cp, '/api/v1/namespaces/team/pods', 'expiring-token');
+      return r.status === 401 ? r : undefined;
+    }, 20_000);
+    assert.ok(Date.now() - since < 15_000);
+  });
+
   test('stopApiserver refuses connections; startApiserver serves the same objects', async () => {
     const before = JSON.parse((await get(cp, '/apis/apps/v1/namespaces/default/deployments/x', cp.adminToken)).body) as {
       metadata: { uid: string };
@@ -190,6 +204,8 @@ describe('sandbox kube control plane', { timeout: 300_000 }, () => {
     const res = await get(cp, '/apis/apps/v1/namespaces/default/deployments/x', cp.adminToken);
     assert.equal(res.status, 200);
     assert.equal((JSON.parse(res.body) as { metadata: { uid: string } }).metadata.uid, before.metadata.uid);
+    // Controllers, scheduler and kwok reconnect: a scale-up still rolls out.
+    await kubectlOk(cp, ['scale', 'deployment/x', '--replicas=3']);
     assert.match(await kubectlOk(cp, ['rollout', 'status', 'deployment/x', '--timeout=60s']), /successfully rolled out/);
   });
 

@@ -1,0 +1,132 @@
+// The sandbox: a real Kubernetes control plane (etcd, kube-apiserver, controllers,
+// scheduler, kwok nodes), fakes of Google's own endpoints (metadata/identity, Container
+// API) and the Pub/Sub emulator, all on loopback. Usable as a library and by cli.ts.
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ensureBinaries } from './binaries.ts';
+import { startGoogleFakes, type GoogleFakes } from './google/index.ts';
+import { startControlPlane, type ControlPlane } from './kube/index.ts';
+import { startPubsubEmulator, type PubsubEmulator } from './pubsub.ts';
+
+export const PROJECT = 'sandbox-project';
+export const LOCATION = 'europe-west1';
+export const CLUSTER = 'sandbox';
+/** The identity the function runs as (the metadata server's default service account). */
+export const DEPLOYER_SA = `deployer@${PROJECT}.iam.gserviceaccount.com`;
+
+/** What sandbox.json holds: everything a test or the function needs to use the sandbox. */
+export interface SandboxInfo {
+  dir: string;
+  /** Admin kubeconfig, for kubectl. */
+  kubeconfig: string;
+  kubectl: string;
+  server: string;
+  caFile: string;
+  project: string;
+  location: string;
+  cluster: string;
+  serviceAccount: string;
+  /** Environment that makes the function use the sandbox. */
+  env: Record<string, string>;
+  /** GET: { containerApi: { getCluster }, metadata: { token } } */
+  stats: string;
+  /** POST {identity}/id-token {audience, email} → {token}; POST {identity}/access-token {email} → {token}. */
+  identity: string;
+  /** PEM certs URL for OIDC verification (auth.certsUrl). */
+  certsUrl: string;
+  /** POST {tokenLifetimeSeconds?, containerApiFailure?} */
+  control: string;
+  pubsub?: string;
+  pids: number[];
+}
+
+export interface Sandbox {
+  info: SandboxInfo;
+  controlPlane: ControlPlane;
+  google: GoogleFakes;
+  pubsub?: PubsubEmulator;
+  stop(): Promise<void>;
+}
+
+export interface SandboxOptions {
+  dir: string;
+  /** Start the Pub/Sub emulator (a JVM: a few seconds and ~300 MB). Default true. */
+  pubsub?: boolean;
+  tokenLifetimeSeconds?: number;
+  log?: (line: string) => void;
+}
+
+export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
+  const log = opts.log ?? (() => {});
+  const dir = path.resolve(opts.dir);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const binDir = await ensureBinaries();
+  const started = Date.now();
+
+  const google = await startGoogleFakes({ project: PROJECT, serviceAccount: DEPLOYER_SA, ...(opts.tokenLifetimeSeconds && { tokenLifetimeSeconds: opts.tokenLifetimeSeconds }) });
+  const stops: (() => Promise<void>)[] = [() => google.close()];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+  };
+  try {
+    const [controlPlane, pubsub] = await Promise.all([
+      startControlPlane({ dir: path.join(dir, 'kube'), binDir, tokenWebhookUrl: `${google.identityUrl}/tokenreview`, log }).then((cp) => {
+        stops.push(() => cp.stop());
+        return cp;
+      }),
+      opts.pubsub === false
+        ? undefined
+        : startPubsubEmulator({ dir: path.join(dir, 'pubsub'), project: PROJECT }).then((ps) => {
+            stops.push(() => ps.stop());
+            log(`pubsub emulator ready (${(ps.startMs / 1000).toFixed(1)}s)`);
+            return ps;
+          }),
+    ]);
+
+    // Like roles/container.developer on GKE: the deployer may edit namespaced objects anywhere.
+    const grant = await controlPlane.kubectl(['create', 'clusterrolebinding', 'gke-deployer-edit', '--clusterrole=edit', `--user=${DEPLOYER_SA}`]);
+    if (grant.code !== 0) throw new Error(`granting the deployer RBAC failed: ${grant.stderr}`);
+
+    const server = new URL(controlPlane.server);
+    google.addCluster({ project: PROJECT, location: LOCATION, name: CLUSTER, endpoint: server.host, caPem: controlPlane.caPem });
+
+    const info: SandboxInfo = {
+      dir,
+      kubeconfig: controlPlane.kubeconfig,
+      kubectl: path.join(binDir, 'kubectl'),
+      server: controlPlane.server,
+      caFile: controlPlane.caFile,
+      project: PROJECT,
+      location: LOCATION,
+      cluster: CLUSTER,
+      serviceAccount: DEPLOYER_SA,
+      env: {
+        GCE_METADATA_HOST: google.identity.metadataHost,
+        GOOGLE_CLOUD_PROJECT: PROJECT,
+        CONTAINER_API_ENDPOINT: google.containerApiEndpoint,
+        ...(pubsub && { PUBSUB_EMULATOR_HOST: pubsub.host }),
+      },
+      stats: `${google.identityUrl}/stats`,
+      identity: google.identityUrl,
+      certsUrl: `${google.identityUrl}/oauth2/v1/certs`,
+      control: `${google.identityUrl}/control`,
+      ...(pubsub && { pubsub: pubsub.host }),
+      pids: [process.pid, ...controlPlane.processes().map((p) => p.pid), ...(pubsub?.proc.child.pid ? [pubsub.proc.child.pid] : [])],
+    };
+    await writeFile(path.join(dir, 'sandbox.json'), `${JSON.stringify(info, null, 2)}\n`);
+    log(`sandbox ready in ${((Date.now() - started) / 1000).toFixed(1)}s (binaries already built)`);
+    return { info, controlPlane, google, ...(pubsub && { pubsub }), stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+export async function readSandboxInfo(dir: string): Promise<SandboxInfo> {
+  return JSON.parse(await readFile(path.join(dir, 'sandbox.json'), 'utf8')) as SandboxInfo;
+}
+
+export function defaultSandboxDir(): string {
+  return path.resolve(process.env.SANDBOX_DIR ?? '.sandbox');
+}
