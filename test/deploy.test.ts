@@ -62,10 +62,11 @@ describe('POST /deploy, gke target', () => {
       ['unchanged', 'unchanged'],
     );
     const live = await kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', 'web']);
-    assert.equal(live.metadata.generation, generation, 'an unchanged deploy must not roll the pods');
+    assert.equal(live.metadata.generation, generation, 'an identical deploy writes nothing');
     assert.equal(live.metadata.annotations['gke-deployer/image'], `${REPO}:1.1.0`);
     assert.equal(live.metadata.annotations['gke-deployer/source'], 'direct');
-    assert.equal(live.metadata.annotations['gke-deployer/request-id'], third.body.requestId);
+    // The stamp names the deploy that set the current image.
+    assert.equal(live.metadata.annotations['gke-deployer/request-id'], second.body.requestId);
     assert.match(live.metadata.annotations['kubernetes.io/change-cause'] ?? '', /1\.1\.0/);
 
     // kwok runs the pods: the rollout really completes.

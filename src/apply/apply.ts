@@ -25,8 +25,9 @@ export interface ApplyOptions {
 }
 
 export async function applyObjects(client: KubeClient, objects: readonly KubernetesObject[], opts: ApplyOptions): Promise<AppliedObject[]> {
-  const scoped = await Promise.all(objects.map((obj) => scope(client, obj, opts)));
-  const live = await Promise.all(scoped.map((obj) => get(client, obj)));
+  const inScope = await Promise.all(objects.map((obj) => scope(client, obj, opts)));
+  const live = await Promise.all(inScope.map((obj) => get(client, obj)));
+  const scoped = inScope.map((obj, i) => keepRequestId(obj, live[i]));
   if (scoped.length > 1 && !opts.dryRun) {
     // Every object must pass before any is applied. Single-object deploys skip this:
     // their one apply is already all-or-nothing.
@@ -73,7 +74,7 @@ export async function applyImage(
   };
   let result: KubernetesObject;
   try {
-    result = await client.apply(patch, { dryRun: opts.dryRun, force: opts.force });
+    result = await client.apply(keepRequestId(patch, live), { dryRun: opts.dryRun, force: opts.force });
   } catch (err) {
     throw apiError(err, patch, 'apply');
   }
@@ -101,6 +102,19 @@ async function scope(client: KubeClient, obj: KubernetesObject, opts: ApplyOptio
   return { ...obj, metadata };
 }
 
+/**
+ * The request-id stamp names the deploy that set the current image. Re-deploying the
+ * same image keeps it, so an identical deploy is a true no-op: no write, no new
+ * generation, no events.
+ */
+function keepRequestId(obj: KubernetesObject, live: KubernetesObject | undefined): KubernetesObject {
+  const was = live?.metadata?.annotations;
+  const now = obj.metadata?.annotations;
+  const previous = was?.[ANNOTATIONS.requestId];
+  if (!now || previous === undefined || was?.[ANNOTATIONS.image] !== now[ANNOTATIONS.image]) return obj;
+  return { ...obj, metadata: { ...obj.metadata, annotations: { ...now, [ANNOTATIONS.requestId]: previous } } };
+}
+
 async function get(client: KubeClient, obj: KubernetesObject): Promise<KubernetesObject | undefined> {
   try {
     return await client.get(obj);
@@ -119,13 +133,18 @@ function report(obj: KubernetesObject, before: KubernetesObject | undefined, aft
   };
 }
 
-/** What a deploy can change: everything but status and bookkeeping the server or this deployer updates on every write. */
+/**
+ * What a deploy is reported on: everything but status, the server's bookkeeping, and
+ * this deployer's own stamps (a Service whose only change is its stamp is "unchanged").
+ */
 function content(obj: KubernetesObject): unknown {
   const { status: _status, metadata, ...rest } = obj as KubernetesObject & { status?: unknown };
-  const { resourceVersion: _rv, managedFields: _mf, generation: _g, annotations, ...meta } = metadata ?? {};
-  const { [ANNOTATIONS.requestId]: _id, ...kept } = annotations ?? {};
+  const { resourceVersion: _rv, managedFields: _mf, generation: _g, annotations = {}, ...meta } = metadata ?? {};
+  const kept = Object.fromEntries(Object.entries(annotations).filter(([k]) => !STAMP_KEYS.has(k)));
   return { ...rest, metadata: { ...meta, annotations: kept } };
 }
+
+const STAMP_KEYS = new Set<string>(Object.values(ANNOTATIONS));
 
 function combine(errors: DeployError[]): DeployError {
   if (errors.length === 1) return errors[0]!;

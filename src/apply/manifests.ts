@@ -27,7 +27,7 @@ function checkObject(v: unknown, where: string): KubernetesObject {
   if (!isRecord(meta) || typeof meta.name !== 'string' || meta.name === '') {
     throw new Error(`${where} (${v.kind}): missing metadata.name (generateName is not supported: applies must be idempotent)`);
   }
-  return v as KubernetesObject;
+  return v;
 }
 
 export function isRecord(v: unknown): v is Record<string, unknown> {

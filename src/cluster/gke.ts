@@ -49,12 +49,12 @@ export class GkeAccess implements ClusterAccess {
       // answer "retry later" sooner (Pub/Sub redelivers, webhooks are retried by the sender).
       [cluster] = await (await this.containerApi()).getCluster({ name: this.resourceName }, { timeout: LOOKUP_TIMEOUT_MS });
     } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      const detail = (err as { details?: unknown }).details ?? (err as Error).message;
+      const { code, details } = err as { code?: unknown; details?: unknown };
+      const detail = typeof details === 'string' && details !== '' ? details : (err as Error).message;
       const transient = typeof code === 'number' && TRANSIENT_GRPC.has(code);
       throw new DeployError(
         transient ? 'CONTAINER_API_UNAVAILABLE' : 'CONTAINER_API_ERROR',
-        `Container API getCluster ${this.resourceName} failed: ${String(detail)}`,
+        `Container API getCluster ${this.resourceName} failed: ${detail}`,
         { cause: err },
       );
     }

@@ -4,6 +4,14 @@ import { parseManifests } from '../../src/apply/manifests.ts';
 import { renderManifests } from '../../src/apply/render.ts';
 import { DeployError } from '../../src/errors.ts';
 
+interface PodTemplate {
+  spec: { containers: { name: string; image: string }[] };
+}
+interface Obj {
+  metadata: { annotations?: Record<string, string> };
+  spec?: { template?: PodTemplate; jobTemplate?: { spec: { template: PodTemplate } } };
+}
+
 const stamp = { source: 'direct', image: 'r.io/a/web:2', requestId: 'req-1' };
 const workloads = parseManifests(`
 apiVersion: apps/v1
@@ -22,19 +30,20 @@ metadata: { name: m }
 `);
 
 test('sets the image on the target container of every pod template, and stamps every object', () => {
-  const out = renderManifests(workloads, { image: 'r.io/a/web:2', container: 'web', stamp });
-  const [d, c, m] = out as [any, any, any]; // eslint-disable-line @typescript-eslint/no-explicit-any
-  assert.equal(d.spec.template.spec.containers[0].image, 'r.io/a/web:2');
-  assert.equal(d.spec.template.spec.containers[1].image, 'proxy:1');
-  assert.equal(c.spec.jobTemplate.spec.template.spec.containers[0].image, 'r.io/a/web:2');
+  // Read the result back as plain data, the way it is sent.
+  const [d, c, m] = JSON.parse(JSON.stringify(renderManifests(workloads, { image: 'r.io/a/web:2', container: 'web', stamp }))) as Obj[];
+  assert.equal(d?.spec?.template?.spec.containers[0]?.image, 'r.io/a/web:2');
+  assert.equal(d?.spec?.template?.spec.containers[1]?.image, 'proxy:1');
+  assert.equal(c?.spec?.jobTemplate?.spec.template.spec.containers[0]?.image, 'r.io/a/web:2');
   for (const o of [d, c, m]) {
-    assert.equal(o.metadata.annotations['gke-deployer/image'], 'r.io/a/web:2');
-    assert.equal(o.metadata.annotations['gke-deployer/request-id'], 'req-1');
-    assert.equal(o.metadata.annotations['gke-deployer/source'], 'direct');
-    assert.match(o.metadata.annotations['kubernetes.io/change-cause'], /r\.io\/a\/web:2/);
+    const a = o?.metadata.annotations ?? {};
+    assert.equal(a['gke-deployer/image'], 'r.io/a/web:2');
+    assert.equal(a['gke-deployer/request-id'], 'req-1');
+    assert.equal(a['gke-deployer/source'], 'direct');
+    assert.match(a['kubernetes.io/change-cause'] ?? '', /r\.io\/a\/web:2/);
   }
   // The parsed manifests are not modified.
-  assert.equal((workloads[0] as any).spec.template.spec.containers[0].image, 'old'); // eslint-disable-line @typescript-eslint/no-explicit-any
+  assert.equal((workloads[0] as unknown as Obj).spec?.template?.spec.containers[0]?.image, 'old');
 });
 
 test('without a container name, several containers is an error; no matching container is an error', () => {

@@ -1,0 +1,69 @@
+// The README quickstart, as a person runs it: `npm run dev`, then the curl it prints.
+// It starts a second sandbox beside the test run's own, so it also shows two can run at once.
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { readSandboxInfo } from '../sandbox/index.ts';
+import { freePort } from '../sandbox/process.ts';
+
+const exec = promisify(execFile);
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('npm run dev, then the printed curl, deploys the example app and its Pods become Ready', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-dev-'));
+  const port = await freePort();
+  const dev = spawn('npm', ['run', 'dev'], {
+    cwd: path.resolve(import.meta.dirname, '..'),
+    env: { ...process.env, SANDBOX_DIR: dir, PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true, // its own process group, so the test can stop it like Ctrl-C does
+  });
+  let out = '';
+  dev.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  dev.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => dev.once('exit', resolve));
+  try {
+    const deadline = Date.now() + 120_000;
+    while (!/Press Ctrl-C to stop/.test(out)) {
+      assert.ok(Date.now() < deadline, `npm run dev did not become ready:\n${out}`);
+      assert.equal(dev.exitCode, null, `npm run dev exited:\n${out}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const curl = /^\s*(curl .*)$/m.exec(out)?.[1];
+    assert.ok(curl, `no curl line in:\n${out}`);
+    const { stdout } = await exec('sh', ['-c', curl]);
+    const result = JSON.parse(stdout) as { status: string; objects: { kind: string; action: string }[] };
+    assert.equal(result.status, 'applied', stdout);
+    assert.deepEqual(result.objects.map((o) => `${o.kind}:${o.action}`), ['Deployment:created', 'Service:created']);
+
+    const rollout = /^\s*(\S+kubectl --kubeconfig \S+ -n demo rollout status deployment\/hello)$/m.exec(out)?.[1];
+    assert.ok(rollout, `no rollout command in:\n${out}`);
+    await exec('sh', ['-c', `${rollout} --timeout=90s`]);
+    const pods = JSON.parse((await exec('sh', ['-c', rollout.replace('rollout status deployment/hello', 'get pods -l app=hello -o json')])).stdout) as {
+      items: { status: { conditions?: { type: string; status: string }[] } }[];
+    };
+    assert.equal(pods.items.length, 2);
+    for (const pod of pods.items) assert.ok(pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+  } finally {
+    const info = await readSandboxInfo(dir).catch(() => undefined);
+    if (dev.pid) process.kill(-dev.pid, 'SIGINT');
+    await exited;
+    // Ctrl-C leaves nothing running.
+    if (info) {
+      await new Promise((r) => setTimeout(r, 500));
+      for (const pid of info.pids) assert.equal(alive(pid), false, `pid ${pid} still running`);
+    }
+  }
+});
