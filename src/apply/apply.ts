@@ -5,7 +5,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import type { KubeClient } from '../cluster/client.ts';
 import { DeployError } from '../errors.ts';
 import { apiError, describe } from './errors.ts';
-import { ANNOTATIONS, stampAnnotations, type Stamp } from './render.ts';
+import { ANNOTATIONS, isWorkload, stampAnnotations, type Stamp } from './render.ts';
 
 export type Action = 'created' | 'configured' | 'unchanged';
 
@@ -79,6 +79,21 @@ export async function applyImage(
     throw apiError(err, patch, 'apply');
   }
   return [report(patch, live, result)];
+}
+
+/**
+ * The image this deployer last applied to the target, as its objects record it; a
+ * reconcile re-applies it. Workloads are asked first; any surviving object will do,
+ * so a deleted Deployment can be recreated from its Service's stamp.
+ */
+export async function recordedImage(client: KubeClient, objects: readonly KubernetesObject[], namespace: string): Promise<string | undefined> {
+  const ordered = [...objects].sort((a, b) => Number(!isWorkload(a)) - Number(!isWorkload(b)));
+  for (const obj of ordered) {
+    const live = await get(client, { ...obj, metadata: { ...obj.metadata, namespace } });
+    const image = live?.metadata?.annotations?.[ANNOTATIONS.image];
+    if (image) return image;
+  }
+  return undefined;
 }
 
 async function scope(client: KubeClient, obj: KubernetesObject, opts: ApplyOptions): Promise<KubernetesObject> {

@@ -26,6 +26,10 @@ const POD_SPEC: Record<string, readonly string[]> = {
   CronJob: ['spec', 'jobTemplate', 'spec', 'template', 'spec'],
 };
 
+export function isWorkload(obj: KubernetesObject): boolean {
+  return (obj.kind ?? '') in POD_SPEC;
+}
+
 export function stampAnnotations(stamp: Stamp): Record<string, string> {
   return {
     [ANNOTATIONS.source]: stamp.source,

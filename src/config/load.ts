@@ -5,7 +5,7 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { configSchema, type CallerAuth, type ClusterSpec, type TargetSpec } from './schema.ts';
+import { configSchema, type AuthConfig, type ClusterSpec, type Rule, type TargetSpec } from './schema.ts';
 import { isRecord, parseManifests } from '../apply/manifests.ts';
 import { kubeconfigProblems } from '../cluster/kubeconfig.ts';
 
@@ -17,9 +17,10 @@ export interface Target extends TargetSpec {
 
 export interface Config {
   file: string;
-  auth: { direct: CallerAuth; certsUrl?: string };
+  auth: AuthConfig;
   clusters: Map<string, ClusterSpec>;
   targets: Map<string, Target>;
+  rules: Rule[];
 }
 
 export class ConfigError extends Error {
@@ -94,6 +95,30 @@ export function parseConfig(text: string, file: string): Config {
     objects.set(name, parsedObjects);
   }
 
+  const rawRules = isRecord(raw) && Array.isArray(raw.rules) ? raw.rules : [];
+  rawRules.forEach((rule: unknown, i) => {
+    const targets = isRecord(rule) && Array.isArray(rule.targets) ? rule.targets : [];
+    for (const t of targets) {
+      if (typeof t === 'string' && !(t in rawTargets)) problems.push(`rules.${i}.targets: unknown target "${t}"`);
+    }
+  });
+  const rawAuth = isRecord(raw) && isRecord(raw.auth) ? raw.auth : {};
+  for (const [source, key] of [['github', 'secretEnv'], ['gitlab', 'tokenEnv']] as const) {
+    const settings = rawAuth[source];
+    const env = isRecord(settings) ? settings[key] : undefined;
+    if (typeof env === 'string' && !process.env[env]) problems.push(`auth.${source}.${key}: environment variable ${env} is not set`);
+  }
+  for (const source of ['github', 'gitlab', 'artifact-registry', 'cloud-build'] as const) {
+    const needs = source === 'github' || source === 'gitlab' ? source : 'pubsub';
+    if (rawRules.some((r: unknown) => isRecord(r) && r.source === source) && rawAuth[needs] === undefined) {
+      problems.push(
+        needs === 'pubsub'
+          ? `auth.pubsub: required by the ${source} rules (an OIDC audience and service accounts, or "none" for an emulator)`
+          : `auth.${needs}: required by the ${source} rules (${needs === 'github' ? 'secretEnv' : 'tokenEnv'})`,
+      );
+    }
+  }
+
   if (!parsed.success || problems.length > 0) throw new ConfigError(file, problems);
 
   for (const [name, spec] of Object.entries(parsed.data.clusters)) {
@@ -109,5 +134,5 @@ export function parseConfig(text: string, file: string): Config {
   for (const [name, spec] of Object.entries(parsed.data.targets)) {
     targets.set(name, { ...spec, ...(spec.manifests && { manifests: spec.manifests.map(resolve) }), name, objects: objects.get(name) ?? [] });
   }
-  return { file, auth: parsed.data.auth, clusters, targets };
+  return { file, auth: parsed.data.auth, clusters, targets, rules: parsed.data.rules };
 }

@@ -64,14 +64,48 @@ export const targetSchema = z
     error: 'needs exactly one of manifests (apply these files) or deployment (update the image of an existing Deployment)',
   });
 
+/** The name of an environment variable holding a secret (the secret itself never sits in the file). */
+const envName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name, e.g. GITHUB_WEBHOOK_SECRET');
+
+/** An image repository, or a git repository as owner/name (GitLab: group/subgroup/name). */
+const gitRepository = z.string().regex(/^[\w.-]+(\/[\w.-]+)+$/, 'must be owner/name');
+/** `v*` (glob) or a semver range such as `>=1.0.0 <2`. */
+const tagPattern = z.string().min(1).max(200);
+const imageTemplate = z
+  .string()
+  .min(1)
+  .refine((t) => /\$\{(sha|shortSha|tag|branch)\}/.test(t), 'must use ${sha}, ${shortSha}, ${tag} or ${branch}')
+  .refine((t) => !/\$\{(?!(sha|shortSha|tag|branch)\})/.test(t), 'knows only ${sha}, ${shortSha}, ${tag} and ${branch}');
+const targetList = z.array(name).min(1);
+
+export const ruleSchema = z.discriminatedUnion('source', [
+  z.strictObject({ source: z.literal('artifact-registry'), repository, tags: tagPattern.optional(), targets: targetList }),
+  z.strictObject({ source: z.literal('cloud-build'), repository, tags: tagPattern.optional(), targets: targetList }),
+  z.strictObject({
+    source: z.enum(['github', 'gitlab']),
+    repository: gitRepository,
+    /** Pushes and successful pipelines on this branch (default: any branch). */
+    branch: z.string().min(1).optional(),
+    /** Tag pushes / published packages whose tag matches. */
+    tags: tagPattern.optional(),
+    image: imageTemplate,
+    targets: targetList,
+  }),
+]);
+
 export const configSchema = z.strictObject({
   auth: z.strictObject({
     direct: callerAuth,
+    pubsub: callerAuth.optional(),
+    scheduler: callerAuth.optional(),
+    github: z.strictObject({ secretEnv: envName }).optional(),
+    gitlab: z.strictObject({ tokenEnv: envName }).optional(),
     /** Where Google's OIDC signing certs are fetched from (the sandbox serves its own). */
     certsUrl: z.url().optional(),
   }),
   clusters: z.record(name, clusterSchema),
   targets: z.record(name, targetSchema),
+  rules: z.array(ruleSchema).default([]),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
@@ -79,3 +113,5 @@ export type ClusterSpec = z.infer<typeof clusterSchema>;
 export type TargetSpec = z.infer<typeof targetSchema>;
 export type OidcSettings = z.infer<typeof oidc>;
 export type CallerAuth = z.infer<typeof callerAuth>;
+export type Rule = z.infer<typeof ruleSchema>;
+export type AuthConfig = RawConfig['auth'];

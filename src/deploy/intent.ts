@@ -2,7 +2,8 @@
 // sees only this: not HTTP, not who sent it or how it was authenticated.
 export interface DeployIntent {
   target: string;
-  image: string;
+  /** The image to deploy. Absent: reconcile, i.e. re-apply the image the workload records as last deployed. */
+  image?: string;
   dryRun: boolean;
   /** Correlates logs, the response and the stamp on applied objects. */
   requestId: string;

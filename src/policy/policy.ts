@@ -11,12 +11,17 @@ export interface Plan {
   image: ImageRef;
 }
 
-export function authorize(intent: DeployIntent, config: Config): Plan {
+export function resolveTarget(intent: DeployIntent, config: Config): Target {
   const target = config.targets.get(intent.target);
   if (!target) {
     throw new DeployError('UNKNOWN_TARGET', `unknown target "${intent.target}"; configured targets: ${[...config.targets.keys()].join(', ')}`);
   }
-  const image = parseImage(intent.image);
+  return target;
+}
+
+/** `image` is the intent's, or for a reconcile the one the workload recorded: both must be allowed. */
+export function authorize(intent: DeployIntent, target: Target, imageRef: string): Plan {
+  const image = parseImage(imageRef);
   checkImageAllowed(image, target.images, target.name);
   for (const obj of target.objects) {
     const ns = obj.metadata?.namespace;

@@ -1,10 +1,11 @@
 // POST /deploy: a deploy intent sent directly by an authenticated caller.
 import { z } from 'zod';
-import type { Request } from '@google-cloud/functions-framework';
-import type { DeployIntent } from '../deploy/intent.ts';
+import type { CallerAuth } from '../config/schema.ts';
 import { DeployError } from '../errors.ts';
+import type { OidcVerifier } from './auth/oidc.ts';
+import { bearerToken, parseJson, rawBody, requireContentType } from './http.ts';
 import { LIMITS } from './limits.ts';
-import { parseJson, rawBody, requireContentType } from './http.ts';
+import type { Source } from './source.ts';
 
 const body = z.strictObject({
   target: z.string().min(1).max(LIMITS.maxFieldLength),
@@ -12,12 +13,20 @@ const body = z.strictObject({
   dryRun: z.boolean().default(false),
 });
 
-export function directIntent(req: Request, requestId: string): DeployIntent {
-  requireContentType(req, 'application/json');
-  const parsed = body.safeParse(parseJson(rawBody(req)));
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ');
-    throw new DeployError('BAD_REQUEST', `invalid deploy request: ${problems}`);
-  }
-  return { ...parsed.data, requestId, source: 'direct' };
+export function directSource(auth: CallerAuth, verifier: OidcVerifier): Source {
+  return {
+    failures: 'status',
+    authenticate: (req) => (auth === 'none' ? Promise.resolve('unauthenticated') : verifier.verify(bearerToken(req), auth)),
+    receive(req) {
+      requireContentType(req, 'application/json');
+      const parsed = body.safeParse(parseJson(rawBody(req)));
+      if (!parsed.success) throw invalid('deploy request', parsed.error);
+      return { intents: [{ ...parsed.data, source: 'direct' }] };
+    },
+  };
+}
+
+export function invalid(what: string, error: z.ZodError): DeployError {
+  const problems = error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ');
+  return new DeployError('BAD_REQUEST', `invalid ${what}: ${problems}`);
 }

@@ -1,0 +1,29 @@
+// What a source adapter is: it proves who sent a request and turns the request into
+// zero or more deploy intents. It never touches a cluster (the pipeline does).
+import type { Request } from '@google-cloud/functions-framework';
+import type { DeployIntent } from '../deploy/intent.ts';
+
+export type Incoming = Omit<DeployIntent, 'requestId'>;
+
+export interface Delivery {
+  /** The sender's id for this delivery (GitHub delivery GUID, Pub/Sub messageId): becomes the request id. */
+  id?: string;
+  intents: Incoming[];
+  /** Why nothing is deployed: an event type or action that is not acted on, or no rule matched. */
+  ignored?: string;
+  /** What the event was, for the log line (event type, repository, messageId…). */
+  context?: Record<string, string>;
+}
+
+export interface Source {
+  /**
+   * How failures are answered. `status`: the error's HTTP status. `ack`: permanent
+   * failures answer 200 and are logged at ERROR, transient ones 503 — Pub/Sub would
+   * otherwise redeliver a message that can never succeed.
+   */
+  failures: 'status' | 'ack';
+  /** Throws UNAUTHENTICATED. Returns the caller, for logs. Runs before anything else reads the body. */
+  authenticate(req: Request): Promise<string>;
+  /** Validates the request and maps it to intents. Throws BAD_REQUEST and the like. */
+  receive(req: Request): Delivery;
+}
