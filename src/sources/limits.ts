@@ -4,4 +4,10 @@ export const LIMITS = {
   maxBodyBytes: 1024 * 1024,
   /** Longest target name, image reference or id we read from a request. */
   maxFieldLength: 512,
+  /** Longest webhook event-type header (X-GitHub-Event, X-Gitlab-Event) we accept. */
+  maxEventNameLength: 64,
+  /** Pub/Sub's own limits on a message's attributes (quotas: 100 attributes, keys 256 bytes, values 1024 bytes). */
+  pubsubMaxAttributes: 100,
+  pubsubMaxAttributeKeyLength: 256,
+  pubsubMaxAttributeValueLength: 1024,
 } as const;

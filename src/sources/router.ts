@@ -35,6 +35,11 @@ export function router({ config, deploy, log, verifier = new OidcVerifier(config
     const delivery: Delivery = source.receive(req);
     const requestId = delivery.id !== undefined && SAFE_ID.test(delivery.id) ? delivery.id : fallbackId;
     const base = { requestId, trace, path: req.path, caller, ...delivery.context };
+    if (delivery.reply) {
+      log('INFO', `answered ${delivery.reply.status} without deploying`, base);
+      sendJson(res, delivery.reply.status, { ...delivery.reply.body, requestId });
+      return;
+    }
     if (delivery.intents.length === 0) {
       log('INFO', `ignored: ${delivery.ignored ?? 'nothing to deploy'}`, base);
       sendJson(res, 202, { status: 'ignored', reason: delivery.ignored ?? 'nothing to deploy', requestId });

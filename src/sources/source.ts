@@ -13,6 +13,8 @@ export interface Delivery {
   ignored?: string;
   /** What the event was, for the log line (event type, repository, messageId…). */
   context?: Record<string, string>;
+  /** A request that is answered but deploys nothing and is not "ignored" (GitHub's ping): sent as is, with the request id. */
+  reply?: { status: number; body: Record<string, unknown> };
 }
 
 export interface Source {
