@@ -8,6 +8,8 @@ const MAX_MARGIN_MS = 5 * 60_000;
 export class AdcToken implements Credentials {
   private readonly auth: GoogleAuth;
   private cached: { header: string; refreshAt: number } | undefined;
+  /** Set by a 401: the library's own cached copy must be dropped too. */
+  private rejected = false;
   private readonly refresh = shared(() => this.fetch());
 
   constructor(auth = new GoogleAuth({ scopes: SCOPES })) {
@@ -21,17 +23,16 @@ export class AdcToken implements Credentials {
 
   invalidate(): void {
     this.cached = undefined;
-    this.forceLibraryRefresh = true;
+    this.rejected = true;
   }
-
-  private forceLibraryRefresh = false;
 
   private async fetch(): Promise<string> {
     const client = await this.auth.getClient();
-    if (this.forceLibraryRefresh) {
-      // The library keeps its own copy; drop it too, or it would hand back the rejected token.
-      client.credentials = {};
-      this.forceLibraryRefresh = false;
+    if (this.rejected) {
+      // Mark the library's copy expired (keeping its refresh state), or it would hand
+      // back the token the cluster just refused.
+      client.credentials = { ...client.credentials, expiry_date: 1 };
+      this.rejected = false;
     }
     const fetchedAt = Date.now();
     const { token } = await client.getAccessToken();

@@ -1,0 +1,101 @@
+// How a warm instance notices change: an ADC token refused by the cluster is fetched
+// anew (not served again from the library's cache), and an endpoint that stops
+// answering makes the next deploy look the cluster up again.
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import net from 'node:net';
+import { test } from 'node:test';
+import { AdcToken } from '../src/cluster/adc-token.ts';
+import { startContainerApi } from '../sandbox/google/container-api.ts';
+import { startIdentityServer } from '../sandbox/google/identity.ts';
+import { REPO, configYaml, fixture, gkeCluster, webTarget } from './support/config.ts';
+import { startFunction } from './support/function.ts';
+import { namespace, useSandboxEnv } from './support/sandbox.ts';
+
+/** A TCP proxy to `port` that can be closed, like an endpoint that moved away. */
+async function proxyTo(port: number): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(port, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => s.destroy());
+      s.on('close', () => sockets.delete(s));
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+test('ADC tokens: cached until a quarter of their lifetime is left, shared by concurrent callers, refetched after a 401', async () => {
+  const identity = await startIdentityServer({ project: 'sandbox-project', serviceAccount: 'd@sandbox-project.iam.gserviceaccount.com', tokenLifetimeSeconds: 4 });
+  const saved = { host: process.env.GCE_METADATA_HOST, project: process.env.GOOGLE_CLOUD_PROJECT };
+  process.env.GCE_METADATA_HOST = identity.metadataHost;
+  process.env.GOOGLE_CLOUD_PROJECT = 'sandbox-project';
+  try {
+    const token = new AdcToken();
+    const [a, b] = await Promise.all([token.authorization(), token.authorization()]);
+    assert.equal(a, b);
+    assert.equal(identity.stats().metadata.token, 1, 'concurrent callers share one fetch');
+    assert.equal(await token.authorization(), a);
+    assert.equal(identity.stats().metadata.token, 1, 'a fresh token is reused');
+
+    token.invalidate(); // what a 401 from the cluster does
+    const c = await token.authorization();
+    assert.notEqual(c, a, 'a refused token is never handed out again');
+    assert.equal(identity.stats().metadata.token, 2);
+
+    await new Promise((r) => setTimeout(r, 3200)); // within the last quarter of 4 s
+    assert.notEqual(await token.authorization(), c);
+    assert.equal(identity.stats().metadata.token, 3);
+  } finally {
+    process.env.GCE_METADATA_HOST = saved.host;
+    process.env.GOOGLE_CLOUD_PROJECT = saved.project;
+    await identity.close();
+  }
+});
+
+test('gke: when the endpoint stops answering, the deploy answers 503 and the next one looks the cluster up again', async () => {
+  const info = await useSandboxEnv();
+  const ns = await namespace('moved');
+  const apiserverPort = Number(new URL(info.server).port);
+  const caPem = await readFile(info.caFile, 'utf8');
+  // A Container API of this test's own, so the cluster's endpoint can be moved.
+  const containerApi = await startContainerApi();
+  const saved = process.env.CONTAINER_API_ENDPOINT;
+  process.env.CONTAINER_API_ENDPOINT = containerApi.endpoint;
+  const first = await proxyTo(apiserverPort);
+  const second = await proxyTo(apiserverPort);
+  const cluster = { project: info.project, location: info.location, name: info.cluster, caPem };
+  containerApi.addCluster({ ...cluster, endpoint: `127.0.0.1:${first.port}` });
+  const fn = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns) } }), {
+    'web.yaml': fixture('manifests/web.yaml'),
+  });
+  try {
+    assert.equal((await fn.post('/deploy', { target: 'web', image: `${REPO}:1` })).status, 200);
+    assert.equal(containerApi.getClusterCount(), 1);
+
+    await first.close();
+    containerApi.addCluster({ ...cluster, endpoint: `127.0.0.1:${second.port}` });
+    const failed = await fn.post('/deploy', { target: 'web', image: `${REPO}:2` });
+    assert.equal(failed.status, 503, JSON.stringify(failed.body));
+    assert.equal((failed.body.error as { code: string }).code, 'CLUSTER_UNAVAILABLE');
+
+    const again = await fn.post('/deploy', { target: 'web', image: `${REPO}:2` });
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal(containerApi.getClusterCount(), 2, 'looked up again after the failure, not before');
+  } finally {
+    await fn.close();
+    await Promise.all([second.close(), containerApi.close()]);
+    if (saved === undefined) delete process.env.CONTAINER_API_ENDPOINT;
+    else process.env.CONTAINER_API_ENDPOINT = saved;
+  }
+});
