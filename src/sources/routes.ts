@@ -2,6 +2,8 @@
 import type { Config } from '../config/load.ts';
 import type { OidcVerifier } from './auth/oidc.ts';
 import { directSource } from './direct.ts';
+import { githubSource } from './github.ts';
+import { gitlabSource } from './gitlab.ts';
 import { pubsubSource } from './pubsub.ts';
 import { schedulerSource } from './scheduler.ts';
 import type { Source } from './source.ts';
@@ -11,5 +13,7 @@ export function sourceRoutes(config: Config, verifier: OidcVerifier): Map<string
   routes.set('/deploy', directSource(config.auth.direct, verifier));
   if (config.auth.pubsub) routes.set('/pubsub', pubsubSource(config.auth.pubsub, config.rules, verifier));
   if (config.auth.scheduler) routes.set('/scheduler', schedulerSource(config.auth.scheduler, verifier));
+  if (config.auth.github) routes.set('/webhooks/github', githubSource(config.auth.github, config.rules));
+  if (config.auth.gitlab) routes.set('/webhooks/gitlab', gitlabSource(config.auth.gitlab, config.rules));
   return routes;
 }

@@ -1,0 +1,117 @@
+// POST /webhooks/gitlab: a GitLab project or group webhook. X-Gitlab-Token (the webhook's
+// secret token, sent as is) proves GitLab sent it; the event and the config's gitlab rules
+// decide what deploys:
+//   Push Hook                       the pushed branch's head (checkout_sha)
+//   Tag Push Hook                   the tag's commit
+//   Pipeline Hook, status success   the pipeline's commit on its branch or tag
+// Anything else answers 202 ignored. GitLab shows each answer in the webhook's request log.
+import { z } from 'zod';
+import type { Rule } from '../config/schema.ts';
+import { secretFromEnv, verifyToken } from './auth/webhook-secret.ts';
+import { invalid } from './direct.ts';
+import { commitSha, deliveryFor, eventHeader, field, header, refTarget } from './git-event.ts';
+import { parseJson, rawBody, requireContentType } from './http.ts';
+import type { Delivery, Source } from './source.ts';
+
+// Loose objects: GitLab adds fields release after release.
+const project = z.object({ path_with_namespace: field });
+
+const push = z.object({
+  ref: field,
+  /** The commit the ref now points to (for an annotated tag, not the tag object); null when the ref was deleted. */
+  checkout_sha: commitSha.nullable(),
+  project,
+});
+
+const pipelineStatus = z.object({ object_attributes: z.object({ status: z.string().max(64) }) });
+const pipeline = z.object({
+  object_attributes: z.object({
+    /** A branch or tag name (not refs/…); for a merge request pipeline, the source branch. */
+    ref: field,
+    tag: z.boolean(),
+    sha: commitSha,
+    source: z.string().max(64).optional(),
+    id: z.number().int().optional(),
+  }),
+  project,
+});
+
+/** Pipelines whose ref is not a branch or tag of this project: a merge request's source branch may be a fork's. */
+const FOREIGN_SOURCES = new Set(['merge_request_event', 'external_pull_request_event']);
+
+type Mapped = Pick<Delivery, 'intents' | 'ignored'> & { context?: Record<string, string> };
+
+export function gitlabSource(settings: { tokenEnv: string }, rules: readonly Rule[]): Source {
+  const token = secretFromEnv(settings.tokenEnv);
+  return {
+    failures: 'status',
+    authenticate(req) {
+      rawBody(req); // the size limit before anything else
+      verifyToken(token, req.headers['x-gitlab-token'], 'X-Gitlab-Token');
+      return Promise.resolve('gitlab');
+    },
+    receive(req) {
+      requireContentType(req, 'application/json');
+      const event = eventHeader(req, 'X-Gitlab-Event');
+      const id = header(req, 'x-gitlab-event-uuid');
+      const mapped = mapGitlabEvent(event, parseJson(rawBody(req)), rules);
+      return {
+        ...(id !== undefined && { id }),
+        intents: mapped.intents,
+        ...(mapped.ignored !== undefined && { ignored: mapped.ignored }),
+        context: { event, ...mapped.context },
+      };
+    },
+  };
+}
+
+/** A GitLab event and its parsed body to intents: pure, for tests. */
+export function mapGitlabEvent(event: string, payload: unknown, rules: readonly Rule[]): Mapped {
+  switch (event) {
+    case 'Push Hook':
+    case 'Tag Push Hook':
+      return onPush(event, parse(push, payload, event), rules);
+    case 'Pipeline Hook':
+      return onPipeline(payload, rules);
+    default:
+      return { intents: [], ignored: `GitLab event "${event}" is not acted on` };
+  }
+}
+
+function onPush(event: string, p: z.infer<typeof push>, rules: readonly Rule[]): Mapped {
+  const repository = p.project.path_with_namespace;
+  const context = { repository, ref: p.ref };
+  if (p.checkout_sha === null) return { intents: [], ignored: `push deleted ${p.ref}`, context };
+  const ref = refTarget(p.ref);
+  const expected = event === 'Tag Push Hook' ? 'tag' : 'branch';
+  if (!ref || !(expected in ref)) return { intents: [], ignored: `${event} for ${p.ref}, not a ${expected}`, context };
+  const source = event === 'Tag Push Hook' ? 'gitlab/tag_push' : 'gitlab/push';
+  const sha = p.checkout_sha;
+  return { ...deliveryFor(rules, { source: 'gitlab', repository, sha, ...ref }, source), context: { ...context, sha } };
+}
+
+function onPipeline(payload: unknown, rules: readonly Rule[]): Mapped {
+  const { status } = parse(pipelineStatus, payload, 'Pipeline Hook').object_attributes;
+  if (status !== 'success') return { intents: [], ignored: `pipeline status "${status}", not success` };
+  const p = parse(pipeline, payload, 'Pipeline Hook');
+  const attrs = p.object_attributes;
+  const repository = p.project.path_with_namespace;
+  const context = {
+    repository,
+    ref: attrs.ref,
+    sha: attrs.sha,
+    ...(attrs.id !== undefined && { pipeline: String(attrs.id) }),
+    ...(attrs.source !== undefined && { pipelineSource: attrs.source }),
+  };
+  if (attrs.source !== undefined && FOREIGN_SOURCES.has(attrs.source)) {
+    return { intents: [], ignored: `pipeline for a ${attrs.source.replaceAll('_', ' ')} (its ref may be a fork's branch)`, context };
+  }
+  const ref = attrs.tag ? { tag: attrs.ref } : { branch: attrs.ref };
+  return { ...deliveryFor(rules, { source: 'gitlab', repository, sha: attrs.sha, ...ref }, 'gitlab/pipeline'), context };
+}
+
+function parse<T>(schema: z.ZodType<T>, payload: unknown, what: string): T {
+  const parsed = schema.safeParse(payload);
+  if (!parsed.success) throw invalid(`GitLab ${what} payload`, parsed.error);
+  return parsed.data;
+}
