@@ -106,7 +106,7 @@ export function parseConfig(text: string, file: string): Config {
   for (const [source, key] of [['github', 'secretEnv'], ['gitlab', 'tokenEnv']] as const) {
     const settings = rawAuth[source];
     const env = isRecord(settings) ? settings[key] : undefined;
-    if (typeof env === 'string' && !process.env[env]) problems.push(`auth.${source}.${key}: environment variable ${env} is not set`);
+    if (typeof env === 'string' && !process.env[env]?.trim()) problems.push(`auth.${source}.${key}: environment variable ${env} is not set`);
   }
   for (const source of ['github', 'gitlab', 'artifact-registry', 'cloud-build'] as const) {
     const needs = source === 'github' || source === 'gitlab' ? source : 'pubsub';

@@ -48,6 +48,11 @@ export function matchImage(rules: readonly Rule[], event: ImageEvent): Match[] {
   });
 }
 
+/** Git refs may hold characters an image tag may not (`release/1.0`). */
+function imageTagSafe(ref: string | undefined): string {
+  return (ref ?? '').replace(/[^\w.-]/g, '-');
+}
+
 export function matchGit(rules: readonly Rule[], event: GitEvent): Match[] {
   return rules.flatMap((rule) => {
     if (rule.source !== event.source || !('image' in rule) || rule.repository !== event.repository) return [];
@@ -65,9 +70,9 @@ export function matchGit(rules: readonly Rule[], event: GitEvent): Match[] {
         case 'shortSha':
           return event.sha.slice(0, 7);
         case 'tag':
-          return event.tag ?? '';
+          return imageTagSafe(event.tag);
         default:
-          return (event.branch ?? '').replace(/[^\w.-]/g, '-');
+          return imageTagSafe(event.branch);
       }
     });
     const image = event.digest && !built.includes('@') ? `${built}@${event.digest}` : built;

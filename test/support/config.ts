@@ -17,8 +17,9 @@ export function configYaml(opts: {
   clusters: Record<string, unknown>;
   targets: Record<string, Record<string, unknown>>;
   auth?: Record<string, unknown>;
+  rules?: Record<string, unknown>[];
 }): string {
-  return stringify({ auth: opts.auth ?? { direct: 'none' }, clusters: opts.clusters, targets: opts.targets });
+  return stringify({ auth: opts.auth ?? { direct: 'none' }, clusters: opts.clusters, targets: opts.targets, ...(opts.rules && { rules: opts.rules }) });
 }
 
 /** A manifests target for web.yaml in `namespace`. */
