@@ -30,18 +30,22 @@ export interface PublishMessage {
   orderingKey?: string;
 }
 
-export interface PubsubEmulator {
+/** The emulator's REST API: usable from any process that knows its host (e.g. sandbox.json's `pubsub`). */
+export interface PubsubRest {
+  createTopic(name: string): Promise<string>;
+  createPushSubscription(opts: PushSubscriptionOptions): Promise<string>;
+  /** Returns the message id the emulator assigned. */
+  publish(topic: string, message: PublishMessage): Promise<string>;
+  deleteSubscription(name: string): Promise<void>;
+}
+
+export interface PubsubEmulator extends PubsubRest {
   /** 127.0.0.1:PORT, the value for PUBSUB_EMULATOR_HOST. */
   readonly host: string;
   readonly project: string;
   readonly proc: Proc;
   /** Milliseconds from spawn until the emulator answered HTTP. */
   readonly startMs: number;
-  createTopic(name: string): Promise<string>;
-  createPushSubscription(opts: PushSubscriptionOptions): Promise<string>;
-  /** Returns the message id the emulator assigned. */
-  publish(topic: string, message: PublishMessage): Promise<string>;
-  deleteSubscription(name: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -82,6 +86,20 @@ export async function startPubsubEmulator(opts: PubsubEmulatorOptions): Promise<
   }
   const startMs = Math.round(performance.now() - started);
 
+  return {
+    ...pubsubRest(host, opts.project),
+    host,
+    project: opts.project,
+    proc,
+    startMs,
+    stop: () => proc.stop(),
+  };
+}
+
+/** A client for the emulator at `host` (127.0.0.1:PORT) in `project`. */
+export function pubsubRest(host: string, project: string): PubsubRest {
+  const base = `http://${host}`;
+
   async function call(method: string, url: string, body?: unknown): Promise<unknown> {
     const res = await fetch(`${base}/v1/${url}`, {
       method,
@@ -95,19 +113,15 @@ export async function startPubsubEmulator(opts: PubsubEmulatorOptions): Promise<
   }
 
   return {
-    host,
-    project: opts.project,
-    proc,
-    startMs,
     async createTopic(name) {
-      const topic = resourcePath(opts.project, 'topics', name);
+      const topic = resourcePath(project, 'topics', name);
       await call('PUT', topic, {});
       return topic;
     },
     async createPushSubscription(o) {
-      const subscription = resourcePath(opts.project, 'subscriptions', o.name);
+      const subscription = resourcePath(project, 'subscriptions', o.name);
       await call('PUT', subscription, {
-        topic: resourcePath(opts.project, 'topics', o.topic),
+        topic: resourcePath(project, 'topics', o.topic),
         pushConfig: { pushEndpoint: o.pushEndpoint, ...(o.attributes ? { attributes: o.attributes } : {}) },
         ...(o.ackDeadlineSeconds === undefined ? {} : { ackDeadlineSeconds: o.ackDeadlineSeconds }),
       });
@@ -115,7 +129,7 @@ export async function startPubsubEmulator(opts: PubsubEmulatorOptions): Promise<
     },
     async publish(topic, message) {
       const data = (typeof message.data === 'string' ? Buffer.from(message.data, 'utf8') : message.data).toString('base64');
-      const res = (await call('POST', `${resourcePath(opts.project, 'topics', topic)}:publish`, {
+      const res = (await call('POST', `${resourcePath(project, 'topics', topic)}:publish`, {
         messages: [{ data, ...(message.attributes ? { attributes: message.attributes } : {}), ...(message.orderingKey ? { orderingKey: message.orderingKey } : {}) }],
       })) as { messageIds?: unknown };
       const id = Array.isArray(res.messageIds) ? (res.messageIds[0] as unknown) : undefined;
@@ -123,8 +137,7 @@ export async function startPubsubEmulator(opts: PubsubEmulatorOptions): Promise<
       return id;
     },
     async deleteSubscription(name) {
-      await call('DELETE', resourcePath(opts.project, 'subscriptions', name));
+      await call('DELETE', resourcePath(project, 'subscriptions', name));
     },
-    stop: () => proc.stop(),
   };
 }

@@ -42,7 +42,8 @@ export function router({ config, deploy, log, verifier = new OidcVerifier(config
     }
     if (delivery.intents.length === 0) {
       log('INFO', `ignored: ${delivery.ignored ?? 'nothing to deploy'}`, base);
-      sendJson(res, 202, { status: 'ignored', reason: delivery.ignored ?? 'nothing to deploy', requestId });
+      // Pub/Sub acks 102/200/201/202/204, but its emulator redelivers a 202 every second: acknowledge with 200.
+      sendJson(res, source.failures === 'ack' ? 200 : 202, { status: 'ignored', reason: delivery.ignored ?? 'nothing to deploy', requestId });
       return;
     }
     const outcomes: Outcome[] = [];

@@ -1,0 +1,135 @@
+// POST /pubsub: a Pub/Sub push subscription, directly or through Eventarc.
+//   push                     body {message: {data, attributes, messageId, publishTime}, subscription}
+//   CloudEvent, binary       ce-* headers, body as for push
+//   CloudEvent, structured   Content-Type application/cloudevents+json, body {specversion, type, source, id, data: <push body>}
+// Pub/Sub redelivers anything not answered 2xx, so permanent failures are acknowledged
+// (200 and an ERROR log naming the message) and only transient ones answer 503.
+import type { Request } from '@google-cloud/functions-framework';
+import { z } from 'zod';
+import type { CallerAuth, Rule } from '../config/schema.ts';
+import { DeployError } from '../errors.ts';
+import type { OidcVerifier } from './auth/oidc.ts';
+import { invalid } from './direct.ts';
+import { bearerToken, parseJson, rawBody, requireContentType } from './http.ts';
+import { LIMITS } from './limits.ts';
+import { interpretMessage } from './pubsub-messages.ts';
+import type { Delivery, Source } from './source.ts';
+
+/** Eventarc's event type for a message published to a topic. */
+export const MESSAGE_PUBLISHED = 'google.cloud.pubsub.topic.v1.messagePublished';
+
+const JSON_TYPE = 'application/json';
+const CLOUDEVENTS_TYPE = 'application/cloudevents+json';
+
+const attributes = z
+  .record(z.string().min(1).max(LIMITS.pubsubMaxAttributeKeyLength), z.string().max(LIMITS.pubsubMaxAttributeValueLength))
+  .refine((a) => Object.keys(a).length <= LIMITS.pubsubMaxAttributes, `at most ${LIMITS.pubsubMaxAttributes} attributes`);
+
+// Loose objects: the service adds fields (message_id and publish_time duplicates, deliveryAttempt…).
+const message = z.object({
+  /** Base64; decoded, with its own error message, once the message id is known. */
+  data: z.string().max(LIMITS.maxBodyBytes).optional(),
+  attributes: attributes.optional(),
+  messageId: z.string().regex(/^[\w.:-]{1,128}$/, 'must be a Pub/Sub message id'),
+  publishTime: z.iso.datetime({ offset: true }).optional(),
+});
+
+const envelope = z.object({
+  message,
+  subscription: z.string().min(1).max(LIMITS.maxFieldLength),
+  /** Present when the subscription has a dead-letter policy. */
+  deliveryAttempt: z.number().int().positive().optional(),
+});
+type Envelope = z.infer<typeof envelope>;
+
+const structuredEvent = z.object({
+  specversion: z.literal('1.0'),
+  type: z.string().min(1).max(LIMITS.maxFieldLength),
+  source: z.string().min(1).max(LIMITS.maxFieldLength),
+  id: z.string().min(1).max(LIMITS.maxFieldLength),
+  data: z.unknown(),
+});
+
+const binaryEventHeaders = z.object({
+  'ce-specversion': z.literal('1.0'),
+  'ce-type': z.string().min(1).max(LIMITS.maxFieldLength),
+  'ce-source': z.string().min(1).max(LIMITS.maxFieldLength),
+  'ce-id': z.string().min(1).max(LIMITS.maxFieldLength),
+});
+
+type Mode = 'push' | 'cloudevent-binary' | 'cloudevent-structured';
+
+export function pubsubSource(auth: CallerAuth, rules: readonly Rule[], verifier: OidcVerifier): Source {
+  return {
+    failures: 'ack',
+    authenticate: (req) => (auth === 'none' ? Promise.resolve('unauthenticated') : verifier.verify(bearerToken(req), auth)),
+    receive(req) {
+      // Pub/Sub and Eventarc always send JSON: any other type is a misrouted or misconfigured
+      // sender, and is acknowledged with UNSUPPORTED_MEDIA_TYPE like any malformed message.
+      requireContentType(req, JSON_TYPE, CLOUDEVENTS_TYPE);
+      const { mode, push } = unwrap(req, parseJson(rawBody(req)));
+      const { messageId, publishTime } = push.message;
+      const context: Record<string, string> = {
+        messageId,
+        subscription: push.subscription,
+        delivery: mode,
+        ...(publishTime !== undefined && { publishTime }),
+        ...(push.deliveryAttempt !== undefined && { deliveryAttempt: String(push.deliveryAttempt) }),
+      };
+      try {
+        const data = push.message.data === undefined ? undefined : decodeBase64(push.message.data);
+        const what = interpretMessage(data, push.message.attributes ?? {}, rules);
+        return { id: messageId, intents: what.intents, ...(what.ignored !== undefined && { ignored: what.ignored }), context: { ...context, ...what.context } } satisfies Delivery;
+      } catch (err) {
+        // The router logs only the message of a refused request: it must name the message.
+        if (err instanceof DeployError) throw new DeployError(err.code, `Pub/Sub message ${messageId} from ${push.subscription}: ${err.message}`, { cause: err });
+        throw err;
+      }
+    },
+  };
+}
+
+/** The push body, wherever the delivery put it. */
+function unwrap(req: Request, body: unknown): { mode: Mode; push: Envelope } {
+  const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  if (contentType === CLOUDEVENTS_TYPE) {
+    const event = structuredEvent.safeParse(body);
+    if (!event.success) throw invalid('CloudEvent', event.error);
+    checkEventType(event.data.type);
+    return { mode: 'cloudevent-structured', push: parseEnvelope(event.data.data, 'CloudEvent data') };
+  }
+  if (req.headers['ce-specversion'] !== undefined || req.headers['ce-type'] !== undefined) {
+    const headers = binaryEventHeaders.safeParse(req.headers);
+    if (!headers.success) throw invalid('CloudEvent headers', headers.error);
+    checkEventType(headers.data['ce-type']);
+    return { mode: 'cloudevent-binary', push: parseEnvelope(body, 'CloudEvent data') };
+  }
+  return { mode: 'push', push: parseEnvelope(body, 'Pub/Sub push body') };
+}
+
+function checkEventType(type: string): void {
+  if (type !== MESSAGE_PUBLISHED) {
+    throw new DeployError('BAD_REQUEST', `CloudEvent type "${type.slice(0, 200)}" is not handled here (only ${MESSAGE_PUBLISHED})`);
+  }
+}
+
+function parseEnvelope(body: unknown, what: string): Envelope {
+  const parsed = envelope.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const error = invalid(what, parsed.error);
+  // An unwrapped push (--push-no-wrapper) sends the bare data: say so rather than only "message: required".
+  const bare = typeof body === 'object' && body !== null && !('message' in body) && ('action' in body || 'target' in body || 'id' in body);
+  if (bare) throw new DeployError('BAD_REQUEST', `${error.message} (the body looks like bare message data: payload unwrapping is not supported, send the push envelope)`);
+  throw error;
+}
+
+/** RFC 4648 base64, standard or URL-safe alphabet, padded or not; anything else is refused. */
+export function decodeBase64(text: string): Buffer {
+  const body = text.replace(/={1,2}$/, '');
+  const alphabet = /^[A-Za-z0-9+/]*$/.test(body) || /^[A-Za-z0-9_-]*$/.test(body);
+  const padded = body.length === text.length || text.length % 4 === 0;
+  if (!alphabet || !padded || body.length % 4 === 1) {
+    throw new DeployError('BAD_REQUEST', 'message data is not valid base64');
+  }
+  return Buffer.from(body, 'base64');
+}
