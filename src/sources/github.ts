@@ -10,9 +10,8 @@ import { z } from 'zod';
 import type { Rule } from '../config/schema.ts';
 import { DeployError } from '../errors.ts';
 import { secretFromEnv, verifyHubSignature } from './auth/webhook-secret.ts';
-import { invalid } from './direct.ts';
 import { commitSha, deliveryFor, eventHeader, field, header, isZeroSha, refTarget } from './git-event.ts';
-import { parseJson, rawBody, requireContentType } from './http.ts';
+import { invalid, parseJson, rawBody, requireContentType } from './http.ts';
 import { LIMITS } from './limits.ts';
 import type { Delivery, Source } from './source.ts';
 

@@ -8,9 +8,8 @@
 import { z } from 'zod';
 import type { Rule } from '../config/schema.ts';
 import { secretFromEnv, verifyToken } from './auth/webhook-secret.ts';
-import { invalid } from './direct.ts';
 import { commitSha, deliveryFor, eventHeader, field, header, refTarget } from './git-event.ts';
-import { parseJson, rawBody, requireContentType } from './http.ts';
+import { invalid, parseJson, rawBody, requireContentType } from './http.ts';
 import type { Delivery, Source } from './source.ts';
 
 // Loose objects: GitLab adds fields release after release.

@@ -2,6 +2,7 @@
 // sources/ imports this; the stages behind them never see a request.
 import { randomUUID } from 'node:crypto';
 import type { Request, Response } from '@google-cloud/functions-framework';
+import type { z } from 'zod';
 import { DeployError } from '../errors.ts';
 import { LIMITS } from './limits.ts';
 
@@ -61,4 +62,18 @@ export function sendJson(res: Response, status: number, body: unknown): void {
 
 export function errorBody(err: DeployError, requestId: string): ErrorBody {
   return { status: 'error', error: { code: err.code, message: err.message }, requestId };
+}
+
+/** A schema failure as a 400 that lists every problem with its path. */
+export function invalid(what: string, error: z.ZodError): DeployError {
+  const problems = error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ');
+  return new DeployError('BAD_REQUEST', `invalid ${what}: ${problems}`);
+}
+
+/** A JSON body checked against `schema`: 415, 413 and 400 as appropriate. */
+export function jsonBody<T extends z.ZodType>(req: Request, schema: T, what: string): z.output<T> {
+  requireContentType(req, 'application/json');
+  const parsed = schema.safeParse(parseJson(rawBody(req)));
+  if (!parsed.success) throw invalid(what, parsed.error);
+  return parsed.data;
 }

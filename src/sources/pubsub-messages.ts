@@ -10,8 +10,8 @@ import type { Rule } from '../config/schema.ts';
 import { DeployError } from '../errors.ts';
 import { parseImage, type ImageRef } from '../policy/image.ts';
 import { matchImage, type Match } from '../policy/rules.ts';
-import { invalid } from './direct.ts';
 import { LIMITS } from './limits.ts';
+import { invalid } from './http.ts';
 import type { Incoming } from './source.ts';
 
 export type MessageKind = 'intent' | 'artifact-registry' | 'cloud-build';

@@ -8,9 +8,8 @@ import type { Request } from '@google-cloud/functions-framework';
 import { z } from 'zod';
 import type { CallerAuth, Rule } from '../config/schema.ts';
 import { DeployError } from '../errors.ts';
-import type { OidcVerifier } from './auth/oidc.ts';
-import { invalid } from './direct.ts';
-import { bearerToken, parseJson, rawBody, requireContentType } from './http.ts';
+import { oidcCaller, type OidcVerifier } from './auth/oidc.ts';
+import { invalid, parseJson, rawBody, requireContentType } from './http.ts';
 import { LIMITS } from './limits.ts';
 import { interpretMessage } from './pubsub-messages.ts';
 import type { Delivery, Source } from './source.ts';
@@ -62,7 +61,7 @@ type Mode = 'push' | 'cloudevent-binary' | 'cloudevent-structured';
 export function pubsubSource(auth: CallerAuth, rules: readonly Rule[], verifier: OidcVerifier): Source {
   return {
     failures: 'ack',
-    authenticate: (req) => (auth === 'none' ? Promise.resolve('unauthenticated') : verifier.verify(bearerToken(req), auth)),
+    authenticate: oidcCaller(auth, verifier),
     receive(req) {
       // Pub/Sub and Eventarc always send JSON: any other type is a misrouted or misconfigured
       // sender, and is acknowledged with UNSUPPORTED_MEDIA_TYPE like any malformed message.

@@ -2,9 +2,8 @@
 // scheduled promotion; without one it reconciles the target to what it last deployed.
 import { z } from 'zod';
 import type { CallerAuth } from '../config/schema.ts';
-import type { OidcVerifier } from './auth/oidc.ts';
-import { invalid } from './direct.ts';
-import { bearerToken, parseJson, rawBody, requireContentType } from './http.ts';
+import { oidcCaller, type OidcVerifier } from './auth/oidc.ts';
+import { jsonBody } from './http.ts';
 import { LIMITS } from './limits.ts';
 import type { Source } from './source.ts';
 
@@ -18,12 +17,9 @@ export function schedulerSource(auth: CallerAuth, verifier: OidcVerifier): Sourc
   return {
     // Scheduler retries non-2xx per the job's retry config, and shows the status in its run log.
     failures: 'status',
-    authenticate: (req) => (auth === 'none' ? Promise.resolve('unauthenticated') : verifier.verify(bearerToken(req), auth)),
+    authenticate: oidcCaller(auth, verifier),
     receive(req) {
-      requireContentType(req, 'application/json');
-      const parsed = body.safeParse(parseJson(rawBody(req)));
-      if (!parsed.success) throw invalid('scheduler job body', parsed.error);
-      const { image, ...rest } = parsed.data;
+      const { image, ...rest } = jsonBody(req, body, 'scheduler job body');
       return {
         intents: [{ ...rest, ...(image !== undefined && { image }), source: image === undefined ? 'scheduler/reconcile' : 'scheduler/promote' }],
         context: { job: req.headers['x-cloudscheduler-jobname']?.toString().slice(0, 200) ?? 'unknown' },

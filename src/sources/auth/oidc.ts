@@ -2,8 +2,10 @@
 // calls): signature against Google's certs, issuer, audience, and a verified email
 // on the allow-list.
 import { OAuth2Client } from 'google-auth-library';
-import type { OidcSettings } from '../../config/schema.ts';
+import type { Request } from '@google-cloud/functions-framework';
+import type { CallerAuth, OidcSettings } from '../../config/schema.ts';
 import { DeployError } from '../../errors.ts';
+import { bearerToken } from '../http.ts';
 
 export class OidcVerifier {
   // One client per process: it caches the certs for as long as Google says.
@@ -31,4 +33,9 @@ export class OidcVerifier {
     }
     return payload.email;
   }
+}
+
+/** A source's `authenticate` for a route protected by OIDC (or explicitly by nothing). */
+export function oidcCaller(auth: CallerAuth, verifier: OidcVerifier): (req: Request) => Promise<string> {
+  return (req) => (auth === 'none' ? Promise.resolve('unauthenticated') : verifier.verify(bearerToken(req), auth));
 }
