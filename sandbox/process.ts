@@ -104,3 +104,13 @@ export async function waitFor(
   const cause = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
   throw new Error(`timed out after ${opts.timeoutMs} ms waiting for ${what}${cause}${hint}`);
 }
+
+/** Whether a process with this pid exists (signal 0 checks without signalling). */
+export function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -8,18 +8,9 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { readSandboxInfo } from '../sandbox/index.ts';
-import { freePort } from '../sandbox/process.ts';
+import { freePort, isRunning } from '../sandbox/process.ts';
 
 const exec = promisify(execFile);
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test('npm run dev, then the printed curl, deploys the example app and its Pods become Ready', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-dev-'));
@@ -63,7 +54,7 @@ test('npm run dev, then the printed curl, deploys the example app and its Pods b
     // Ctrl-C leaves nothing running.
     if (info) {
       await new Promise((r) => setTimeout(r, 500));
-      for (const pid of info.pids) assert.equal(alive(pid), false, `pid ${pid} still running`);
+      for (const pid of info.pids) assert.equal(isRunning(pid), false, `pid ${pid} still running`);
     }
   }
 });

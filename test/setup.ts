@@ -6,20 +6,14 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { readSandboxInfo, startSandbox, type Sandbox } from '../sandbox/index.ts';
+import { isRunning } from '../sandbox/process.ts';
 
 let sandbox: Sandbox | undefined;
 
 async function alive(dir: string): Promise<boolean> {
   if (!existsSync(path.join(dir, 'sandbox.json'))) return false;
   const info = await readSandboxInfo(dir);
-  return info.pids.every((pid) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+  return info.pids.every(isRunning);
 }
 
 export async function globalSetup(): Promise<void> {

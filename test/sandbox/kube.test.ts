@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startControlPlane, type ControlPlane } from '../../sandbox/kube/index.ts';
 import { runOk } from '../../sandbox/kube/run.ts';
+import { isRunning } from '../../sandbox/process.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const fixture = (name: string) => path.join(root, 'test/fixtures/kube', name);
@@ -74,15 +75,6 @@ async function kubectlOk(cp: ControlPlane, args: string[]): Promise<string> {
   const r = await cp.kubectl(args);
   assert.equal(r.code, 0, `kubectl ${args.join(' ')} failed: ${r.stderr}`);
   return r.stdout;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 interface PodList {
@@ -223,7 +215,7 @@ describe('sandbox kube control plane', { timeout: 300_000 }, () => {
     } finally {
       await other.stop();
     }
-    assert.deepEqual(procs.filter((p) => alive(p.pid)), []);
+    assert.deepEqual(procs.filter((p) => isRunning(p.pid)), []);
     assert.deepEqual(other.processes(), []);
     // The first one is untouched.
     assert.equal((await get(cp, '/readyz', cp.adminToken)).status, 200);
@@ -233,6 +225,6 @@ describe('sandbox kube control plane', { timeout: 300_000 }, () => {
     const procs = cp.processes();
     assert.equal(procs.length, 5);
     await cp.stop();
-    assert.deepEqual(procs.filter((p) => alive(p.pid)), []);
+    assert.deepEqual(procs.filter((p) => isRunning(p.pid)), []);
   });
 });
