@@ -35,7 +35,8 @@ describe('POST /deploy, gke target', () => {
   after(() => fn.close());
 
   test('creates, then configures, then reports unchanged — as the API server sees it', async () => {
-    const first = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.0.0` });
+    const traceId = '105445aa7843bc8bf206b12000100000';
+    const first = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.0.0` }, { 'x-cloud-trace-context': `${traceId}/1;o=1` });
     assert.equal(first.status, 200, JSON.stringify(first.body));
     assert.equal(first.body.status, 'applied');
     assert.deepEqual(first.body.objects, [
@@ -43,6 +44,11 @@ describe('POST /deploy, gke target', () => {
       { kind: 'Service', name: 'web', namespace: ns, action: 'created' },
     ]);
     assert.equal(await liveImage(ns), `${REPO}:1.0.0`);
+    const line = fn.logs.find((l) => l.requestId === first.body.requestId);
+    assert.equal(line?.severity, 'INFO');
+    assert.equal(line?.trace, `projects/sandbox-project/traces/${traceId}`);
+    assert.equal(line?.target, 'web');
+    assert.equal(typeof line?.durationMs, 'number');
     const svc = await kubectlJson<{ spec: { ports: { port: number }[] } }>(['-n', ns, 'get', 'service', 'web']);
     assert.equal(svc.spec.ports[0]?.port, 80);
 

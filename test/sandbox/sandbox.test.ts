@@ -1,11 +1,17 @@
 // The composed sandbox as its users see it: sandbox.json, and a process that has only
 // the `env` from it talking to the real Google client libraries and the real apiserver.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { sandbox } from '../support/sandbox.ts';
+import { readSandboxInfo } from '../../sandbox/index.ts';
+import { isRunning } from '../../sandbox/process.ts';
+import { accessToken, sandbox } from '../support/sandbox.ts';
 
 const exec = promisify(execFile);
 
@@ -54,4 +60,43 @@ test('with only the sandbox env: getCluster finds the cluster and an ADC token i
   assert.equal(`https://${got.endpoint}`, info.server);
   assert.equal(got.withToken, 200);
   assert.equal(got.expired, 401);
+});
+
+test('the apiserver refuses an expired Google token (401) and an identity RBAC does not bind (403)', async () => {
+  const info = await sandbox();
+  const ca = await readFile(info.caFile);
+  const status = (bearer: string) =>
+    new Promise<number | undefined>((resolve, reject) => {
+      const url = new URL('/api/v1/namespaces/default/configmaps', info.server);
+      https.get(url, { ca, headers: { authorization: `Bearer ${bearer}` } }, (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      }).on('error', reject);
+    });
+  const expiring = await accessToken(info.serviceAccount, 1);
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(await status(expiring), 401);
+  assert.equal(await status(await accessToken('nobody@sandbox-project.iam.gserviceaccount.com')), 403);
+  assert.equal(await status(await accessToken(info.serviceAccount)), 200);
+});
+
+test('a crashed parent leaves nothing running: every sandbox process dies with it', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-crash-'));
+  const cli = spawn(process.execPath, ['sandbox/cli.ts'], {
+    cwd: new URL('../..', import.meta.url).pathname,
+    env: { ...process.env, SANDBOX_DIR: dir },
+    stdio: 'ignore',
+  });
+  const deadline = Date.now() + 60_000;
+  while (!existsSync(path.join(dir, 'sandbox.json'))) {
+    assert.ok(Date.now() < deadline, 'the sandbox did not start');
+    assert.equal(cli.exitCode, null, 'the sandbox CLI exited');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const { pids } = await readSandboxInfo(dir);
+  assert.ok(pids.length >= 6, `expected the CLI and its children, got ${pids.join(', ')}`);
+  cli.kill('SIGKILL'); // no handler runs: only the kernel's parent-death signal can clean up
+  const gone = Date.now() + 10_000;
+  while (pids.some(isRunning) && Date.now() < gone) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(pids.filter(isRunning), []);
 });
