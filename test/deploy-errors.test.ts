@@ -24,6 +24,7 @@ describe('POST /deploy failures', () => {
         targets: {
           web: webTarget(ns),
           broken: target({ manifests: ['invalid-second.yaml'] }),
+          typo: target({ manifests: ['typo.yaml'] }),
           elsewhere: target({ manifests: ['other-namespace.yaml'] }),
           scoped: target({ manifests: ['cluster-scoped.yaml'] }),
           'bump-missing': target({ deployment: 'nope', container: 'web' }),
@@ -34,6 +35,7 @@ describe('POST /deploy failures', () => {
       {
         'web.yaml': fixture('manifests/web.yaml'),
         'invalid-second.yaml': fixture('manifests/invalid-second.yaml'),
+        'typo.yaml': fixture('manifests/typo.yaml'),
         'other-namespace.yaml': fixture('manifests/other-namespace.yaml'),
         'cluster-scoped.yaml': fixture('manifests/cluster-scoped.yaml'),
       },
@@ -80,6 +82,14 @@ describe('POST /deploy failures', () => {
     assert.match((res.body.error as { message: string }).message, /broken/);
     assert.equal(await exists('configmap', 'first', ns), false);
     assert.equal(await exists('deployment', 'broken', ns), false);
+  });
+
+  test('a misspelt field → 400 naming it, never silently dropped; nothing applied', async () => {
+    const res = await fn.post('/deploy', { target: 'typo', image: `${REPO}:1` });
+    assert.equal(res.status, 400, JSON.stringify(res.body));
+    assert.equal(errorCode(res.body), 'INVALID_MANIFEST');
+    assert.match((res.body.error as { message: string }).message, /replicsa/);
+    assert.equal(await exists('deployment', 'typo', ns), false);
   });
 
   test('a manifest naming another namespace → 403, nothing applied', async () => {

@@ -46,6 +46,13 @@ export function apiError(err: unknown, obj: KubernetesObject, verb: string): Dep
       );
     case 404:
       return new DeployError('NOT_FOUND', `${what}: ${message}`, { cause: err });
+    case 500:
+      // Server-side apply answers 500 when a manifest does not fit the kind's schema
+      // (an unknown or misspelt field): that is the manifest's fault, not the server's.
+      if (message.includes('failed to create typed patch object')) {
+        return new DeployError('INVALID_MANIFEST', `${what}: ${message}`, { cause: err });
+      }
+      return new DeployError('CLUSTER_UNAVAILABLE', `${what}: ${message}`, { cause: err });
     case 429:
       return new DeployError('CLUSTER_UNAVAILABLE', `${what}: the API server is throttling (${message})`, { cause: err });
     default:

@@ -3,6 +3,7 @@
 // for on every request (so refreshes need no new client) and one retry after a 401.
 import {
   ApiException,
+  HttpMethod,
   KubernetesObjectApi,
   PatchStrategy,
   ServerConfiguration,
@@ -17,10 +18,29 @@ import type { ClusterAccess, Connection } from './connection.ts';
 export const FIELD_MANAGER = 'gke-deployer';
 const REQUEST_TIMEOUT_MS = 30_000;
 
-/** Exposes the discovery lookup the generic API already does (and caches) per instance. */
+/** The generic object API, plus the two things its public methods do not offer. */
 class ObjectApi extends KubernetesObjectApi {
+  /** The discovery lookup it already does (and caches) per instance. */
   async isNamespaced(apiVersion: string, kind: string): Promise<boolean | undefined> {
     return (await this.resource(apiVersion, kind))?.namespaced;
+  }
+
+  /**
+   * Server-side apply that sends the manifest as written. `patch()` first passes built-in
+   * kinds through the library's typed models, which silently drop any field the models do
+   * not know (a newer API field, or a typo). Strict field validation makes the API server
+   * reject unknown fields instead of ignoring them.
+   */
+  async serverSideApply(obj: KubernetesObject, opts: ApplyOptions): Promise<KubernetesObject> {
+    const ctx = this.configuration.baseServer.makeRequestContext(await this.specUriPath(obj, 'patch'), HttpMethod.PATCH);
+    ctx.setHeaderParam('Accept', 'application/json');
+    ctx.setHeaderParam('Content-Type', PatchStrategy.ServerSideApply);
+    ctx.setQueryParam('fieldManager', FIELD_MANAGER);
+    ctx.setQueryParam('fieldValidation', 'Strict');
+    if (opts.force) ctx.setQueryParam('force', 'true');
+    if (opts.dryRun) ctx.setQueryParam('dryRun', 'All');
+    ctx.setBody(JSON.stringify(obj)); // JSON is YAML: valid as application/apply-patch+yaml
+    return this.requestPromise(ctx);
   }
 }
 
@@ -91,9 +111,7 @@ export class KubeClient {
 
   /** Server-side apply: one PATCH, creates the object when absent. */
   apply(obj: KubernetesObject, opts: ApplyOptions): Promise<KubernetesObject> {
-    return this.call(() =>
-      this.api.patch(obj, undefined, opts.dryRun ? 'All' : undefined, FIELD_MANAGER, opts.force, PatchStrategy.ServerSideApply),
-    );
+    return this.call(() => this.api.serverSideApply(obj, opts));
   }
 
   close(): Promise<void> {
