@@ -1,11 +1,12 @@
 // The sandbox: a real Kubernetes control plane (etcd, kube-apiserver, controllers,
 // scheduler, kwok nodes), fakes of Google's own endpoints (metadata/identity, Container
 // API) and the Pub/Sub emulator, all on loopback. Usable as a library and by cli.ts.
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ensureBinaries } from './binaries.ts';
 import { startGoogleFakes, type GoogleFakes } from './google/index.ts';
 import { startControlPlane, type ControlPlane } from './kube/index.ts';
+import { isRunning } from './process.ts';
 import { startPubsubEmulator, type PubsubEmulator } from './pubsub.ts';
 
 export const PROJECT = 'sandbox-project';
@@ -59,8 +60,7 @@ export interface SandboxOptions {
 export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const log = opts.log ?? (() => {});
   const dir = path.resolve(opts.dir);
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(dir, { recursive: true });
+  await prepareDir(dir);
   const binDir = await ensureBinaries();
   const started = Date.now();
 
@@ -121,6 +121,22 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     await stopAll();
     throw err;
   }
+}
+
+/**
+ * Clears the state of an earlier, stopped sandbox. Refuses a folder that holds anything
+ * else, or whose sandbox is still running: a mistyped SANDBOX_DIR must never delete files.
+ */
+async function prepareDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const entries = await readdir(dir);
+  if (entries.length === 0) return;
+  if (!entries.includes('sandbox.json')) {
+    throw new Error(`${dir} is not empty and holds no sandbox.json: refusing to use it as a sandbox folder`);
+  }
+  const running = (await readSandboxInfo(dir)).pids.filter(isRunning);
+  if (running.length > 0) throw new Error(`a sandbox is still running in ${dir} (pids ${running.join(', ')}); stop it or set SANDBOX_DIR`);
+  for (const entry of ['sandbox.json', 'kube', 'pubsub']) await rm(path.join(dir, entry), { recursive: true, force: true });
 }
 
 export async function readSandboxInfo(dir: string): Promise<SandboxInfo> {

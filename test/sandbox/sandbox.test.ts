@@ -3,13 +3,13 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { readSandboxInfo } from '../../sandbox/index.ts';
+import { readSandboxInfo, startSandbox } from '../../sandbox/index.ts';
 import { isRunning } from '../../sandbox/process.ts';
 import { accessToken, sandbox } from '../support/sandbox.ts';
 
@@ -99,4 +99,13 @@ test('a crashed parent leaves nothing running: every sandbox process dies with i
   const gone = Date.now() + 10_000;
   while (pids.some(isRunning) && Date.now() < gone) await new Promise((r) => setTimeout(r, 100));
   assert.deepEqual(pids.filter(isRunning), []);
+});
+
+test('a folder that is not a sandbox folder is refused, and nothing in it is deleted', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'not-a-sandbox-'));
+  await writeFile(path.join(dir, 'precious.txt'), 'keep me');
+  await assert.rejects(startSandbox({ dir }), /holds no sandbox\.json: refusing/);
+  assert.equal(await readFile(path.join(dir, 'precious.txt'), 'utf8'), 'keep me');
+  // Nor is the folder of a sandbox that is still running.
+  await assert.rejects(startSandbox({ dir: (await sandbox()).dir }), /still running/);
 });
