@@ -1,13 +1,13 @@
 // Create-or-patch with server-side apply. A deploy of several objects is checked as
 // a whole first (server-side dry-run of each), so one bad object applies nothing.
 import { isDeepStrictEqual } from 'node:util';
-import type { KubernetesObject } from '@kubernetes/client-node';
+import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
 import type { KubeClient } from '../cluster/client.ts';
 import { DeployError } from '../errors.ts';
-import { apiError, describe } from './errors.ts';
+import { apiError, describe, statusMessage } from './errors.ts';
 import { ANNOTATIONS, isWorkload, stampAnnotations, type Stamp } from './render.ts';
 
-export type Action = 'created' | 'configured' | 'unchanged';
+export type Action = 'created' | 'configured' | 'unchanged' | 'replaced';
 
 export interface AppliedObject {
   kind: string;
@@ -28,24 +28,68 @@ export async function applyObjects(client: KubeClient, objects: readonly Kuberne
   const inScope = await Promise.all(objects.map((obj) => scope(client, obj, opts)));
   const live = await Promise.all(inScope.map((obj) => get(client, obj)));
   const scoped = inScope.map((obj, i) => keepRequestId(obj, live[i]));
+  const replace = await Promise.all(scoped.map((obj, i) => mustReplace(client, obj, live[i], opts)));
   if (scoped.length > 1 && !opts.dryRun) {
     // Every object must pass before any is applied. Single-object deploys skip this:
-    // their one apply is already all-or-nothing.
-    const results = await Promise.allSettled(scoped.map((obj) => client.apply(obj, { dryRun: true, force: opts.force })));
+    // their one apply is already all-or-nothing. (A Job to be replaced was just dry-run.)
+    const results = await Promise.allSettled(
+      scoped.map((obj, i) => (replace[i] ? Promise.resolve(obj) : client.apply(obj, { dryRun: true, force: opts.force }))),
+    );
     const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [apiError(r.reason, scoped[i]!, 'dry-run apply')] : []));
     if (failures.length > 0) throw combine(failures);
   }
   const applied: AppliedObject[] = [];
   for (const [i, obj] of scoped.entries()) {
+    const before = live[i];
+    if (replace[i] && before) {
+      if (!opts.dryRun) await replaceJob(client, obj, before);
+      applied.push(entry(obj, 'replaced'));
+      continue;
+    }
     let result: KubernetesObject;
     try {
       result = await client.apply(obj, { dryRun: opts.dryRun, force: opts.force });
     } catch (err) {
       throw apiError(err, obj, 'apply');
     }
-    applied.push(report(obj, live[i], result));
+    applied.push(report(obj, before, result));
   }
   return applied;
+}
+
+/**
+ * A Job's pod template cannot change. A finished Job whose template the deploy changes
+ * (a new image for a migration, say) is deleted and created anew; a running one is
+ * left to finish, and the deploy answers 409.
+ */
+async function mustReplace(client: KubeClient, obj: KubernetesObject, live: KubernetesObject | undefined, opts: ApplyOptions): Promise<boolean> {
+  if (obj.kind !== 'Job' || !live) return false;
+  try {
+    await client.apply(obj, { dryRun: true, force: opts.force });
+    return false;
+  } catch (err) {
+    if (!(err instanceof ApiException && err.code === 422 && statusMessage(err).includes('field is immutable'))) throw apiError(err, obj, 'dry-run apply');
+  }
+  const conditions = (live as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions ?? [];
+  const finished = conditions.some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
+  if (!finished) {
+    throw new DeployError('CONFLICT', `${describe(obj)} is still running and its pod template cannot change; deploy again once it has finished`);
+  }
+  return true;
+}
+
+async function replaceJob(client: KubeClient, obj: KubernetesObject, live: KubernetesObject): Promise<void> {
+  try {
+    await client.delete(obj, live.metadata?.uid ?? '');
+    // Background deletion removes the Job itself at once; wait until it is gone.
+    for (let i = 0; (await client.get(obj)) !== undefined; i++) {
+      if (i >= 50) throw new DeployError('CLUSTER_UNAVAILABLE', `${describe(obj)} was deleted but is still there after 10 s`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await client.apply(obj, { dryRun: false, force: false });
+  } catch (err) {
+    throw apiError(err, obj, 'replace');
+  }
 }
 
 /** Sets only the image of one container of an existing Deployment. */
@@ -139,13 +183,12 @@ async function get(client: KubeClient, obj: KubernetesObject): Promise<Kubernete
 }
 
 function report(obj: KubernetesObject, before: KubernetesObject | undefined, after: KubernetesObject): AppliedObject {
-  const action: Action = before === undefined ? 'created' : isDeepStrictEqual(content(before), content(after)) ? 'unchanged' : 'configured';
-  return {
-    kind: obj.kind ?? '',
-    name: obj.metadata?.name ?? '',
-    ...(obj.metadata?.namespace && { namespace: obj.metadata.namespace }),
-    action,
-  };
+  if (before === undefined) return entry(obj, 'created');
+  return entry(obj, isDeepStrictEqual(content(before), content(after)) ? 'unchanged' : 'configured');
+}
+
+function entry(obj: KubernetesObject, action: Action): AppliedObject {
+  return { kind: obj.kind ?? '', name: obj.metadata?.name ?? '', ...(obj.metadata?.namespace && { namespace: obj.metadata.namespace }), action };
 }
 
 /**

@@ -7,7 +7,7 @@ export function describe(obj: KubernetesObject): string {
   return `${obj.kind ?? '?'} ${ns}${obj.metadata?.name ?? '?'}`;
 }
 
-function statusMessage(err: ApiException<unknown>): string {
+export function statusMessage(err: ApiException<unknown>): string {
   const body = err.body;
   if (typeof body === 'string') {
     try {
@@ -41,7 +41,7 @@ export function apiError(err: unknown, obj: KubernetesObject, verb: string): Dep
     case 403:
       return new DeployError(
         'CLUSTER_FORBIDDEN',
-        `${what}: the cluster refused the deployer's identity (${message}); grant it RBAC rights in this namespace`,
+        `${what}: the cluster refused the deployer's identity (${message}); grant it RBAC rights on this resource`,
         { cause: err },
       );
     case 404:

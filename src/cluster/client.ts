@@ -114,6 +114,11 @@ export class KubeClient {
     return this.call(() => this.api.serverSideApply(obj, opts));
   }
 
+  /** Deletes exactly this object (the uid guards against a newer one of the same name); dependents go in the background. */
+  async delete(obj: KubernetesObject, uid: string): Promise<void> {
+    await this.call(() => this.api.delete(header(obj), undefined, undefined, undefined, undefined, 'Background', { preconditions: { uid } }));
+  }
+
   close(): Promise<void> {
     return this.agent.close();
   }
