@@ -31,9 +31,9 @@ export async function applyObjects(client: KubeClient, objects: readonly Kuberne
   const replace = await Promise.all(scoped.map((obj, i) => mustReplace(client, obj, live[i], opts)));
   if (scoped.length > 1 && !opts.dryRun) {
     // Every object must pass before any is applied. Single-object deploys skip this:
-    // their one apply is already all-or-nothing. (A Job to be replaced was just dry-run.)
+    // their one apply is already all-or-nothing. (Existing Jobs were dry-run by mustReplace.)
     const results = await Promise.allSettled(
-      scoped.map((obj, i) => (replace[i] ? Promise.resolve(obj) : client.apply(obj, { dryRun: true, force: opts.force }))),
+      scoped.map((obj, i) => (isExistingJob(obj, live[i]) ? Promise.resolve(obj) : client.apply(obj, { dryRun: true, force: opts.force }))),
     );
     const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [apiError(r.reason, scoped[i]!, 'dry-run apply')] : []));
     if (failures.length > 0) throw combine(failures);
@@ -63,7 +63,7 @@ export async function applyObjects(client: KubeClient, objects: readonly Kuberne
  * left to finish, and the deploy answers 409.
  */
 async function mustReplace(client: KubeClient, obj: KubernetesObject, live: KubernetesObject | undefined, opts: ApplyOptions): Promise<boolean> {
-  if (obj.kind !== 'Job' || !live) return false;
+  if (!isExistingJob(obj, live)) return false;
   try {
     await client.apply(obj, { dryRun: true, force: opts.force });
     return false;
@@ -76,6 +76,10 @@ async function mustReplace(client: KubeClient, obj: KubernetesObject, live: Kube
     throw new DeployError('CONFLICT', `${describe(obj)} is still running and its pod template cannot change; deploy again once it has finished`);
   }
   return true;
+}
+
+function isExistingJob(obj: KubernetesObject, live: KubernetesObject | undefined): live is KubernetesObject {
+  return obj.kind === 'Job' && live !== undefined;
 }
 
 async function replaceJob(client: KubeClient, obj: KubernetesObject, live: KubernetesObject): Promise<void> {
