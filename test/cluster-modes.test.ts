@@ -103,3 +103,32 @@ test('inCluster mode: the token, CA and env a pod would have, with a real servic
     else process.env.KUBERNETES_SERVICE_PORT = saved.port;
   }
 });
+
+test('two clusters never share credentials, even on one API server', async () => {
+  const info = await sandbox();
+  const ns = await namespace('creds');
+  const fn = await startFunction(
+    configYaml({
+      clusters: {
+        allowed: { endpoint: { server: info.server, caFile: info.caFile, tokenFile: 'deployer-token' } },
+        denied: { endpoint: { server: info.server, caFile: info.caFile, tokenFile: 'nobody-token' } },
+      },
+      targets: { a: { ...webTarget(ns), cluster: 'allowed' }, b: { ...webTarget(ns), cluster: 'denied' } },
+    }),
+    {
+      'web.yaml': fixture('manifests/web.yaml'),
+      'deployer-token': await accessToken(info.serviceAccount),
+      'nobody-token': await accessToken('nobody@sandbox-project.iam.gserviceaccount.com'),
+    },
+  );
+  try {
+    // Interleaved and concurrent: each request must use its own cluster's token.
+    const [a, b] = await Promise.all([fn.post('/deploy', { target: 'a', image: `${REPO}:a` }), fn.post('/deploy', { target: 'b', image: `${REPO}:b` })]);
+    assert.equal(a.status, 200, JSON.stringify(a.body));
+    assert.equal(b.status, 502, JSON.stringify(b.body));
+    assert.equal((b.body.error as { code: string }).code, 'CLUSTER_FORBIDDEN');
+    assert.equal((await fn.post('/deploy', { target: 'a', image: `${REPO}:a2` })).status, 200);
+  } finally {
+    await fn.close();
+  }
+});

@@ -110,6 +110,24 @@ describe('POST /deploy, gke target', () => {
   });
 });
 
+test('a cold instance: concurrent first requests share one cluster lookup and one token fetch', async () => {
+  const info = await useSandboxEnv();
+  const ns = await namespace('cold');
+  const fn = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns) } }), {
+    'web.yaml': fixture('manifests/web.yaml'),
+  });
+  try {
+    const before = await stats();
+    const results = await Promise.all([1, 2, 3, 4, 5].map(() => fn.post('/deploy', { target: 'web', image: `${REPO}:cold` })));
+    for (const r of results) assert.equal(r.status, 200, JSON.stringify(r.body));
+    const now = await stats();
+    assert.equal(now.containerApi.getCluster - before.containerApi.getCluster, 1);
+    assert.equal(now.metadata.token - before.metadata.token, 1);
+  } finally {
+    await fn.close();
+  }
+});
+
 test('short-lived tokens: with 5-second tokens, deploys 10 s apart all succeed', async () => {
   const info = await useSandboxEnv();
   const ns = await namespace('expiry');
