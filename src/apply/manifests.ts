@@ -2,6 +2,7 @@
 // apply needs. Schema checks beyond these are the API server's (dry-run) job.
 import { parseAllDocuments } from 'yaml';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { isRecord } from '../guards.ts';
 
 export function parseManifests(text: string): KubernetesObject[] {
   const objects: KubernetesObject[] = [];
@@ -28,8 +29,4 @@ function checkObject(v: unknown, where: string): KubernetesObject {
     throw new Error(`${where} (${v.kind}): missing metadata.name (generateName is not supported: applies must be idempotent)`);
   }
   return v;
-}
-
-export function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

@@ -2,7 +2,7 @@
 // container of every pod template, and annotations saying what deployed it.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { DeployError } from '../errors.ts';
-import { isRecord } from './manifests.ts';
+import { isRecord } from '../guards.ts';
 
 export const ANNOTATIONS = {
   source: 'gke-deployer/source',

@@ -27,6 +27,14 @@ export function kubeconfigProblems(file: string, context?: string): string[] {
   return problems;
 }
 
+type TlsOptions = { ca?: Buffer; cert?: Buffer; key?: Buffer; headers?: Record<string, unknown> };
+
+/** The Authorization header client-node computed, or undefined (client-certificate auth). */
+function authorizationOf(opts: TlsOptions): string | undefined {
+  const auth = opts.headers?.Authorization;
+  return typeof auth === 'string' ? auth : undefined;
+}
+
 export class KubeconfigAccess implements ClusterAccess {
   private readonly file: string;
   private readonly context: string | undefined;
@@ -42,17 +50,23 @@ export class KubeconfigAccess implements ClusterAccess {
     const kc = load(this.file, this.context);
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new Error(`no current cluster in ${this.file}`);
-    const tls: { ca?: Buffer; cert?: Buffer; key?: Buffer; headers?: Record<string, unknown> } = {};
+    const tls: TlsOptions = {};
     await kc.applyToHTTPSOptions(tls);
+    let header: string | undefined | null = authorizationOf(tls); // null: ask again
     const credentials: Credentials = {
-      // Asked per request: exec plugins and token files cache and refresh on their own.
+      // Kept until the cluster refuses it: an exec plugin or token file is asked again
+      // only after a 401, not on every request (each ask re-reads the kubeconfig's files).
       async authorization() {
-        const opts: { headers?: Record<string, unknown> } = {};
-        await kc.applyToHTTPSOptions(opts);
-        const auth = opts.headers?.Authorization;
-        return typeof auth === 'string' ? auth : undefined;
+        if (header === null) {
+          const opts: TlsOptions = {};
+          await kc.applyToHTTPSOptions(opts);
+          header = authorizationOf(opts);
+        }
+        return header;
       },
-      invalidate() {},
+      invalidate() {
+        header = null;
+      },
     };
     this.connection = {
       server: cluster.server,

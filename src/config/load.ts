@@ -6,7 +6,8 @@ import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { configSchema, type AuthConfig, type ClusterSpec, type Rule, type TargetSpec } from './schema.ts';
-import { isRecord, parseManifests } from '../apply/manifests.ts';
+import { parseManifests } from '../apply/manifests.ts';
+import { isRecord } from '../guards.ts';
 import { kubeconfigProblems } from '../cluster/kubeconfig.ts';
 
 export interface Target extends TargetSpec {

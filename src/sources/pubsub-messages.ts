@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import type { Rule } from '../config/schema.ts';
 import { DeployError } from '../errors.ts';
+import { isRecord } from '../guards.ts';
 import { parseImage, type ImageRef } from '../policy/image.ts';
 import { matchImage, type Match } from '../policy/rules.ts';
 import { LIMITS } from './limits.ts';
@@ -65,8 +66,8 @@ const buildData = z.object({
 export function interpretMessage(data: Buffer | undefined, attributes: Readonly<Record<string, string>>, rules: readonly Rule[]): Interpretation {
   if (attributes.buildId !== undefined) return cloudBuild(data, attributes, rules);
   const json = decodeJson(data);
-  if (isObject(json) && 'action' in json) return artifactRegistry(json, rules);
-  if (isObject(json) && 'target' in json) return intent(json);
+  if (isRecord(json) && 'action' in json) return artifactRegistry(json, rules);
+  if (isRecord(json) && 'target' in json) return intent(json);
   throw new DeployError(
     'BAD_REQUEST',
     'message data is none of: a deploy intent {"target","image"}, an Artifact Registry notification {"action","digest","tag"}, ' +
@@ -178,8 +179,4 @@ export function decodeJson(data: Buffer | undefined): unknown {
   } catch (err) {
     throw new DeployError('BAD_REQUEST', `message data is not JSON: ${(err as Error).message.slice(0, 200)}`);
   }
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
