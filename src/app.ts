@@ -1,5 +1,5 @@
 // Wires configuration, cluster access, the deploy pipeline and the HTTP sources.
-import { loadConfigFile, type Config } from './config/load.ts';
+import { ConfigError, loadConfigFile, type Config } from './config/load.ts';
 import { ClusterRegistry } from './cluster/registry.ts';
 import { deployer } from './deploy/pipeline.ts';
 import { jsonLogger, type Logger } from './report/log.ts';
@@ -11,11 +11,28 @@ export interface App {
   close(): Promise<void>;
 }
 
-export function createApp(config: Config, log: Logger = jsonLogger()): App {
+export function createApp(config: Config, log: Logger = jsonLogger(), env = process.env): App {
   const clusters = new ClusterRegistry(config.clusters);
-  const handler = router({ config, deploy: deployer({ config, clusters }), log });
+  const handler = router({ config, deploy: deployer({ config, clusters }), log, deadlineMs: deadlineMs(env) });
   return { config, handler, close: () => clusters.close() };
 }
+
+/**
+ * DEPLOY_DEADLINE_SECONDS: how long after a request arrives its answer must be sent.
+ * Keep it below the Cloud Run request timeout (service.yaml), so a rollout wait ends
+ * with an answer instead of being cut off by the platform.
+ */
+export function deadlineMs(env = process.env): number {
+  const raw = env.DEPLOY_DEADLINE_SECONDS;
+  if (raw === undefined || raw === '') return DEFAULT_DEADLINE_SECONDS * 1000;
+  const seconds = Number(raw);
+  if (!Number.isInteger(seconds) || seconds < 10 || seconds > 3600) {
+    throw new ConfigError('DEPLOY_DEADLINE_SECONDS', [`DEPLOY_DEADLINE_SECONDS: must be a whole number of seconds from 10 to 3600, got "${raw}"`]);
+  }
+  return seconds * 1000;
+}
+
+export const DEFAULT_DEADLINE_SECONDS = 840;
 
 export function configPath(env = process.env): string {
   return env.DEPLOYER_CONFIG ?? './deployer.yaml';

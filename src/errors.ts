@@ -1,66 +1,57 @@
-// One error type for every stage: a stable machine code, the HTTP status a source
-// should answer with, and a message that tells the caller what to fix.
-export type ErrorCode =
-  | 'BAD_REQUEST'
-  | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'PAYLOAD_TOO_LARGE'
-  | 'UNAUTHENTICATED'
-  | 'NOT_FOUND'
-  | 'INVALID_IMAGE'
-  | 'INVALID_MANIFEST'
-  | 'IMAGE_NOT_ALLOWED'
-  | 'NAMESPACE_NOT_ALLOWED'
-  | 'KIND_NOT_ALLOWED'
-  | 'UNKNOWN_TARGET'
-  | 'DEPLOYMENT_NOT_FOUND'
-  | 'CONTAINER_NOT_FOUND'
-  | 'NOT_DEPLOYED'
-  | 'CONFLICT'
-  | 'CLUSTER_FORBIDDEN'
-  | 'CLUSTER_ERROR'
-  | 'CLUSTER_UNAVAILABLE'
-  | 'CONTAINER_API_ERROR'
-  | 'CONTAINER_API_UNAVAILABLE'
-  | 'INTERNAL';
+// One error type for every stage: a stable machine code and a message that tells the
+// caller what to fix. Whether a retry can help, and which HTTP status a status-answering
+// source uses, are decided here, once per code; stages only throw codes.
+const ERRORS = {
+  BAD_REQUEST: { retryable: false, http: 400 },
+  UNSUPPORTED_MEDIA_TYPE: { retryable: false, http: 415 },
+  PAYLOAD_TOO_LARGE: { retryable: false, http: 413 },
+  UNAUTHENTICATED: { retryable: false, http: 401 },
+  NOT_FOUND: { retryable: false, http: 404 },
+  INVALID_IMAGE: { retryable: false, http: 400 },
+  INVALID_MANIFEST: { retryable: false, http: 400 },
+  IMAGE_NOT_ALLOWED: { retryable: false, http: 403 },
+  NAMESPACE_NOT_ALLOWED: { retryable: false, http: 403 },
+  KIND_NOT_ALLOWED: { retryable: false, http: 403 },
+  UNKNOWN_TARGET: { retryable: false, http: 404 },
+  DEPLOYMENT_NOT_FOUND: { retryable: false, http: 404 },
+  CONTAINER_NOT_FOUND: { retryable: false, http: 400 },
+  NOT_DEPLOYED: { retryable: false, http: 404 },
+  /** Another field manager owns a field: only a person (or `force`) can settle it. */
+  CONFLICT: { retryable: false, http: 409 },
+  /** A Job that must be replaced is still running: it will finish, so a redelivery can succeed. */
+  JOB_RUNNING: { retryable: true, http: 409 },
+  /** RBAC denies the deployer: redelivering will not grant it. */
+  CLUSTER_FORBIDDEN: { retryable: false, http: 502 },
+  CLUSTER_ERROR: { retryable: false, http: 502 },
+  CLUSTER_UNAVAILABLE: { retryable: true, http: 503 },
+  /** NOT_FOUND, PERMISSION_DENIED, a cluster without endpoint: configuration, not luck. */
+  CONTAINER_API_ERROR: { retryable: false, http: 502 },
+  CONTAINER_API_UNAVAILABLE: { retryable: true, http: 503 },
+  /** A bug: redelivering the same input would hit it again. */
+  INTERNAL: { retryable: false, http: 500 },
+} as const satisfies Record<string, { retryable: boolean; http: number }>;
 
-const STATUS: Record<ErrorCode, number> = {
-  BAD_REQUEST: 400,
-  UNSUPPORTED_MEDIA_TYPE: 415,
-  PAYLOAD_TOO_LARGE: 413,
-  UNAUTHENTICATED: 401,
-  NOT_FOUND: 404,
-  INVALID_IMAGE: 400,
-  INVALID_MANIFEST: 400,
-  IMAGE_NOT_ALLOWED: 403,
-  NAMESPACE_NOT_ALLOWED: 403,
-  KIND_NOT_ALLOWED: 403,
-  UNKNOWN_TARGET: 404,
-  DEPLOYMENT_NOT_FOUND: 404,
-  CONTAINER_NOT_FOUND: 400,
-  NOT_DEPLOYED: 404,
-  CONFLICT: 409,
-  CLUSTER_FORBIDDEN: 502,
-  CLUSTER_ERROR: 502,
-  CLUSTER_UNAVAILABLE: 503,
-  CONTAINER_API_ERROR: 502,
-  CONTAINER_API_UNAVAILABLE: 503,
-  INTERNAL: 500,
-};
+export type ErrorCode = keyof typeof ERRORS;
+
+export const ERROR_CODES = Object.keys(ERRORS) as ErrorCode[];
 
 export class DeployError extends Error {
   readonly code: ErrorCode;
-  readonly status: number;
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'DeployError';
     this.code = code;
-    this.status = STATUS[code];
   }
 
-  /** Retrying later may succeed (the source should ask for redelivery). */
-  get transient(): boolean {
-    return this.status === 503 || this.status === 502 || this.status === 500;
+  /** Retrying later may succeed: a source that can ask for redelivery should. */
+  get retryable(): boolean {
+    return ERRORS[this.code].retryable;
+  }
+
+  /** The status a source that answers with HTTP statuses uses. */
+  get http(): number {
+    return ERRORS[this.code].http;
   }
 }
 

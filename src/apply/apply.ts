@@ -16,6 +16,20 @@ export interface AppliedObject {
   action: Action;
 }
 
+/** One applied object: what was sent, what was there before, what the server made of it. */
+export interface Change {
+  applied: KubernetesObject;
+  before: KubernetesObject | undefined;
+  after: KubernetesObject;
+  /** Only the image (and stamps) are this deployer's: an image-only target. */
+  imageOnly: boolean;
+}
+
+export interface Applied {
+  report: AppliedObject;
+  change: Change;
+}
+
 export interface ApplyOptions {
   namespace: string;
   /** Cluster-scoped kinds the target may apply. */
@@ -24,7 +38,7 @@ export interface ApplyOptions {
   dryRun: boolean;
 }
 
-export async function applyObjects(client: KubeClient, objects: readonly KubernetesObject[], opts: ApplyOptions): Promise<AppliedObject[]> {
+export async function applyObjects(client: KubeClient, objects: readonly KubernetesObject[], opts: ApplyOptions): Promise<Applied[]> {
   const inScope = await Promise.all(objects.map((obj) => scope(client, obj, opts)));
   const live = await Promise.all(inScope.map((obj) => get(client, obj)));
   const scoped = inScope.map((obj, i) => keepRequestId(obj, live[i]));
@@ -38,21 +52,21 @@ export async function applyObjects(client: KubeClient, objects: readonly Kuberne
     const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [apiError(r.reason, scoped[i]!, 'dry-run apply')] : []));
     if (failures.length > 0) throw combine(failures);
   }
-  const applied: AppliedObject[] = [];
+  const applied: Applied[] = [];
   for (const [i, obj] of scoped.entries()) {
     const before = live[i];
     if (replace[i] && before) {
-      if (!opts.dryRun) await replaceJob(client, obj, before);
-      applied.push(entry(obj, 'replaced'));
+      const after = opts.dryRun ? before : await replaceJob(client, obj, before);
+      applied.push({ report: entry(obj, 'replaced'), change: { applied: obj, before, after, imageOnly: false } });
       continue;
     }
-    let result: KubernetesObject;
+    let after: KubernetesObject;
     try {
-      result = await client.apply(obj, { dryRun: opts.dryRun, force: opts.force });
+      after = await client.apply(obj, { dryRun: opts.dryRun, force: opts.force });
     } catch (err) {
       throw apiError(err, obj, 'apply');
     }
-    applied.push(report(obj, before, result));
+    applied.push({ report: report(obj, before, after), change: { applied: obj, before, after, imageOnly: false } });
   }
   return applied;
 }
@@ -73,7 +87,7 @@ async function mustReplace(client: KubeClient, obj: KubernetesObject, live: Kube
   const conditions = (live as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions ?? [];
   const finished = conditions.some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
   if (!finished) {
-    throw new DeployError('CONFLICT', `${describe(obj)} is still running and its pod template cannot change; deploy again once it has finished`);
+    throw new DeployError('JOB_RUNNING', `${describe(obj)} is still running and its pod template cannot change; deploy again once it has finished`);
   }
   return true;
 }
@@ -82,15 +96,15 @@ function isExistingJob(obj: KubernetesObject, live: KubernetesObject | undefined
   return obj.kind === 'Job' && live !== undefined;
 }
 
-async function replaceJob(client: KubeClient, obj: KubernetesObject, live: KubernetesObject): Promise<void> {
+async function replaceJob(client: KubeClient, obj: KubernetesObject, live: KubernetesObject): Promise<KubernetesObject> {
   try {
-    await client.delete(obj, live.metadata?.uid ?? '');
+    await client.delete(obj, { uid: live.metadata?.uid ?? '' });
     // Background deletion removes the Job itself at once; wait until it is gone.
     for (let i = 0; (await client.get(obj)) !== undefined; i++) {
       if (i >= 50) throw new DeployError('CLUSTER_UNAVAILABLE', `${describe(obj)} was deleted but is still there after 10 s`);
       await new Promise((r) => setTimeout(r, 200));
     }
-    await client.apply(obj, { dryRun: false, force: false });
+    return await client.apply(obj, { dryRun: false, force: false });
   } catch (err) {
     throw apiError(err, obj, 'replace');
   }
@@ -100,7 +114,7 @@ async function replaceJob(client: KubeClient, obj: KubernetesObject, live: Kuber
 export async function applyImage(
   client: KubeClient,
   opts: ApplyOptions & { deployment: string; container?: string; image: string; stamp: Stamp },
-): Promise<AppliedObject[]> {
+): Promise<Applied[]> {
   const ref: KubernetesObject = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: opts.deployment, namespace: opts.namespace } };
   const live = await get(client, ref);
   if (!live) {
@@ -120,13 +134,14 @@ export async function applyImage(
     metadata: { ...ref.metadata, annotations: stampAnnotations(opts.stamp) },
     spec: { template: { spec: { containers: [{ name: container, image: opts.image }] } } },
   };
-  let result: KubernetesObject;
+  const body = keepRequestId(patch, live);
+  let after: KubernetesObject;
   try {
-    result = await client.apply(keepRequestId(patch, live), { dryRun: opts.dryRun, force: opts.force });
+    after = await client.apply(body, { dryRun: opts.dryRun, force: opts.force });
   } catch (err) {
     throw apiError(err, patch, 'apply');
   }
-  return [report(patch, live, result)];
+  return [{ report: report(patch, live, after), change: { applied: body, before: live, after, imageOnly: true } }];
 }
 
 /**

@@ -7,7 +7,9 @@ import {
   KubernetesObjectApi,
   PatchStrategy,
   ServerConfiguration,
+  Watch,
   createConfiguration,
+  type KubeConfig,
   type KubernetesObject,
   type RequestContext,
 } from '@kubernetes/client-node';
@@ -40,9 +42,30 @@ class ObjectApi extends KubernetesObjectApi {
     if (opts.force) ctx.setQueryParam('force', 'true');
     if (opts.dryRun) ctx.setQueryParam('dryRun', 'All');
     ctx.setBody(JSON.stringify(obj)); // JSON is YAML: valid as application/apply-patch+yaml
-    return this.requestPromise(ctx);
+    return this.requestPromise(ctx, RAW);
+  }
+
+  /** The live object as the server sent it: no typed model drops or reshapes a field. */
+  async readRaw(obj: KubernetesObject): Promise<KubernetesObject> {
+    return this.getPath(await this.specUriPath(header(obj), 'read'));
+  }
+
+  /** The URL path of a kind's collection in `namespace` (or cluster-wide). */
+  collectionPath(apiVersion: string, kind: string, namespace?: string): Promise<string> {
+    return this.specUriPath({ apiVersion, kind, metadata: { ...(namespace !== undefined && { namespace }) } }, 'list');
+  }
+
+  /** GET any path: JSON as parsed JSON, text (pod logs) as a string. */
+  getPath<T>(path: string, query: Record<string, string> = {}): Promise<T> {
+    const ctx = this.configuration.baseServer.makeRequestContext(path, HttpMethod.GET);
+    ctx.setHeaderParam('Accept', 'application/json, */*;q=0.8');
+    for (const [k, v] of Object.entries(query)) ctx.setQueryParam(k, v);
+    return this.requestPromise(ctx, RAW) as Promise<T>;
   }
 }
+
+/** The serializer's pass-through type: responses stay plain JSON. */
+const RAW = 'any';
 
 export interface ApplyOptions {
   dryRun: boolean;
@@ -66,24 +89,20 @@ export class KubeClient {
         rejectUnauthorized: true,
       },
     });
-    const agent = this.agent;
-    const credentials = connection.credentials;
     this.api = new ObjectApi(
       createConfiguration({
         baseServer: new ServerConfiguration(connection.server.replace(/\/$/, ''), {}),
-        authMethods: {
-          default: {
-            getName: () => 'gke-deployer',
-            async applySecurityAuthentication(ctx: RequestContext) {
-              const authorization = await credentials.authorization();
-              if (authorization) ctx.setHeaderParam('Authorization', authorization);
-              ctx.setDispatcher(agent);
-              ctx.setSignal(AbortSignal.timeout(REQUEST_TIMEOUT_MS));
-            },
-          },
-        },
+        authMethods: { default: { getName: () => 'gke-deployer', applySecurityAuthentication: (ctx: RequestContext) => this.authenticate(ctx) } },
       }),
     );
+  }
+
+  /** Every request: the current token (so refreshes need no new client), this connection's pool, a timeout. */
+  private async authenticate(ctx: RequestContext): Promise<void> {
+    const authorization = await this.connection.credentials.authorization();
+    if (authorization) ctx.setHeaderParam('Authorization', authorization);
+    ctx.setDispatcher(this.agent);
+    ctx.setSignal(AbortSignal.timeout(REQUEST_TIMEOUT_MS));
   }
 
   get server(): string {
@@ -102,7 +121,7 @@ export class KubeClient {
   /** The live object, or undefined when it does not exist. */
   async get(obj: KubernetesObject): Promise<KubernetesObject | undefined> {
     try {
-      return await this.call(() => this.api.read(header(obj)));
+      return await this.call(() => this.api.readRaw(obj));
     } catch (err) {
       if (err instanceof ApiException && err.code === 404) return undefined;
       throw err;
@@ -114,9 +133,40 @@ export class KubeClient {
     return this.call(() => this.api.serverSideApply(obj, opts));
   }
 
-  /** Deletes exactly this object (the uid guards against a newer one of the same name); dependents go in the background. */
-  async delete(obj: KubernetesObject, uid: string): Promise<void> {
-    await this.call(() => this.api.delete(header(obj), undefined, undefined, undefined, undefined, 'Background', { preconditions: { uid } }));
+  /**
+   * Deletes exactly this object: the uid guards against a newer one of the same name, a
+   * resourceVersion against a change since it was read. Dependents go in the background.
+   */
+  async delete(obj: KubernetesObject, preconditions: { uid: string; resourceVersion?: string }): Promise<void> {
+    await this.call(() => this.api.delete(header(obj), undefined, undefined, undefined, undefined, 'Background', { preconditions }));
+  }
+
+  /** A collection's items, with the list's resourceVersion to watch from. */
+  async list(apiVersion: string, kind: string, namespace: string, query: Record<string, string> = {}): Promise<{ items: KubernetesObject[]; resourceVersion: string; path: string }> {
+    const path = await this.call(() => this.api.collectionPath(apiVersion, kind, namespace));
+    const list = await this.call(() => this.api.getPath<{ items?: KubernetesObject[]; metadata?: { resourceVersion?: string } }>(path, query));
+    // List items carry no apiVersion/kind of their own.
+    const items = (list.items ?? []).map((item) => ({ apiVersion, kind, ...item }));
+    return { items, resourceVersion: list.metadata?.resourceVersion ?? '', path };
+  }
+
+  /** Plain-text GET, e.g. a Pod's log. */
+  text(path: string, query: Record<string, string> = {}): Promise<string> {
+    return this.call(() => this.api.getPath<string>(path, query));
+  }
+
+  /**
+   * One watch request (client-node's Watch over this client's connection and credentials).
+   * Resolves with an AbortController once the stream is open; `done` is called once when it ends.
+   */
+  watch(path: string, query: Record<string, string>, onEvent: (type: string, obj: KubernetesObject) => void, done: (err: unknown) => void): Promise<AbortController> {
+    const config = { getCurrentCluster: () => ({ server: this.server.replace(/\/$/, '') }), applySecurityAuthentication: (ctx: RequestContext) => this.authenticate(ctx) };
+    return new Watch(config as unknown as KubeConfig).watch(path, query, (type: string, obj: KubernetesObject) => onEvent(type, obj), done);
+  }
+
+  /** The API server said 401 to a request made outside `call` (a watch). */
+  invalidateCredentials(): void {
+    this.connection.credentials.invalidate();
   }
 
   close(): Promise<void> {

@@ -14,6 +14,8 @@ export interface Target extends TargetSpec {
   name: string;
   /** Parsed manifests; empty for an image-only (`deployment:`) target. */
   objects: KubernetesObject[];
+  /** Parsed `preDeploy` Jobs. */
+  preDeployJobs: KubernetesObject[];
 }
 
 export interface Config {
@@ -78,22 +80,29 @@ export function parseConfig(text: string, file: string): Config {
   }
 
   const objects = new Map<string, KubernetesObject[]>();
+  const preDeploy = new Map<string, KubernetesObject[]>();
   for (const [name, spec] of Object.entries(rawTargets)) {
     const at = `targets.${name}`;
     if (!isRecord(spec)) continue;
     if (typeof spec.cluster === 'string' && !(spec.cluster in rawClusters)) {
       problems.push(`${at}.cluster: unknown cluster "${spec.cluster}"`);
     }
-    const parsedObjects: KubernetesObject[] = [];
-    (Array.isArray(spec.manifests) ? spec.manifests : []).forEach((m: unknown, i) => {
-      if (typeof m !== 'string') return;
-      try {
-        parsedObjects.push(...parseManifests(readFileSync(resolve(m), 'utf8')));
-      } catch (err) {
-        problems.push(`${at}.manifests.${i}: ${resolve(m)}: ${(err as Error).message}`);
-      }
-    });
-    objects.set(name, parsedObjects);
+    const files = (key: 'manifests' | 'preDeploy'): KubernetesObject[] =>
+      (Array.isArray(spec[key]) ? spec[key] : []).flatMap((m: unknown, i) => {
+        if (typeof m !== 'string') return [];
+        try {
+          return parseManifests(readFileSync(resolve(m), 'utf8'));
+        } catch (err) {
+          problems.push(`${at}.${key}.${i}: ${resolve(m)}: ${(err as Error).message}`);
+          return [];
+        }
+      });
+    objects.set(name, files('manifests'));
+    const jobs = files('preDeploy');
+    for (const job of jobs) {
+      if (job.apiVersion !== 'batch/v1' || job.kind !== 'Job') problems.push(`${at}.preDeploy: ${job.kind ?? '?'} ${job.metadata?.name ?? '?'} is not a batch/v1 Job`);
+    }
+    preDeploy.set(name, jobs);
   }
 
   const rawRules = isRecord(raw) && Array.isArray(raw.rules) ? raw.rules : [];
@@ -133,7 +142,14 @@ export function parseConfig(text: string, file: string): Config {
   }
   const targets = new Map<string, Target>();
   for (const [name, spec] of Object.entries(parsed.data.targets)) {
-    targets.set(name, { ...spec, ...(spec.manifests && { manifests: spec.manifests.map(resolve) }), name, objects: objects.get(name) ?? [] });
+    targets.set(name, {
+      ...spec,
+      ...(spec.manifests && { manifests: spec.manifests.map(resolve) }),
+      ...(spec.preDeploy && { preDeploy: spec.preDeploy.map(resolve) }),
+      name,
+      objects: objects.get(name) ?? [],
+      preDeployJobs: preDeploy.get(name) ?? [],
+    });
   }
   return { file, auth: parsed.data.auth, clusters, targets, rules: parsed.data.rules };
 }

@@ -47,6 +47,30 @@ export const clusterSchema = z.union(
   { error: 'must have exactly one of gke, endpoint, inCluster or kubeconfig' },
 );
 
+/** `300s`, `5m`, `1m30s` or a number of seconds; kept as milliseconds. */
+const duration = z
+  .union([z.number().int().positive(), z.string().regex(/^(\d+h)?(\d+m)?(\d+s)?$/, 'must be a duration like 300s, 5m or 1m30s').refine((d) => d !== '', 'must be a duration like 300s, 5m or 1m30s')], {
+    error: 'must be a duration like 300s, 5m or 1m30s (or a number of seconds)',
+  })
+  .transform((d) => {
+    if (typeof d === 'number') return d * 1000;
+    const [, h = '0', m = '0', sec = '0'] = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(d) ?? [];
+    return ((Number(h) * 60 + Number(m)) * 60 + Number(sec)) * 1000;
+  })
+  .refine((ms) => ms <= 3_600_000, 'must be at most 1h (a Cloud Run request cannot last longer)');
+
+export const rolloutSchema = z
+  .strictObject({
+    /** Wait until the workloads are ready (Jobs complete) before answering. */
+    wait: z.boolean().default(true),
+    /** How long to wait; the request's own deadline may cut it shorter. */
+    timeout: duration.prefault('300s'),
+    /** Restore the changed workloads when the rollout fails (only when waiting: nothing fails otherwise). */
+    rollback: z.boolean().default(true),
+  })
+  // prefault: the defaults go through the schema, so the timeout becomes milliseconds.
+  .prefault({});
+
 export const targetSchema = z
   .strictObject({
     cluster: nonEmpty,
@@ -59,6 +83,9 @@ export const targetSchema = z
     clusterScoped: z.array(nonEmpty).default([]),
     /** Take over fields owned by another field manager instead of reporting a conflict. */
     force: z.boolean().default(false),
+    rollout: rolloutSchema,
+    /** Job manifests run with the new image, to completion, before any workload changes. */
+    preDeploy: z.array(nonEmpty).min(1).optional(),
   })
   .refine((t) => (t.manifests === undefined) !== (t.deployment === undefined), {
     error: 'needs exactly one of manifests (apply these files) or deployment (update the image of an existing Deployment)',

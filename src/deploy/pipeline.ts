@@ -1,35 +1,47 @@
-// source → DeployIntent → policy → cluster access → apply → report.
+// source → DeployIntent → policy → cluster access → [preDeploy Jobs] → apply → rollout
+// (wait, roll back on failure) → DeployResult, which the report stage logs.
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { Config } from '../config/load.ts';
+import type { Config, Target } from '../config/load.ts';
 import type { ClusterRegistry } from '../cluster/registry.ts';
-import { applyImage, applyObjects, recordedImage, type AppliedObject } from '../apply/apply.ts';
+import { FIELD_MANAGER, type KubeClient } from '../cluster/client.ts';
+import { applyImage, applyObjects, recordedImage, type Applied } from '../apply/apply.ts';
+import { objectDiff } from '../apply/diff.ts';
 import { renderManifests, type Stamp } from '../apply/render.ts';
 import { DeployError } from '../errors.ts';
 import { authorize, resolveTarget } from '../policy/policy.ts';
+import { jobLogTail } from '../rollout/job-logs.ts';
+import { runPreDeploy } from '../rollout/pre-deploy.ts';
+import { imageBefore, rollback } from '../rollout/rollback.ts';
+import { waitForRollout, type WaitResult } from '../rollout/wait.ts';
 import type { DeployIntent } from './intent.ts';
+import type { DeployResult, ObjectResult } from './result.ts';
 
-export interface DeployResult {
-  status: 'applied' | 'dry-run';
-  target: string;
-  cluster: string;
-  namespace: string;
-  image: string;
-  requestId: string;
-  dryRun: boolean;
-  /** True when the image was the one the workload recorded (a reconcile). */
-  reconciled?: boolean;
-  objects: AppliedObject[];
-}
+export type { DeployResult } from './result.ts';
 
 export interface Deps {
   config: Config;
   clusters: ClusterRegistry;
 }
 
-export type Deployer = (intent: DeployIntent) => Promise<DeployResult>;
+export interface DeployContext {
+  /** Epoch ms by which the deploy must have answered; waits end before it. */
+  deadline?: number;
+  /** Progress lines while waiting. */
+  progress?: (message: string) => void;
+}
+
+export type Deployer = (intent: DeployIntent, ctx?: DeployContext) => Promise<DeployResult>;
+
+/** Workload kinds a rollback restores (a Job is not rolled back: it ran). */
+const RESTORABLE = new Set(['Deployment', 'StatefulSet', 'DaemonSet']);
+/** Of the request's time, what is kept back for a rollback and its wait (at most a minute). */
+const ROLLBACK_SHARE = 0.25;
+const ROLLBACK_RESERVE_MAX_MS = 60_000;
 
 export function deployer({ config, clusters }: Deps): Deployer {
-  return async (intent) => {
+  return async (intent, ctx = {}) => {
+    const started = Date.now();
+    const deadline = ctx.deadline ?? Number.POSITIVE_INFINITY;
     const target = resolveTarget(intent, config);
     const reconcile = intent.image === undefined;
     // A deploy is judged before any network call; only a reconcile must first ask the
@@ -49,14 +61,12 @@ export function deployer({ config, clusters }: Deps): Deployer {
     const stamp: Stamp = { source: intent.source, image: image.ref, requestId: intent.requestId };
     const container = target.container !== undefined ? { container: target.container } : {};
     const objects = target.deployment ? [] : renderManifests(target.objects, { image: image.ref, stamp, ...container });
+    const jobs = target.preDeployJobs.length > 0 ? renderManifests(target.preDeployJobs, { image: image.ref, stamp, ...container }) : [];
     const client = await clusters.client(target.cluster);
     // Reconciling means taking back fields someone changed by hand, so it forces.
     const opts = { namespace: target.namespace, clusterScoped: target.clusterScoped, force: target.force || reconcile, dryRun: intent.dryRun };
-    const applied = target.deployment
-      ? await applyImage(client, { ...opts, deployment: target.deployment, image: image.ref, stamp, ...container })
-      : await applyObjects(client, objects, opts);
-    return {
-      status: intent.dryRun ? 'dry-run' : 'applied',
+    const result = (status: DeployResult['status'], rest: Partial<DeployResult> & { objects: ObjectResult[] }): DeployResult => ({
+      status,
       target: target.name,
       cluster: target.cluster,
       namespace: target.namespace,
@@ -64,7 +74,80 @@ export function deployer({ config, clusters }: Deps): Deployer {
       requestId: intent.requestId,
       dryRun: intent.dryRun,
       ...(reconcile && { reconciled: true }),
-      objects: applied,
-    };
+      ...rest,
+      elapsedMs: Date.now() - started,
+    });
+    // The rollout wait ends early enough to leave time for a rollback and its own wait.
+    const requestLeft = deadline - started;
+    const reserve = Math.min(ROLLBACK_RESERVE_MAX_MS, requestLeft * ROLLBACK_SHARE);
+    const rolloutEnd = started + target.rollout.timeout;
+    const waitEnd = Math.min(rolloutEnd, deadline - reserve);
+    const waitOpts = { namespace: target.namespace, started, deadline: waitEnd, ...(ctx.progress && { progress: ctx.progress }) };
+
+    if (jobs.length > 0 && !intent.dryRun) {
+      const pre = await runPreDeploy(client, jobs, { ...opts, ...waitOpts, requestId: intent.requestId, ...container });
+      if (pre.state !== 'complete') {
+        return result(pre.state, { stage: 'preDeploy', reason: pre.reason ?? 'a preDeploy Job did not complete', preDeploy: pre.runs, objects: [] });
+      }
+    }
+
+    const applied = target.deployment
+      ? await applyImage(client, { ...opts, deployment: target.deployment, image: image.ref, stamp, ...container })
+      : await applyObjects(client, objects, opts);
+    const reports: ObjectResult[] = applied.map((a) => ({ ...a.report }));
+    if (intent.dryRun) {
+      return result('dry-run', { objects: applied.map((a) => ({ ...a.report, diff: objectDiff(a.change.before, a.change.after) })) });
+    }
+    if (!target.rollout.wait) return result('applied', { objects: reports });
+
+    const waited = await waitForRollout(client, applied.map((a) => a.change.after), waitOpts);
+    const objectsWith = (w: WaitResult) => merge(reports, w);
+    if (waited.state === 'ready') {
+      return result(applied.some((a) => RESTORABLE.has(a.report.kind) || a.report.kind === 'Job') ? 'ready' : 'applied', { objects: objectsWith(waited) });
+    }
+    // Out of time before the rollout said either way, with the request ending: unknown state.
+    if (waited.state === 'timed-out' && waitEnd < rolloutEnd) {
+      return result('timed-out', { stage: 'rollout', reason: waited.reason ?? 'the request deadline came first', objects: objectsWith(waited) });
+    }
+    const reason = waited.state === 'timed-out' ? `Timeout: ${target.rollout.timeout / 1000}s passed; ${waited.reason ?? ''}` : (waited.reason ?? 'the rollout failed');
+    const logs = await failedJobLogs(client, applied, waited, target);
+    const failed = (extra: Partial<DeployResult> = {}) => result('failed', { stage: 'rollout', reason, failedImage: image.ref, objects: objectsWith(waited), ...(logs && { logs }), ...extra });
+
+    const changes = applied.filter((a) => RESTORABLE.has(a.report.kind) && (a.report.action === 'created' || a.report.action === 'configured')).map((a) => a.change);
+    if (!target.rollout.rollback) return failed();
+    if (changes.length === 0) return failed({ reason: `${reason} (nothing to roll back: this deploy changed no workload)` });
+    const restoredImage = imageBefore(changes[0]!, target.container);
+    const undone = await rollback(client, changes, FIELD_MANAGER);
+    if (!undone.ok) return failed({ reason: `${reason}; ${undone.reason}` });
+    const again = await waitForRollout(client, undone.restored, { ...waitOpts, deadline: Math.min(Date.now() + target.rollout.timeout, deadline) });
+    const rolledBack = merge(
+      undone.restored.map((o) => ({ kind: o.kind ?? '', name: o.metadata?.name ?? '', namespace: target.namespace, action: 'configured' as const })),
+      again,
+    );
+    if (again.state !== 'ready') {
+      return failed({ stage: 'rollback', reason: `${reason}; the rollback did not become ready: ${again.reason ?? again.state}`, rolledBack });
+    }
+    return result('rolled-back', {
+      stage: 'rollout',
+      reason,
+      failedImage: image.ref,
+      ...(restoredImage !== undefined && { restoredImage }),
+      objects: objectsWith(waited),
+      rolledBack,
+      ...(undone.deleted.length > 0 && { deleted: undone.deleted.map((o) => `${o.kind ?? ''}/${o.metadata?.name ?? ''}`) }),
+    });
   };
+}
+
+function merge(reports: ObjectResult[], waited: WaitResult): ObjectResult[] {
+  return reports.map((r) => {
+    const w = waited.objects.find((o) => o.kind === r.kind && o.name === r.name);
+    return w ? { ...r, readiness: w.readiness, message: w.message, ...(w.readyMs !== undefined && { readyMs: w.readyMs }) } : r;
+  });
+}
+
+/** A target that runs a Job: its failure is explained by the Job's own log. */
+async function failedJobLogs(client: KubeClient, applied: Applied[], waited: WaitResult, target: Target): Promise<string[] | undefined> {
+  const job = applied.find((a) => a.report.kind === 'Job' && waited.objects.some((o) => o.kind === 'Job' && o.name === a.report.name && o.readiness === 'failed'));
+  return job ? jobLogTail(client, job.change.after, target.namespace, target.container) : undefined;
 }

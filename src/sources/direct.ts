@@ -4,6 +4,7 @@ import type { CallerAuth } from '../config/schema.ts';
 import { oidcCaller, type OidcVerifier } from './auth/oidc.ts';
 import { jsonBody } from './http.ts';
 import { LIMITS } from './limits.ts';
+import { statusAnswer } from './answers.ts';
 import type { Source } from './source.ts';
 
 const body = z.strictObject({
@@ -14,7 +15,7 @@ const body = z.strictObject({
 
 export function directSource(auth: CallerAuth, verifier: OidcVerifier): Source {
   return {
-    failures: 'status',
+    answer: statusAnswer,
     authenticate: oidcCaller(auth, verifier),
     receive: (req) => ({ intents: [{ ...jsonBody(req, body, 'deploy request'), source: 'direct' }] }),
   };

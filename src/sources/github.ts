@@ -13,6 +13,7 @@ import { secretFromEnv, verifyHubSignature } from './auth/webhook-secret.ts';
 import { commitSha, deliveryFor, eventHeader, field, header, isZeroSha, refTarget } from './git-event.ts';
 import { invalid, parseJson, rawBody, requireContentType } from './http.ts';
 import { LIMITS } from './limits.ts';
+import { webhookAnswer } from './answers.ts';
 import type { Delivery, Source } from './source.ts';
 
 // Loose objects throughout: real payloads carry hundreds of fields we do not read.
@@ -63,7 +64,7 @@ type Mapped = Pick<Delivery, 'intents' | 'ignored' | 'reply'> & { context?: Reco
 export function githubSource(settings: { secretEnv: string }, rules: readonly Rule[]): Source {
   const secret = secretFromEnv(settings.secretEnv);
   return {
-    failures: 'status',
+    answer: webhookAnswer,
     authenticate(req) {
       // The size limit first: nothing over it is even hashed.
       verifyHubSignature(secret, rawBody(req), req.headers['x-hub-signature-256']);

@@ -10,6 +10,7 @@ import type { Rule } from '../config/schema.ts';
 import { secretFromEnv, verifyToken } from './auth/webhook-secret.ts';
 import { commitSha, deliveryFor, eventHeader, field, header, refTarget } from './git-event.ts';
 import { invalid, parseJson, rawBody, requireContentType } from './http.ts';
+import { webhookAnswer } from './answers.ts';
 import type { Delivery, Source } from './source.ts';
 
 // Loose objects: GitLab adds fields release after release.
@@ -43,7 +44,7 @@ type Mapped = Pick<Delivery, 'intents' | 'ignored'> & { context?: Record<string,
 export function gitlabSource(settings: { tokenEnv: string }, rules: readonly Rule[]): Source {
   const token = secretFromEnv(settings.tokenEnv);
   return {
-    failures: 'status',
+    answer: webhookAnswer,
     authenticate(req) {
       rawBody(req); // the size limit before anything else
       verifyToken(token, req.headers['x-gitlab-token'], 'X-Gitlab-Token');

@@ -12,6 +12,7 @@ import { oidcCaller, type OidcVerifier } from './auth/oidc.ts';
 import { invalid, parseJson, rawBody, requireContentType } from './http.ts';
 import { LIMITS } from './limits.ts';
 import { interpretMessage } from './pubsub-messages.ts';
+import { ackAnswer } from './answers.ts';
 import type { Delivery, Source } from './source.ts';
 
 /** Eventarc's event type for a message published to a topic. */
@@ -60,7 +61,7 @@ type Mode = 'push' | 'cloudevent-binary' | 'cloudevent-structured';
 
 export function pubsubSource(auth: CallerAuth, rules: readonly Rule[], verifier: OidcVerifier): Source {
   return {
-    failures: 'ack',
+    answer: ackAnswer,
     authenticate: oidcCaller(auth, verifier),
     receive(req) {
       // Pub/Sub and Eventarc always send JSON: any other type is a misrouted or misconfigured

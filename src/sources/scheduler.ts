@@ -5,6 +5,7 @@ import type { CallerAuth } from '../config/schema.ts';
 import { oidcCaller, type OidcVerifier } from './auth/oidc.ts';
 import { jsonBody } from './http.ts';
 import { LIMITS } from './limits.ts';
+import { statusAnswer } from './answers.ts';
 import type { Source } from './source.ts';
 
 const body = z.strictObject({
@@ -16,7 +17,7 @@ const body = z.strictObject({
 export function schedulerSource(auth: CallerAuth, verifier: OidcVerifier): Source {
   return {
     // Scheduler retries non-2xx per the job's retry config, and shows the status in its run log.
-    failures: 'status',
+    answer: statusAnswer,
     authenticate: oidcCaller(auth, verifier),
     receive(req) {
       const { image, ...rest } = jsonBody(req, body, 'scheduler job body');

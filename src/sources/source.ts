@@ -2,6 +2,7 @@
 // zero or more deploy intents. It never touches a cluster (the pipeline does).
 import type { Request } from '@google-cloud/functions-framework';
 import type { DeployIntent } from '../deploy/intent.ts';
+import type { Answerer } from './answers.ts';
 
 export type Incoming = Omit<DeployIntent, 'requestId'>;
 
@@ -18,12 +19,8 @@ export interface Delivery {
 }
 
 export interface Source {
-  /**
-   * How failures are answered. `status`: the error's HTTP status. `ack`: permanent
-   * failures answer 200 and are logged at ERROR, transient ones 503 — Pub/Sub would
-   * otherwise redeliver a message that can never succeed.
-   */
-  failures: 'status' | 'ack';
+  /** How this sender is told what became of its event (statuses, or Pub/Sub's ack rules). */
+  answer: Answerer;
   /** Throws UNAUTHENTICATED. Returns the caller, for logs. Runs before anything else reads the body. */
   authenticate(req: Request): Promise<string>;
   /** Validates the request and maps it to intents. Throws BAD_REQUEST and the like. */

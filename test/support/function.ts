@@ -20,14 +20,14 @@ export interface RunningFunction {
 
 let seq = 0;
 
-/** `files` are written next to deployer.yaml (manifests, token files…). */
-export async function startFunction(configYaml: string, files: Record<string, string> = {}): Promise<RunningFunction> {
+/** `files` are written next to deployer.yaml (manifests, token files…); `env` adds to the function's environment. */
+export async function startFunction(configYaml: string, files: Record<string, string> = {}, env: Record<string, string> = {}): Promise<RunningFunction> {
   const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-fn-'));
   for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
   await writeFile(path.join(dir, 'deployer.yaml'), configYaml);
   const logs: RunningFunction['logs'] = [];
   const log: Logger = (severity, message, fields) => logs.push({ severity, message, ...fields });
-  const app = createApp(loadConfigFile(path.join(dir, 'deployer.yaml')), log);
+  const app = createApp(loadConfigFile(path.join(dir, 'deployer.yaml')), log, { ...process.env, ...env });
   const name = `deploy-test-${++seq}`;
   ff.http(name, app.handler);
   const server: Server = getTestServer(name);

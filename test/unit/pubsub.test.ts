@@ -7,6 +7,7 @@ import type { Request } from '@google-cloud/functions-framework';
 import type { Rule } from '../../src/config/schema.ts';
 import { DeployError, type ErrorCode } from '../../src/errors.ts';
 import { OidcVerifier } from '../../src/sources/auth/oidc.ts';
+import { ackAnswer } from '../../src/sources/answers.ts';
 import { decodeBase64, MESSAGE_PUBLISHED, pubsubSource } from '../../src/sources/pubsub.ts';
 import type { Delivery } from '../../src/sources/source.ts';
 
@@ -271,5 +272,5 @@ test('authentication: "none" lets anyone in; OIDC without a bearer token is refu
   assert.equal(await open.authenticate(request(event('intent'))), 'unauthenticated');
   const oidc = pubsubSource({ audience: 'https://x.run.app/pubsub', serviceAccounts: ['push@p.iam.gserviceaccount.com'] }, tagged, new OidcVerifier());
   await assert.rejects(oidc.authenticate(request(event('intent'))), (e: unknown) => e instanceof DeployError && e.code === 'UNAUTHENTICATED');
-  assert.equal(oidc.failures, 'ack');
+  assert.equal(oidc.answer, ackAnswer);
 });

@@ -1,0 +1,58 @@
+// What a deploy answers, whatever triggered it.
+import type { AppliedObject } from '../apply/apply.ts';
+import type { ReadinessState } from '../rollout/wait.ts';
+
+/**
+ * ready       the rollout finished: every workload is ready (Jobs complete)
+ * applied     applied, nothing waited for (`rollout.wait: false`, or no kind with a readiness rule)
+ * rolled-back the rollout failed and every changed workload was restored and is ready again
+ * failed      the deploy failed and was not (or could not be) rolled back; `reason` says why
+ * timed-out   the wait ran out of time before the rollout ended either way
+ * dry-run     nothing changed; `diff` per object says what would
+ */
+export type DeployStatus = 'ready' | 'applied' | 'rolled-back' | 'failed' | 'timed-out' | 'dry-run';
+
+export interface ObjectResult extends AppliedObject {
+  readiness?: ReadinessState;
+  message?: string;
+  /** Milliseconds from the start of the deploy until the object was first seen ready. */
+  readyMs?: number;
+  /** Dry run: unified diff of the live object against the would-be one ("" when equal). */
+  diff?: string;
+}
+
+export interface JobRun {
+  name: string;
+  /** `running`: still going when another run failed. */
+  status: 'complete' | 'failed' | 'timed-out' | 'running';
+  reason?: string;
+  message?: string;
+  /** The last lines of the failed Job's Pod log, where the cluster serves it. */
+  logs?: string[];
+}
+
+export interface DeployResult {
+  status: DeployStatus;
+  target: string;
+  cluster: string;
+  namespace: string;
+  image: string;
+  requestId: string;
+  dryRun: boolean;
+  /** True when the image was the one the workload recorded (a reconcile). */
+  reconciled?: boolean;
+  /** Where a failed deploy stopped. */
+  stage?: 'preDeploy' | 'rollout' | 'rollback';
+  reason?: string;
+  failedImage?: string;
+  restoredImage?: string;
+  preDeploy?: JobRun[];
+  objects: ObjectResult[];
+  /** Readiness of the restored workloads after a rollback. */
+  rolledBack?: ObjectResult[];
+  /** Workloads the failed deploy had created, deleted by the rollback (`Kind/name`). */
+  deleted?: string[];
+  /** The last lines of a failed Job's Pod log (a target that runs a Job). */
+  logs?: string[];
+  elapsedMs: number;
+}

@@ -1,0 +1,42 @@
+// The report stage: one log line per deploy, and one per request that deployed nothing.
+import type { LogFields, Logger } from './log.ts';
+import { severityOf, type IntentOutcome, type Outcome } from './outcome.ts';
+
+export function reportIntent(log: Logger, o: IntentOutcome, fields: LogFields): void {
+  if (!o.ok) {
+    log(severityOf(o), `deploy to ${o.target} failed: ${o.error.message}`, { ...fields, target: o.target, code: o.error.code, retryable: o.error.retryable });
+    return;
+  }
+  const r = o.result;
+  const what = r.status === 'dry-run' ? 'dry run of' : r.status === 'ready' || r.status === 'applied' ? 'deployed' : 'deploy of';
+  log(severityOf(o), `${what} ${r.image} to ${r.target}: ${r.status}${r.reason ? ` (${r.reason})` : ''}`, {
+    ...fields,
+    target: r.target,
+    cluster: r.cluster,
+    status: r.status,
+    ...(r.stage && { stage: r.stage }),
+    ...(r.failedImage && { failedImage: r.failedImage, restoredImage: r.restoredImage }),
+    objects: r.objects.map(({ diff: _diff, ...rest }) => rest),
+    elapsedMs: r.elapsedMs,
+  });
+}
+
+/** The request's own line, when no deploy line already said what happened. */
+export function reportOutcome(log: Logger, o: Outcome, answered: number, fields: LogFields): void {
+  const acknowledged = answered === 200 && o.kind === 'refused';
+  switch (o.kind) {
+    case 'refused':
+      log(o.error.http >= 500 || acknowledged ? 'ERROR' : 'WARNING', o.error.message, {
+        ...fields, code: o.error.code, answered, ...(acknowledged && { acknowledged: true }),
+      });
+      return;
+    case 'ignored':
+      log('INFO', `ignored: ${o.reason}`, { ...fields, answered });
+      return;
+    case 'replied':
+      log('INFO', `answered ${o.status} without deploying`, { ...fields, answered });
+      return;
+    case 'done':
+      if (o.results.length > 1) log('INFO', `${o.results.length} deploys done`, { ...fields, answered });
+  }
+}

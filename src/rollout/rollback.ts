@@ -1,0 +1,112 @@
+// Restores the workloads a failed deploy changed to what they ran before, with
+// server-side apply under the deployer's own field manager (a JSON-patch undo would
+// move field ownership away from it). Never over someone else's newer change.
+import { isDeepStrictEqual } from 'node:util';
+import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubeClient } from '../cluster/client.ts';
+import { apiError, describe } from '../apply/errors.ts';
+import { ANNOTATIONS } from '../apply/render.ts';
+import type { Change } from '../apply/apply.ts';
+import { DeployError } from '../errors.ts';
+
+export type RollbackResult =
+  | { ok: true; restored: KubernetesObject[]; deleted: KubernetesObject[] }
+  | { ok: false; reason: string };
+
+const STAMPS = new Set<string>(Object.values(ANNOTATIONS));
+/** Re-reads allowed when the object moves between our read and our write (status updates do that). */
+const ATTEMPTS = 5;
+
+/**
+ * All or nothing: when any changed workload was touched by someone else since the
+ * deploy wrote it, none is rolled back (a half-restored target is a state nobody chose).
+ */
+export async function rollback(client: KubeClient, changes: readonly Change[], fieldManager: string): Promise<RollbackResult> {
+  for (let attempt = 1; ; attempt++) {
+    const current = await Promise.all(changes.map((c) => client.get(c.applied).catch((err: unknown) => { throw apiError(err, c.applied, 'read'); })));
+    for (const [i, c] of changes.entries()) {
+      const refusal = touchedBySomeoneElse(c, current[i], fieldManager);
+      if (refusal) return { ok: false, reason: refusal };
+    }
+    try {
+      const restored: KubernetesObject[] = [];
+      const deleted: KubernetesObject[] = [];
+      for (const [i, c] of changes.entries()) {
+        const live = current[i]!;
+        const precondition = { uid: live.metadata?.uid ?? '', resourceVersion: live.metadata?.resourceVersion ?? '' };
+        if (c.before === undefined) {
+          // It did not exist before the deploy: deleting it is the state before.
+          await client.delete(c.applied, precondition);
+          deleted.push(c.applied);
+        } else {
+          restored.push(await client.apply(restoreBody(c, precondition.resourceVersion), { dryRun: false, force: true }));
+        }
+      }
+      return { ok: true, restored, deleted };
+    } catch (err) {
+      // 409: the object moved between our read and our write (a controller's status update,
+      // or a person). Read again and decide again.
+      if (err instanceof ApiException && err.code === 409 && attempt < ATTEMPTS) continue;
+      throw err instanceof DeployError ? err : apiError(err, changes[0]!.applied, 'roll back');
+    }
+  }
+}
+
+/**
+ * Why this workload must not be rolled back, if someone else changed it after the deploy.
+ * Not resourceVersion or generation: the controllers move both (status, and the revision
+ * annotation a Deployment controller writes counts as a generation). What counts is the
+ * spec and the labels and annotations people set.
+ */
+function touchedBySomeoneElse(c: Change, live: KubernetesObject | undefined, fieldManager: string): string | undefined {
+  if (live === undefined) return `${describe(c.applied)} was deleted after this deploy wrote it; not rolled back`;
+  if (live.metadata?.uid === c.after.metadata?.uid && isDeepStrictEqual(intent(live), intent(c.after))) return undefined;
+  const by = lastWriter(live, fieldManager);
+  return `${describe(c.applied)} was changed${by ? ` by ${by}` : ''} after this deploy wrote it; not rolled back, so that newer change stands`;
+}
+
+/** What people and tools set on a workload, without what its controller writes. */
+function intent(obj: KubernetesObject): unknown {
+  const own = (m: Record<string, string> | undefined) => Object.fromEntries(Object.entries(m ?? {}).filter(([k]) => !k.startsWith('deployment.kubernetes.io/')));
+  return { spec: (obj as { spec?: unknown }).spec, labels: own(obj.metadata?.labels), annotations: own(obj.metadata?.annotations) };
+}
+
+/** The newest spec writer other than us, from managedFields. */
+function lastWriter(live: KubernetesObject, fieldManager: string): string | undefined {
+  const entries = (live.metadata?.managedFields ?? []).filter((m) => m.manager !== fieldManager && m.subresource !== 'status');
+  entries.sort((a, b) => String(b.time ?? '').localeCompare(String(a.time ?? '')));
+  return entries[0]?.manager;
+}
+
+/**
+ * What we applied, with the pod template (or for an image-only target, the image) it
+ * replaced and the stamps it had; `resourceVersion` makes the write conditional.
+ */
+function restoreBody(c: Change, resourceVersion: string): KubernetesObject {
+  const before = c.before as KubernetesObject & { spec?: { template?: PodTemplate } };
+  const applied = structuredClone(c.applied) as KubernetesObject & { spec?: { template?: PodTemplate } };
+  const annotations = Object.fromEntries(Object.entries(applied.metadata?.annotations ?? {}).filter(([k]) => !STAMPS.has(k)));
+  for (const [k, v] of Object.entries(before.metadata?.annotations ?? {})) if (STAMPS.has(k)) annotations[k] = v;
+  const template = applied.spec?.template;
+  if (template && c.imageOnly) {
+    // Only the image field is ours: restore just that.
+    for (const container of template.spec?.containers ?? []) {
+      const was = before.spec?.template?.spec?.containers?.find((x) => x.name === container.name);
+      if (was) container.image = was.image;
+    }
+  } else if (applied.spec && before.spec?.template) {
+    applied.spec.template = before.spec.template;
+  }
+  return { ...applied, metadata: { ...applied.metadata, annotations, resourceVersion } };
+}
+
+interface PodTemplate {
+  metadata?: Record<string, unknown>;
+  spec?: { containers?: { name: string; image?: string }[] };
+}
+
+/** The image of the target container before the deploy, for the answer. */
+export function imageBefore(c: Change, container?: string): string | undefined {
+  const containers = (c.before as { spec?: { template?: PodTemplate } } | undefined)?.spec?.template?.spec?.containers ?? [];
+  return (container !== undefined ? containers.find((x) => x.name === container) : containers[0])?.image ?? c.before?.metadata?.annotations?.[ANNOTATIONS.image];
+}

@@ -1,0 +1,227 @@
+// The rollout stage through the sandbox: the answer comes once the rollout ended, a
+// failing image is rolled back, a preDeploy Job gates the workloads, a dry run diffs.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { REPO, configYaml, fixture, gkeCluster, webTarget } from './support/config.ts';
+import { startFunction, type RunningFunction } from './support/function.ts';
+import { exists, kubectl, kubectlJson, namespace, useSandboxEnv } from './support/sandbox.ts';
+
+interface Deployment {
+  metadata: { resourceVersion: string; generation: number; annotations?: Record<string, string> };
+  spec: { replicas: number; template: { spec: { containers: { name: string; image: string }[] } } };
+  status: { observedGeneration?: number; replicas?: number; updatedReplicas?: number; readyReplicas?: number; availableReplicas?: number };
+}
+interface Result {
+  status: string;
+  reason?: string;
+  stage?: string;
+  failedImage?: string;
+  restoredImage?: string;
+  elapsedMs?: number;
+  objects: { kind: string; name: string; action: string; readiness?: string; readyMs?: number; diff?: string }[];
+  preDeploy?: { name: string; status: string; reason?: string; logs?: string[] }[];
+}
+
+const deployment = (ns: string) => kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', 'web']);
+const image = (d: Deployment) => d.spec.template.spec.containers[0]?.image;
+
+/** Every replica of the current template is updated, ready and available, as the apiserver says. */
+function rolledOut(d: Deployment): boolean {
+  const s = d.status;
+  return s.observedGeneration === d.metadata.generation && s.updatedReplicas === d.spec.replicas && s.readyReplicas === d.spec.replicas && s.availableReplicas === d.spec.replicas && s.replicas === d.spec.replicas;
+}
+
+async function setup(target: Record<string, unknown> = {}, files: Record<string, string> = {}, env: Record<string, string> = {}) {
+  const info = await useSandboxEnv();
+  const ns = await namespace('ro');
+  const fn = await startFunction(
+    configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns, target) } }),
+    { 'web.yaml': fixture('manifests/web.yaml'), ...files },
+    env,
+  );
+  return { ns, fn };
+}
+
+describe('rollout wait', () => {
+  let fn: RunningFunction;
+  let ns: string;
+  before(async () => ({ ns, fn } = await setup()));
+  after(() => fn.close());
+
+  test('a good image answers 200 ready only once the Pods are Ready', async () => {
+    const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.0.0` });
+    // Read right after the answer: the rollout must already be complete.
+    const live = await deployment(ns);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const body = res.body as unknown as Result;
+    assert.equal(body.status, 'ready');
+    assert.ok(rolledOut(live), `not rolled out when answered: ${JSON.stringify(live.status)}`);
+    const dep = body.objects.find((o) => o.kind === 'Deployment')!;
+    assert.equal(dep.readiness, 'ready');
+    assert.equal(typeof dep.readyMs, 'number');
+    assert.equal(body.objects.find((o) => o.kind === 'Service')?.readiness, 'applied');
+    assert.equal(typeof body.elapsedMs, 'number');
+  });
+
+  test('an ImagePullBackOff fails fast and is rolled back to the previous image', async () => {
+    const started = Date.now();
+    const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:fail-pull-1` });
+    const elapsed = Date.now() - started;
+    assert.equal(res.status, 422, JSON.stringify(res.body));
+    const body = res.body as unknown as Result;
+    assert.equal(body.status, 'rolled-back');
+    assert.match(body.reason ?? '', /^ImagePullBackOff: /);
+    assert.equal(body.failedImage, `${REPO}:fail-pull-1`);
+    assert.equal(body.restoredImage, `${REPO}:1.0.0`);
+    assert.ok(elapsed < 30_000, `answered after ${elapsed} ms`);
+    const live = await deployment(ns);
+    assert.equal(image(live), `${REPO}:1.0.0`);
+    assert.equal(live.metadata.annotations?.['gke-deployer/image'], `${REPO}:1.0.0`, 'the stamp names the restored image');
+    assert.ok(rolledOut(live), `rollback not ready when answered: ${JSON.stringify(live.status)}`);
+    assert.ok(fn.logs.some((l) => l.severity === 'ERROR' && l.status === 'rolled-back' && l.requestId === res.body.requestId));
+  });
+
+  test('a CrashLoopBackOff fails fast and is rolled back', async () => {
+    const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:crash-2` });
+    assert.equal(res.status, 422, JSON.stringify(res.body));
+    const body = res.body as unknown as Result;
+    assert.equal(body.status, 'rolled-back');
+    assert.match(body.reason ?? '', /^CrashLoopBackOff/);
+    const live = await deployment(ns);
+    assert.equal(image(live), `${REPO}:1.0.0`);
+    assert.ok(rolledOut(live));
+  });
+
+  test('a dry run returns a diff with the image change and writes nothing', async () => {
+    const rv = (await deployment(ns)).metadata.resourceVersion;
+    const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:2.0.0`, dryRun: true });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const body = res.body as unknown as Result;
+    assert.equal(body.status, 'dry-run');
+    const diff = body.objects.find((o) => o.kind === 'Deployment')?.diff ?? '';
+    assert.match(diff, new RegExp(`^-\\s+image: ${REPO}:1\\.0\\.0$`, 'm'));
+    assert.match(diff, new RegExp(`^\\+\\s+image: ${REPO}:2\\.0\\.0$`, 'm'));
+    assert.doesNotMatch(diff, /managedFields|resourceVersion|creationTimestamp|uid:/);
+    assert.equal((await deployment(ns)).metadata.resourceVersion, rv);
+  });
+});
+
+describe('rollback of a workload the deploy created', () => {
+  test('is a delete: the failed deploy leaves no Deployment behind', async () => {
+    const { ns, fn } = await setup();
+    try {
+      const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:fail-pull-new` });
+      assert.equal(res.status, 422, JSON.stringify(res.body));
+      assert.equal(res.body.status, 'rolled-back');
+      assert.deepEqual(res.body.deleted, ['Deployment/web']);
+      assert.equal(await exists('deployment', 'web', ns), false);
+    } finally {
+      await fn.close();
+    }
+  });
+});
+
+describe('rollout timeout', () => {
+  test('Pods that never start: the timeout fails the rollout and it is rolled back', async () => {
+    const info = await useSandboxEnv();
+    const ns = await namespace('ro');
+    const targets = { web: webTarget(ns), stuck: webTarget(ns, { manifests: ['web-stuck.yaml'], rollout: { timeout: '6s' } }) };
+    const both = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets }), {
+      'web.yaml': fixture('manifests/web.yaml'),
+      'web-stuck.yaml': fixture('manifests/web-stuck.yaml'),
+    });
+    try {
+      assert.equal((await both.post('/deploy', { target: 'web', image: `${REPO}:1.0.0` })).status, 200);
+      const res = await both.post('/deploy', { target: 'stuck', image: `${REPO}:1.1.0` });
+      assert.equal(res.status, 422, JSON.stringify(res.body));
+      assert.equal(res.body.status, 'rolled-back');
+      assert.match(String(res.body.reason), /^Timeout: 6s/);
+      const live = await deployment(ns);
+      assert.equal(image(live), `${REPO}:1.0.0`);
+      assert.ok(rolledOut(live));
+    } finally {
+      await both.close();
+    }
+  });
+
+  test('someone else changing the Deployment during the rollout: no rollback, and the answer says why', async () => {
+    const info = await useSandboxEnv();
+    const ns = await namespace('ro');
+    const targets = { web: webTarget(ns), stuck: webTarget(ns, { manifests: ['web-stuck.yaml'], rollout: { timeout: '8s' } }) };
+    const fn = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets }), {
+      'web.yaml': fixture('manifests/web.yaml'),
+      'web-stuck.yaml': fixture('manifests/web-stuck.yaml'),
+    });
+    try {
+      assert.equal((await fn.post('/deploy', { target: 'web', image: `${REPO}:1.0.0` })).status, 200);
+      const pending = fn.post('/deploy', { target: 'stuck', image: `${REPO}:1.1.0` });
+      // Once the deploy has written the new image, a person scales the Deployment.
+      await kubectl(['-n', ns, 'wait', 'deployment/web', `--for=jsonpath={.spec.template.spec.containers[0].image}=${REPO}:1.1.0`, '--timeout=8s']);
+      await kubectl(['-n', ns, 'scale', 'deployment/web', '--replicas=3']);
+      const res = await pending;
+      assert.equal(res.status, 422, JSON.stringify(res.body));
+      assert.equal(res.body.status, 'failed');
+      assert.match(String(res.body.reason), /was changed by kubectl\S* after this deploy wrote it; not rolled back/);
+      const live = await deployment(ns);
+      assert.equal(image(live), `${REPO}:1.1.0`, 'nothing was rolled back');
+      assert.equal(live.spec.replicas, 3, "the person's change stands");
+    } finally {
+      await fn.close();
+    }
+  });
+
+  test('the request deadline ends the wait first: 504 timed-out, nothing rolled back', async () => {
+    const info = await useSandboxEnv();
+    const ns = await namespace('ro');
+    const targets = { web: webTarget(ns), stuck: webTarget(ns, { manifests: ['web-stuck.yaml'] }) };
+    const fn = await startFunction(
+      configYaml({ clusters: { sandbox: gkeCluster(info) }, targets }),
+      { 'web.yaml': fixture('manifests/web.yaml'), 'web-stuck.yaml': fixture('manifests/web-stuck.yaml') },
+      { DEPLOY_DEADLINE_SECONDS: '10' },
+    );
+    try {
+      assert.equal((await fn.post('/deploy', { target: 'web', image: `${REPO}:1.0.0` })).status, 200);
+      const started = Date.now();
+      const res = await fn.post('/deploy', { target: 'stuck', image: `${REPO}:1.1.0` });
+      assert.equal(res.status, 504, JSON.stringify(res.body));
+      assert.equal(res.body.status, 'timed-out');
+      assert.ok(Date.now() - started < 10_000, 'answered before the deadline');
+      assert.equal(image(await deployment(ns)), `${REPO}:1.1.0`);
+    } finally {
+      await fn.close();
+    }
+  });
+});
+
+describe('preDeploy Jobs', () => {
+  test('a failing Job stops the deploy before any workload changes, and names the Job', async () => {
+    const { ns, fn } = await setup({ preDeploy: ['migrate.yaml'] }, { 'migrate.yaml': fixture('manifests/migrate.yaml') });
+    try {
+      const first = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.0.0` });
+      assert.equal(first.status, 200, JSON.stringify(first.body));
+      const ran = (first.body as unknown as Result).preDeploy;
+      assert.equal(ran, undefined, 'a passing gate is not part of the answer');
+      const jobs = await kubectlJson<{ items: { metadata: { name: string }; spec: { ttlSecondsAfterFinished?: number }; status: { succeeded?: number } }[] }>(['-n', ns, 'get', 'jobs']);
+      assert.equal(jobs.items.length, 1);
+      assert.match(jobs.items[0]!.metadata.name, /^migrate-[0-9a-f]{8}$/);
+      assert.equal(jobs.items[0]!.status.succeeded, 1);
+      assert.equal(typeof jobs.items[0]!.spec.ttlSecondsAfterFinished, 'number');
+
+      const rv = (await deployment(ns)).metadata.resourceVersion;
+      const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:fail-exit-1` });
+      assert.equal(res.status, 422, JSON.stringify(res.body));
+      const body = res.body as unknown as Result;
+      assert.equal(body.status, 'failed');
+      assert.equal(body.stage, 'preDeploy');
+      assert.deepEqual(body.objects, []);
+      const failed = body.preDeploy?.find((j) => j.status === 'failed');
+      assert.match(failed?.name ?? '', /^migrate-[0-9a-f]{8}$/);
+      assert.notEqual(failed?.name, jobs.items[0]!.metadata.name, 'each run has its own name');
+      assert.match(failed?.reason ?? '', /BackoffLimitExceeded/);
+      assert.ok((failed?.logs?.length ?? 0) > 0 && (failed?.logs?.length ?? 0) <= 50, JSON.stringify(failed));
+      assert.equal((await deployment(ns)).metadata.resourceVersion, rv, 'the Deployment was not touched');
+    } finally {
+      await fn.close();
+    }
+  });
+});
