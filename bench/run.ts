@@ -56,7 +56,7 @@ async function timeDeploys(deploy: (i: number) => Promise<void>, n: number): Pro
   return times;
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const intent = (i: number) => ({ target: 'hello', image: `${REPO}:${i % 2 === 0 ? 'a' : 'b'}`, dryRun: false, requestId: `bench-${i}`, source: 'bench' });
+const intent = (i: number) => ({ target: 'hello', image: `${REPO}:${i % 2 === 0 ? 'a' : 'b'}`, dryRun: false, requestId: `bench-${i}`, source: 'bench', eventId: `bench-${i}`, eventTime: new Date().toISOString() });
 
 // Baseline: a fresh instance per deploy (lookup, token, TLS handshake, discovery every time).
 const s0 = await stats();

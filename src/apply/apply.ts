@@ -36,12 +36,14 @@ export interface ApplyOptions {
   clusterScoped: readonly string[];
   force: boolean;
   dryRun: boolean;
+  /** Re-applying the recorded image: the recorded event stays the one that set it. */
+  reconcile?: boolean;
 }
 
 export async function applyObjects(client: KubeClient, objects: readonly KubernetesObject[], opts: ApplyOptions): Promise<Applied[]> {
   const inScope = await Promise.all(objects.map((obj) => scope(client, obj, opts)));
   const live = await Promise.all(inScope.map((obj) => get(client, obj)));
-  const scoped = inScope.map((obj, i) => keepRequestId(obj, live[i]));
+  const scoped = inScope.map((obj, i) => keepStamps(obj, live[i], opts.reconcile));
   const replace = await Promise.all(scoped.map((obj, i) => mustReplace(client, obj, live[i], opts)));
   if (scoped.length > 1 && !opts.dryRun) {
     // Every object must pass before any is applied. Single-object deploys skip this:
@@ -134,7 +136,7 @@ export async function applyImage(
     metadata: { ...ref.metadata, annotations: stampAnnotations(opts.stamp) },
     spec: { template: { spec: { containers: [{ name: container, image: opts.image }] } } },
   };
-  const body = keepRequestId(patch, live);
+  const body = keepStamps(patch, live, opts.reconcile);
   let after: KubernetesObject;
   try {
     after = await client.apply(body, { dryRun: opts.dryRun, force: opts.force });
@@ -181,16 +183,18 @@ async function scope(client: KubeClient, obj: KubernetesObject, opts: ApplyOptio
 }
 
 /**
- * The request-id stamp names the deploy that set the current image. Re-deploying the
- * same image keeps it, so an identical deploy is a true no-op: no write, no new
- * generation, no events.
+ * The request-id stamp names the deploy that set the current image: re-deploying the
+ * same image keeps it, so an identical deploy of the same event is a true no-op (no
+ * write, no new generation, no events). A reconcile also keeps the recorded event: it
+ * is not a new one, so it neither moves the stale check nor writes when nothing drifted.
  */
-function keepRequestId(obj: KubernetesObject, live: KubernetesObject | undefined): KubernetesObject {
+function keepStamps(obj: KubernetesObject, live: KubernetesObject | undefined, reconcile = false): KubernetesObject {
   const was = live?.metadata?.annotations;
   const now = obj.metadata?.annotations;
-  const previous = was?.[ANNOTATIONS.requestId];
-  if (!now || previous === undefined || was?.[ANNOTATIONS.image] !== now[ANNOTATIONS.image]) return obj;
-  return { ...obj, metadata: { ...obj.metadata, annotations: { ...now, [ANNOTATIONS.requestId]: previous } } };
+  if (!now || !was || was[ANNOTATIONS.image] !== now[ANNOTATIONS.image]) return obj;
+  const keep = reconcile ? [ANNOTATIONS.requestId, ANNOTATIONS.eventId, ANNOTATIONS.eventTime] : [ANNOTATIONS.requestId];
+  const kept = Object.fromEntries(keep.filter((k) => was[k] !== undefined).map((k) => [k, was[k]!]));
+  return { ...obj, metadata: { ...obj.metadata, annotations: { ...now, ...kept } } };
 }
 
 async function get(client: KubeClient, obj: KubernetesObject): Promise<KubernetesObject | undefined> {

@@ -8,6 +8,9 @@ export const ANNOTATIONS = {
   source: 'gke-deployer/source',
   image: 'gke-deployer/image',
   requestId: 'gke-deployer/request-id',
+  /** The event that set the current image, and when it happened: what stale and duplicate are judged by. */
+  eventId: 'gke-deployer/event-id',
+  eventTime: 'gke-deployer/event-time',
   changeCause: 'kubernetes.io/change-cause',
 } as const;
 
@@ -15,6 +18,8 @@ export interface Stamp {
   source: string;
   image: string;
   requestId: string;
+  eventId: string;
+  eventTime: string;
 }
 
 /** Where each workload kind keeps its pod spec. */
@@ -35,6 +40,8 @@ export function stampAnnotations(stamp: Stamp): Record<string, string> {
     [ANNOTATIONS.source]: stamp.source,
     [ANNOTATIONS.image]: stamp.image,
     [ANNOTATIONS.requestId]: stamp.requestId,
+    [ANNOTATIONS.eventId]: stamp.eventId,
+    [ANNOTATIONS.eventTime]: stamp.eventTime,
     // Without the request id, so an identical deploy leaves it as it was.
     [ANNOTATIONS.changeCause]: `gke-deployer: ${stamp.source} deployed ${stamp.image}`,
   };

@@ -128,6 +128,16 @@ export class KubeClient {
     }
   }
 
+  /** POST: fails with 409 when the object exists (for locks, where "absent" must be checked and acted on at once). */
+  create(obj: KubernetesObject): Promise<KubernetesObject> {
+    return this.call(() => this.api.create(obj, undefined, undefined, FIELD_MANAGER));
+  }
+
+  /** PUT: fails with 409 unless the object is still at the `metadata.resourceVersion` it carries. */
+  replace(obj: KubernetesObject): Promise<KubernetesObject> {
+    return this.call(() => this.api.replace(obj, undefined, undefined, FIELD_MANAGER));
+  }
+
   /** Server-side apply: one PATCH, creates the object when absent. */
   apply(obj: KubernetesObject, opts: ApplyOptions): Promise<KubernetesObject> {
     return this.call(() => this.api.serverSideApply(obj, opts));

@@ -9,4 +9,10 @@ export interface DeployIntent {
   requestId: string;
   /** Where the intent came from, e.g. "direct" or "pubsub/artifact-registry"; recorded on the objects. */
   source: string;
+  /** The sender's id for the event (Pub/Sub messageId, delivery GUID): the same id twice is one deploy. */
+  eventId: string;
+  /** When the event happened (RFC 3339): an intent older than the one applied is stale. */
+  eventTime: string;
+  /** Apply even when stale (a deliberate manual rollback). */
+  force?: boolean;
 }

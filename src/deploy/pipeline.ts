@@ -6,6 +6,9 @@ import type { ClusterRegistry } from '../cluster/registry.ts';
 import { FIELD_MANAGER, type KubeClient } from '../cluster/client.ts';
 import { applyImage, applyObjects, recordedImage, type Applied } from '../apply/apply.ts';
 import { objectDiff } from '../apply/diff.ts';
+import { apiError } from '../apply/errors.ts';
+import { lockTarget } from '../apply/lock.ts';
+import { anchorOf, judge } from '../apply/order.ts';
 import { renderManifests, type Stamp } from '../apply/render.ts';
 import { DeployError } from '../errors.ts';
 import { authorize, resolveTarget } from '../policy/policy.ts';
@@ -58,13 +61,14 @@ export function deployer({ config, clusters }: Deps): Deployer {
       }
     }
     const { image } = authorize(intent, target, imageRef);
-    const stamp: Stamp = { source: intent.source, image: image.ref, requestId: intent.requestId };
+    const event = { eventId: intent.eventId, eventTime: intent.eventTime };
+    const stamp: Stamp = { source: intent.source, image: image.ref, requestId: intent.requestId, ...event };
     const container = target.container !== undefined ? { container: target.container } : {};
     const objects = target.deployment ? [] : renderManifests(target.objects, { image: image.ref, stamp, ...container });
     const jobs = target.preDeployJobs.length > 0 ? renderManifests(target.preDeployJobs, { image: image.ref, stamp, ...container }) : [];
     const client = await clusters.client(target.cluster);
     // Reconciling means taking back fields someone changed by hand, so it forces.
-    const opts = { namespace: target.namespace, clusterScoped: target.clusterScoped, force: target.force || reconcile, dryRun: intent.dryRun };
+    const opts = { namespace: target.namespace, clusterScoped: target.clusterScoped, force: target.force || reconcile, dryRun: intent.dryRun, reconcile };
     const result = (status: DeployResult['status'], rest: Partial<DeployResult> & { objects: ObjectResult[] }): DeployResult => ({
       status,
       target: target.name,
@@ -84,6 +88,22 @@ export function deployer({ config, clusters }: Deps): Deployer {
     const waitEnd = Math.min(rolloutEnd, deadline - reserve);
     const waitOpts = { namespace: target.namespace, started, deadline: waitEnd, ...(ctx.progress && { progress: ctx.progress }) };
 
+    // Stale or duplicate: judged against the record on the live workload, first without the
+    // lock (so a stale event runs no preDeploy Job), then again under it, where it counts.
+    const anchor = target.deployment ? { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: target.deployment } } : anchorOf(objects);
+    const judged = async (): Promise<DeployResult | undefined> => {
+      if (!anchor || reconcile) return undefined;
+      const live = await client.get({ ...anchor, metadata: { ...anchor.metadata, namespace: target.namespace } }).catch((err: unknown) => { throw apiError(err, anchor, 'read'); });
+      const v = judge(live, event, intent.force);
+      if (v.verdict === 'apply') return undefined;
+      const reason = v.verdict === 'duplicate'
+        ? `event ${event.eventId} was already applied`
+        : `event ${event.eventId} (${event.eventTime}) is older than the applied event ${v.recorded.eventId} (${v.recorded.eventTime}); force: true deploys it anyway`;
+      return result(v.verdict, { reason, recorded: v.recorded, objects: [] });
+    };
+    const early = await judged();
+    if (early) return early;
+
     if (jobs.length > 0 && !intent.dryRun) {
       const pre = await runPreDeploy(client, jobs, { ...opts, ...waitOpts, requestId: intent.requestId, ...container });
       if (pre.state !== 'complete') {
@@ -91,9 +111,17 @@ export function deployer({ config, clusters }: Deps): Deployer {
       }
     }
 
-    const applied = target.deployment
-      ? await applyImage(client, { ...opts, deployment: target.deployment, image: image.ref, stamp, ...container })
-      : await applyObjects(client, objects, opts);
+    const lock = intent.dryRun ? undefined : await lockTarget(client, target.namespace, target.name, intent.requestId, deadline);
+    let applied: Applied[];
+    try {
+      const late = lock && (await judged());
+      if (late) return late;
+      applied = target.deployment
+        ? await applyImage(client, { ...opts, deployment: target.deployment, image: image.ref, stamp, ...container })
+        : await applyObjects(client, objects, opts);
+    } finally {
+      await lock?.release();
+    }
     const reports: ObjectResult[] = applied.map((a) => ({ ...a.report }));
     if (intent.dryRun) {
       return result('dry-run', { objects: applied.map((a) => ({ ...a.report, diff: objectDiff(a.change.before, a.change.after) })) });

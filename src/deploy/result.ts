@@ -9,8 +9,10 @@ import type { ReadinessState } from '../rollout/wait.ts';
  * failed      the deploy failed and was not (or could not be) rolled back; `reason` says why
  * timed-out   the wait ran out of time before the rollout ended either way
  * dry-run     nothing changed; `diff` per object says what would
+ * stale       skipped: the workload records a newer event (`recorded`); nothing written
+ * duplicate   skipped: the workload records this very event; nothing written
  */
-export type DeployStatus = 'ready' | 'applied' | 'rolled-back' | 'failed' | 'timed-out' | 'dry-run';
+export type DeployStatus = 'ready' | 'applied' | 'rolled-back' | 'failed' | 'timed-out' | 'dry-run' | 'stale' | 'duplicate';
 
 export interface ObjectResult extends AppliedObject {
   readiness?: ReadinessState;
@@ -41,6 +43,8 @@ export interface DeployResult {
   dryRun: boolean;
   /** True when the image was the one the workload recorded (a reconcile). */
   reconciled?: boolean;
+  /** Stale or duplicate: the event the workload records. */
+  recorded?: { eventId: string; eventTime: string };
   /** Where a failed deploy stopped. */
   stage?: 'preDeploy' | 'rollout' | 'rollback';
   reason?: string;

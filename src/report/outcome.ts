@@ -15,8 +15,8 @@ export type Outcome =
   | { kind: 'replied'; status: number; body: Record<string, unknown> }
   | { kind: 'done'; results: IntentOutcome[] };
 
-/** A deploy that did what was asked (the workloads are as the intent wanted them). */
-export const SUCCEEDED: ReadonlySet<DeployStatus> = new Set(['ready', 'applied', 'dry-run']);
+/** Not a failure: done as asked, or rightly skipped (a newer or the same event was already applied). */
+export const SUCCEEDED: ReadonlySet<DeployStatus> = new Set(['ready', 'applied', 'dry-run', 'stale', 'duplicate']);
 
 export function succeeded(o: IntentOutcome): boolean {
   return o.ok && SUCCEEDED.has(o.result.status);
@@ -38,6 +38,7 @@ export function severityOf(o: IntentOutcome): Severity {
     case 'failed':
       return 'ERROR';
     case 'timed-out':
+    case 'stale':
       return 'WARNING';
     default:
       return 'INFO';

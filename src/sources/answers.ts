@@ -19,6 +19,9 @@ const RESULT_HTTP: Record<DeployStatus, number> = {
   'rolled-back': 422,
   failed: 422,
   'timed-out': 504,
+  duplicate: 200,
+  /** A newer deploy won; `force: true` on /deploy overrides. */
+  stale: 409,
 };
 
 function single(o: IntentOutcome, requestId: string, resultStatus: (s: DeployStatus) => number): Answer {

@@ -11,6 +11,11 @@ const body = z.strictObject({
   target: z.string().min(1).max(LIMITS.maxFieldLength),
   image: z.string().min(1).max(LIMITS.maxFieldLength),
   dryRun: z.boolean().default(false),
+  /** The event this deploy stands for: defaults are the request's id and arrival time. */
+  eventId: z.string().regex(/^[\w.:-]{1,128}$/, 'must be 1-128 letters, digits, ".", ":", "_" or "-"').optional(),
+  eventTime: z.iso.datetime({ offset: true }).optional(),
+  /** Deploy even if the workload records a newer event (a deliberate manual rollback). */
+  force: z.boolean().optional(),
 });
 
 export function directSource(auth: CallerAuth, verifier: OidcVerifier): Source {

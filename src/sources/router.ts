@@ -38,6 +38,7 @@ export function router({ config, deploy, log, verifier = new OidcVerifier(config
       ctx.fields.caller = await source.authenticate(req);
       const delivery = source.receive(req);
       if (delivery.id !== undefined && SAFE_ID.test(delivery.id)) ctx.requestId = delivery.id;
+      const arrived = new Date(ctx.started).toISOString();
       Object.assign(ctx.fields, delivery.context);
       if (delivery.reply) return { kind: 'replied', ...delivery.reply };
       if (delivery.intents.length === 0) return { kind: 'ignored', reason: delivery.ignored ?? 'nothing to deploy' };
@@ -48,7 +49,8 @@ export function router({ config, deploy, log, verifier = new OidcVerifier(config
         let outcome: IntentOutcome;
         try {
           const progress = (message: string) => log('INFO', `${incoming.target}: ${message}`, { requestId: ctx.requestId, target: incoming.target });
-          outcome = { ok: true, result: await deploy({ ...incoming, requestId: ctx.requestId }, { deadline: ctx.started + deadlineMs, progress }) };
+          const intent = { ...incoming, requestId: ctx.requestId, eventId: incoming.eventId ?? ctx.requestId, eventTime: incoming.eventTime ?? delivery.eventTime ?? arrived };
+          outcome = { ok: true, result: await deploy(intent, { deadline: ctx.started + deadlineMs, progress }) };
         } catch (err) {
           outcome = { ok: false, target: incoming.target, error: asDeployError(err) };
         }

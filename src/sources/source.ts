@@ -4,12 +4,15 @@ import type { Request } from '@google-cloud/functions-framework';
 import type { DeployIntent } from '../deploy/intent.ts';
 import type { Answerer } from './answers.ts';
 
-export type Incoming = Omit<DeployIntent, 'requestId'>;
+/** An intent as a source reads it; the router fills in the request id and, where the source has none, the event's. */
+export type Incoming = Omit<DeployIntent, 'requestId' | 'eventId' | 'eventTime'> & Partial<Pick<DeployIntent, 'eventId' | 'eventTime'>>;
 
 export interface Delivery {
   /** The sender's id for this delivery (GitHub delivery GUID, Pub/Sub messageId): becomes the request id. */
   id?: string;
   intents: Incoming[];
+  /** When the event happened (Pub/Sub publishTime…), for every intent that does not say; default: when it arrived. */
+  eventTime?: string;
   /** Why nothing is deployed: an event type or action that is not acted on, or no rule matched. */
   ignored?: string;
   /** What the event was, for the log line (event type, repository, messageId…). */

@@ -12,7 +12,7 @@ interface Obj {
   spec?: { template?: PodTemplate; jobTemplate?: { spec: { template: PodTemplate } } };
 }
 
-const stamp = { source: 'direct', image: 'r.io/a/web:2', requestId: 'req-1' };
+const stamp = { source: 'direct', image: 'r.io/a/web:2', requestId: 'req-1', eventId: 'ev-1', eventTime: '2026-01-01T00:00:00Z' };
 const workloads = parseManifests(`
 apiVersion: apps/v1
 kind: Deployment
