@@ -12,7 +12,7 @@ import { startFunction, type RunningFunction } from './support/function.ts';
 import { control, kubectl, kubectlJson, namespace, stats, useSandboxEnv } from './support/sandbox.ts';
 
 interface Deployment {
-  metadata: { annotations: Record<string, string>; generation: number };
+  metadata: { annotations: Record<string, string>; generation: number; resourceVersion: string };
   spec: { template: { spec: { containers: { name: string; image: string }[] } } };
 }
 
@@ -38,11 +38,14 @@ describe('POST /deploy, gke target', () => {
     const traceId = '105445aa7843bc8bf206b12000100000';
     const first = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.0.0` }, { 'x-cloud-trace-context': `${traceId}/1;o=1` });
     assert.equal(first.status, 200, JSON.stringify(first.body));
-    assert.equal(first.body.status, 'applied');
-    assert.deepEqual(first.body.objects, [
-      { kind: 'Deployment', name: 'web', namespace: ns, action: 'created' },
-      { kind: 'Service', name: 'web', namespace: ns, action: 'created' },
-    ]);
+    assert.equal(first.body.status, 'ready');
+    assert.deepEqual(
+      (first.body.objects as Record<string, unknown>[]).map(({ kind, name, namespace, action, readiness }) => ({ kind, name, namespace, action, readiness })),
+      [
+        { kind: 'Deployment', name: 'web', namespace: ns, action: 'created', readiness: 'ready' },
+        { kind: 'Service', name: 'web', namespace: ns, action: 'created', readiness: 'applied' },
+      ],
+    );
     assert.equal(await liveImage(ns), `${REPO}:1.0.0`);
     const line = fn.logs.find((l) => l.requestId === first.body.requestId);
     assert.equal(line?.severity, 'INFO');
@@ -60,7 +63,7 @@ describe('POST /deploy, gke target', () => {
     );
     assert.equal(await liveImage(ns), `${REPO}:1.1.0`);
 
-    const generation = (await kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', 'web'])).metadata.generation;
+    const revision = (await kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', 'web'])).metadata.annotations['deployment.kubernetes.io/revision'];
     const third = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.1.0` });
     assert.equal(third.status, 200);
     assert.deepEqual(
@@ -68,7 +71,13 @@ describe('POST /deploy, gke target', () => {
       ['unchanged', 'unchanged'],
     );
     const live = await kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', 'web']);
-    assert.equal(live.metadata.generation, generation, 'an identical deploy writes nothing');
+    // A new event with the same image only records the event: no new ReplicaSet, no restart.
+    assert.equal(live.metadata.annotations['deployment.kubernetes.io/revision'], revision, 'an identical deploy starts no rollout');
+    assert.equal(live.metadata.annotations['gke-deployer/event-id'], third.body.requestId);
+    const rv = live.metadata.resourceVersion;
+    const replay = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.1.0`, eventId: String(third.body.requestId), eventTime: live.metadata.annotations['gke-deployer/event-time'] });
+    assert.equal(replay.body.status, 'duplicate');
+    assert.equal((await kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', 'web'])).metadata.resourceVersion, rv, 'the same event again writes nothing');
     assert.equal(live.metadata.annotations['gke-deployer/image'], `${REPO}:1.1.0`);
     assert.equal(live.metadata.annotations['gke-deployer/source'], 'direct');
     // The stamp names the deploy that set the current image.
@@ -118,7 +127,9 @@ test('a cold instance: concurrent first requests share one cluster lookup and on
   });
   try {
     const before = await stats();
-    const results = await Promise.all([1, 2, 3, 4, 5].map(() => fn.post('/deploy', { target: 'web', image: `${REPO}:cold` })));
+    // One event time for all: later arrivals would otherwise make the earlier ones stale.
+    const eventTime = new Date().toISOString();
+    const results = await Promise.all([1, 2, 3, 4, 5].map(() => fn.post('/deploy', { target: 'web', image: `${REPO}:cold`, eventTime })));
     for (const r of results) assert.equal(r.status, 200, JSON.stringify(r.body));
     const now = await stats();
     assert.equal(now.containerApi.getCluster - before.containerApi.getCluster, 1);

@@ -36,7 +36,7 @@ test('npm run dev, then the printed curl, deploys the example app and its Pods b
     assert.ok(curl, `no curl line in:\n${out}`);
     const { stdout } = await exec('sh', ['-c', curl]);
     const result = JSON.parse(stdout) as { status: string; objects: { kind: string; action: string }[] };
-    assert.equal(result.status, 'applied', stdout);
+    assert.equal(result.status, 'ready', stdout);
     assert.deepEqual(result.objects.map((o) => `${o.kind}:${o.action}`), ['Deployment:created', 'Service:created']);
 
     const rollout = /^\s*(\S+kubectl --kubeconfig \S+ -n demo rollout status deployment\/hello)$/m.exec(out)?.[1];

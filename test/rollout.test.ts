@@ -99,8 +99,8 @@ describe('rollout wait', () => {
     const body = res.body as unknown as Result;
     assert.equal(body.status, 'dry-run');
     const diff = body.objects.find((o) => o.kind === 'Deployment')?.diff ?? '';
-    assert.match(diff, new RegExp(`^-\\s+image: ${REPO}:1\\.0\\.0$`, 'm'));
-    assert.match(diff, new RegExp(`^\\+\\s+image: ${REPO}:2\\.0\\.0$`, 'm'));
+    assert.match(diff, new RegExp(`^-\\s+(- )?image: ${REPO}:1\\.0\\.0$`, 'm'));
+    assert.match(diff, new RegExp(`^\\+\\s+(- )?image: ${REPO}:2\\.0\\.0$`, 'm'));
     assert.doesNotMatch(diff, /managedFields|resourceVersion|creationTimestamp|uid:/);
     assert.equal((await deployment(ns)).metadata.resourceVersion, rv);
   });
@@ -125,7 +125,7 @@ describe('rollout timeout', () => {
   test('Pods that never start: the timeout fails the rollout and it is rolled back', async () => {
     const info = await useSandboxEnv();
     const ns = await namespace('ro');
-    const targets = { web: webTarget(ns), stuck: webTarget(ns, { manifests: ['web-stuck.yaml'], rollout: { timeout: '6s' } }) };
+    const targets = { web: webTarget(ns), stuck: webTarget(ns, { manifests: ['web-stuck.yaml'], rollout: { timeout: '6s' }, force: true }) };
     const both = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets }), {
       'web.yaml': fixture('manifests/web.yaml'),
       'web-stuck.yaml': fixture('manifests/web-stuck.yaml'),
@@ -147,7 +147,7 @@ describe('rollout timeout', () => {
   test('someone else changing the Deployment during the rollout: no rollback, and the answer says why', async () => {
     const info = await useSandboxEnv();
     const ns = await namespace('ro');
-    const targets = { web: webTarget(ns), stuck: webTarget(ns, { manifests: ['web-stuck.yaml'], rollout: { timeout: '8s' } }) };
+    const targets = { web: webTarget(ns), stuck: webTarget(ns, { manifests: ['web-stuck.yaml'], rollout: { timeout: '8s' }, force: true }) };
     const fn = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets }), {
       'web.yaml': fixture('manifests/web.yaml'),
       'web-stuck.yaml': fixture('manifests/web-stuck.yaml'),
@@ -173,7 +173,7 @@ describe('rollout timeout', () => {
   test('the request deadline ends the wait first: 504 timed-out, nothing rolled back', async () => {
     const info = await useSandboxEnv();
     const ns = await namespace('ro');
-    const targets = { web: webTarget(ns), stuck: webTarget(ns, { manifests: ['web-stuck.yaml'] }) };
+    const targets = { web: webTarget(ns), stuck: webTarget(ns, { manifests: ['web-stuck.yaml'], force: true }) };
     const fn = await startFunction(
       configYaml({ clusters: { sandbox: gkeCluster(info) }, targets }),
       { 'web.yaml': fixture('manifests/web.yaml'), 'web-stuck.yaml': fixture('manifests/web-stuck.yaml') },

@@ -5,6 +5,7 @@ import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
 import type { KubeClient } from '../cluster/client.ts';
 import { DeployError } from '../errors.ts';
 import { apiError, describe, statusMessage } from './errors.ts';
+import { migrateManager } from './field-manager.ts';
 import { ANNOTATIONS, isWorkload, stampAnnotations, type Stamp } from './render.ts';
 
 export type Action = 'created' | 'configured' | 'unchanged' | 'replaced';
@@ -36,20 +37,22 @@ export interface ApplyOptions {
   clusterScoped: readonly string[];
   force: boolean;
   dryRun: boolean;
+  /** The target's own field manager (fieldManagerFor). */
+  fieldManager: string;
   /** Re-applying the recorded image: the recorded event stays the one that set it. */
   reconcile?: boolean;
 }
 
 export async function applyObjects(client: KubeClient, objects: readonly KubernetesObject[], opts: ApplyOptions): Promise<Applied[]> {
   const inScope = await Promise.all(objects.map((obj) => scope(client, obj, opts)));
-  const live = await Promise.all(inScope.map((obj) => get(client, obj)));
+  const live = await Promise.all(inScope.map(async (obj) => migrate(client, await get(client, obj), opts)));
   const scoped = inScope.map((obj, i) => keepStamps(obj, live[i], opts.reconcile));
   const replace = await Promise.all(scoped.map((obj, i) => mustReplace(client, obj, live[i], opts)));
   if (scoped.length > 1 && !opts.dryRun) {
     // Every object must pass before any is applied. Single-object deploys skip this:
     // their one apply is already all-or-nothing. (Existing Jobs were dry-run by mustReplace.)
     const results = await Promise.allSettled(
-      scoped.map((obj, i) => (isExistingJob(obj, live[i]) ? Promise.resolve(obj) : client.apply(obj, { dryRun: true, force: opts.force }))),
+      scoped.map((obj, i) => (isExistingJob(obj, live[i]) ? Promise.resolve(obj) : client.apply(obj, { dryRun: true, force: opts.force, fieldManager: opts.fieldManager }))),
     );
     const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [apiError(r.reason, scoped[i]!, 'dry-run apply')] : []));
     if (failures.length > 0) throw combine(failures);
@@ -58,13 +61,13 @@ export async function applyObjects(client: KubeClient, objects: readonly Kuberne
   for (const [i, obj] of scoped.entries()) {
     const before = live[i];
     if (replace[i] && before) {
-      const after = opts.dryRun ? before : await replaceJob(client, obj, before);
+      const after = opts.dryRun ? before : await replaceJob(client, obj, before, opts.fieldManager);
       applied.push({ report: entry(obj, 'replaced'), change: { applied: obj, before, after, imageOnly: false } });
       continue;
     }
     let after: KubernetesObject;
     try {
-      after = await client.apply(obj, { dryRun: opts.dryRun, force: opts.force });
+      after = await client.apply(obj, { dryRun: opts.dryRun, force: opts.force, fieldManager: opts.fieldManager });
     } catch (err) {
       throw apiError(err, obj, 'apply');
     }
@@ -81,7 +84,7 @@ export async function applyObjects(client: KubeClient, objects: readonly Kuberne
 async function mustReplace(client: KubeClient, obj: KubernetesObject, live: KubernetesObject | undefined, opts: ApplyOptions): Promise<boolean> {
   if (!isExistingJob(obj, live)) return false;
   try {
-    await client.apply(obj, { dryRun: true, force: opts.force });
+    await client.apply(obj, { dryRun: true, force: opts.force, fieldManager: opts.fieldManager });
     return false;
   } catch (err) {
     if (!(err instanceof ApiException && err.code === 422 && statusMessage(err).includes('field is immutable'))) throw apiError(err, obj, 'dry-run apply');
@@ -98,7 +101,7 @@ function isExistingJob(obj: KubernetesObject, live: KubernetesObject | undefined
   return obj.kind === 'Job' && live !== undefined;
 }
 
-async function replaceJob(client: KubeClient, obj: KubernetesObject, live: KubernetesObject): Promise<KubernetesObject> {
+async function replaceJob(client: KubeClient, obj: KubernetesObject, live: KubernetesObject, fieldManager: string): Promise<KubernetesObject> {
   try {
     await client.delete(obj, { uid: live.metadata?.uid ?? '' });
     // Background deletion removes the Job itself at once; wait until it is gone.
@@ -106,7 +109,7 @@ async function replaceJob(client: KubeClient, obj: KubernetesObject, live: Kuber
       if (i >= 50) throw new DeployError('CLUSTER_UNAVAILABLE', `${describe(obj)} was deleted but is still there after 10 s`);
       await new Promise((r) => setTimeout(r, 200));
     }
-    return await client.apply(obj, { dryRun: false, force: false });
+    return await client.apply(obj, { dryRun: false, force: false, fieldManager });
   } catch (err) {
     throw apiError(err, obj, 'replace');
   }
@@ -118,7 +121,7 @@ export async function applyImage(
   opts: ApplyOptions & { deployment: string; container?: string; image: string; stamp: Stamp },
 ): Promise<Applied[]> {
   const ref: KubernetesObject = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: opts.deployment, namespace: opts.namespace } };
-  const live = await get(client, ref);
+  const live = await migrate(client, await get(client, ref), opts);
   if (!live) {
     throw new DeployError('DEPLOYMENT_NOT_FOUND', `Deployment ${opts.namespace}/${opts.deployment} does not exist; an image-only target updates an existing Deployment`);
   }
@@ -139,7 +142,7 @@ export async function applyImage(
   const body = keepStamps(patch, live, opts.reconcile);
   let after: KubernetesObject;
   try {
-    after = await client.apply(body, { dryRun: opts.dryRun, force: opts.force });
+    after = await client.apply(body, { dryRun: opts.dryRun, force: opts.force, fieldManager: opts.fieldManager });
   } catch (err) {
     throw apiError(err, patch, 'apply');
   }
@@ -195,6 +198,16 @@ function keepStamps(obj: KubernetesObject, live: KubernetesObject | undefined, r
   const keep = reconcile ? [ANNOTATIONS.requestId, ANNOTATIONS.eventId, ANNOTATIONS.eventTime] : [ANNOTATIONS.requestId];
   const kept = Object.fromEntries(keep.filter((k) => was[k] !== undefined).map((k) => [k, was[k]!]));
   return { ...obj, metadata: { ...obj.metadata, annotations: { ...now, ...kept } } };
+}
+
+/** Objects applied before managers were per target move to the target's manager first (not in a dry run). */
+async function migrate(client: KubeClient, live: KubernetesObject | undefined, opts: ApplyOptions): Promise<KubernetesObject | undefined> {
+  if (opts.dryRun || !live) return live;
+  try {
+    return await migrateManager(client, live, opts.fieldManager);
+  } catch (err) {
+    throw apiError(err, live, 'migrate field manager of');
+  }
 }
 
 async function get(client: KubeClient, obj: KubernetesObject): Promise<KubernetesObject | undefined> {

@@ -9,8 +9,8 @@ const NOISE = ['managedFields', 'resourceVersion', 'generation', 'uid', 'creatio
 
 /** "" when the object would not change; a created object diffs against nothing. */
 export function objectDiff(live: KubernetesObject | undefined, wouldBe: KubernetesObject): string {
-  const before = live ? stringify(comparable(live), { sortMapEntries: true }) : '';
-  const after = stringify(comparable(wouldBe), { sortMapEntries: true });
+  const before = live ? stringify(comparable(live), { sortMapEntries: true, lineWidth: 0 }) : '';
+  const after = stringify(comparable(wouldBe), { sortMapEntries: true, lineWidth: 0 });
   if (before === after) return '';
   const name = describe(wouldBe);
   return createTwoFilesPatch(`live: ${name}`, `deploy: ${name}`, before, after, undefined, undefined, { context: 3 });

@@ -24,7 +24,7 @@ export async function lockTarget(client: KubeClient, namespace: string, target: 
   const lease = (resourceVersion?: string): KubernetesObject & { spec: unknown } => ({
     ...ref,
     metadata: { ...ref.metadata, ...(resourceVersion !== undefined && { resourceVersion }) },
-    spec: { holderIdentity: holder, leaseDurationSeconds: LEASE_SECONDS, acquireTime: new Date(), renewTime: new Date() },
+    spec: { holderIdentity: holder, leaseDurationSeconds: LEASE_SECONDS, acquireTime: microTime(), renewTime: microTime() },
   });
   for (let attempt = 0; ; attempt++) {
     try {
@@ -49,6 +49,11 @@ export async function lockTarget(client: KubeClient, namespace: string, target: 
     }
     await new Promise((r) => setTimeout(r, wait));
   }
+}
+
+/** RFC 3339 with microseconds, as a Lease's MicroTime fields must be. */
+function microTime(): string {
+  return new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
 
 function expired(lease: KubernetesObject): boolean {

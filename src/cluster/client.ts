@@ -17,6 +17,7 @@ import { Agent } from 'undici';
 import { DeployError } from '../errors.ts';
 import type { ClusterAccess, Connection } from './connection.ts';
 
+/** The manager of this deployer's own bookkeeping writes (Leases); applies use one manager per target. */
 export const FIELD_MANAGER = 'gke-deployer';
 const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -37,11 +38,30 @@ class ObjectApi extends KubernetesObjectApi {
     const ctx = this.configuration.baseServer.makeRequestContext(await this.specUriPath(obj, 'patch'), HttpMethod.PATCH);
     ctx.setHeaderParam('Accept', 'application/json');
     ctx.setHeaderParam('Content-Type', PatchStrategy.ServerSideApply);
-    ctx.setQueryParam('fieldManager', FIELD_MANAGER);
+    ctx.setQueryParam('fieldManager', opts.fieldManager);
     ctx.setQueryParam('fieldValidation', 'Strict');
     if (opts.force) ctx.setQueryParam('force', 'true');
     if (opts.dryRun) ctx.setQueryParam('dryRun', 'All');
     ctx.setBody(JSON.stringify(obj)); // JSON is YAML: valid as application/apply-patch+yaml
+    return this.requestPromise(ctx, RAW);
+  }
+
+  /** POST (create) or PUT (replace) the object as written: no typed model reshapes it. */
+  async write(obj: KubernetesObject, method: 'create' | 'replace'): Promise<KubernetesObject> {
+    const ctx = this.configuration.baseServer.makeRequestContext(await this.specUriPath(obj, method), method === 'create' ? HttpMethod.POST : HttpMethod.PUT);
+    ctx.setHeaderParam('Accept', 'application/json');
+    ctx.setHeaderParam('Content-Type', 'application/json');
+    ctx.setQueryParam('fieldManager', FIELD_MANAGER);
+    ctx.setBody(JSON.stringify(obj));
+    return this.requestPromise(ctx, RAW);
+  }
+
+  async jsonPatch(obj: KubernetesObject, ops: unknown[]): Promise<KubernetesObject> {
+    const ctx = this.configuration.baseServer.makeRequestContext(await this.specUriPath(header(obj), 'patch'), HttpMethod.PATCH);
+    ctx.setHeaderParam('Accept', 'application/json');
+    ctx.setHeaderParam('Content-Type', PatchStrategy.JsonPatch);
+    ctx.setQueryParam('fieldManager', FIELD_MANAGER);
+    ctx.setBody(JSON.stringify(ops));
     return this.requestPromise(ctx, RAW);
   }
 
@@ -70,6 +90,7 @@ const RAW = 'any';
 export interface ApplyOptions {
   dryRun: boolean;
   force: boolean;
+  fieldManager: string;
 }
 
 export class KubeClient {
@@ -130,12 +151,17 @@ export class KubeClient {
 
   /** POST: fails with 409 when the object exists (for locks, where "absent" must be checked and acted on at once). */
   create(obj: KubernetesObject): Promise<KubernetesObject> {
-    return this.call(() => this.api.create(obj, undefined, undefined, FIELD_MANAGER));
+    return this.call(() => this.api.write(obj, 'create'));
   }
 
   /** PUT: fails with 409 unless the object is still at the `metadata.resourceVersion` it carries. */
   replace(obj: KubernetesObject): Promise<KubernetesObject> {
-    return this.call(() => this.api.replace(obj, undefined, undefined, FIELD_MANAGER));
+    return this.call(() => this.api.write(obj, 'replace'));
+  }
+
+  /** RFC 6902 JSON patch (a `test` op makes it conditional). */
+  jsonPatch(obj: KubernetesObject, ops: unknown[]): Promise<KubernetesObject> {
+    return this.call(() => this.api.jsonPatch(obj, ops));
   }
 
   /** Server-side apply: one PATCH, creates the object when absent. */

@@ -3,10 +3,11 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Config, Target } from '../config/load.ts';
 import type { ClusterRegistry } from '../cluster/registry.ts';
-import { FIELD_MANAGER, type KubeClient } from '../cluster/client.ts';
+import type { KubeClient } from '../cluster/client.ts';
 import { applyImage, applyObjects, recordedImage, type Applied } from '../apply/apply.ts';
 import { objectDiff } from '../apply/diff.ts';
 import { apiError } from '../apply/errors.ts';
+import { fieldManagerFor } from '../apply/field-manager.ts';
 import { lockTarget } from '../apply/lock.ts';
 import { anchorOf, judge } from '../apply/order.ts';
 import { renderManifests, type Stamp } from '../apply/render.ts';
@@ -68,7 +69,8 @@ export function deployer({ config, clusters }: Deps): Deployer {
     const jobs = target.preDeployJobs.length > 0 ? renderManifests(target.preDeployJobs, { image: image.ref, stamp, ...container }) : [];
     const client = await clusters.client(target.cluster);
     // Reconciling means taking back fields someone changed by hand, so it forces.
-    const opts = { namespace: target.namespace, clusterScoped: target.clusterScoped, force: target.force || reconcile, dryRun: intent.dryRun, reconcile };
+    const fieldManager = fieldManagerFor(target.name);
+    const opts = { namespace: target.namespace, clusterScoped: target.clusterScoped, force: target.force || reconcile, dryRun: intent.dryRun, reconcile, fieldManager };
     const result = (status: DeployResult['status'], rest: Partial<DeployResult> & { objects: ObjectResult[] }): DeployResult => ({
       status,
       target: target.name,
@@ -145,7 +147,7 @@ export function deployer({ config, clusters }: Deps): Deployer {
     if (!target.rollout.rollback) return failed();
     if (changes.length === 0) return failed({ reason: `${reason} (nothing to roll back: this deploy changed no workload)` });
     const restoredImage = imageBefore(changes[0]!, target.container);
-    const undone = await rollback(client, changes, FIELD_MANAGER);
+    const undone = await rollback(client, changes, fieldManager);
     if (!undone.ok) return failed({ reason: `${reason}; ${undone.reason}` });
     const again = await waitForRollout(client, undone.restored, { ...waitOpts, deadline: Math.min(Date.now() + target.rollout.timeout, deadline) });
     const rolledBack = merge(

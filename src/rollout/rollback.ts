@@ -39,7 +39,7 @@ export async function rollback(client: KubeClient, changes: readonly Change[], f
           await client.delete(c.applied, precondition);
           deleted.push(c.applied);
         } else {
-          restored.push(await client.apply(restoreBody(c, precondition.resourceVersion), { dryRun: false, force: true }));
+          restored.push(await client.apply(restoreBody(c, precondition.resourceVersion), { dryRun: false, force: true, fieldManager }));
         }
       }
       return { ok: true, restored, deleted };
@@ -61,7 +61,7 @@ export async function rollback(client: KubeClient, changes: readonly Change[], f
 function touchedBySomeoneElse(c: Change, live: KubernetesObject | undefined, fieldManager: string): string | undefined {
   if (live === undefined) return `${describe(c.applied)} was deleted after this deploy wrote it; not rolled back`;
   if (live.metadata?.uid === c.after.metadata?.uid && isDeepStrictEqual(intent(live), intent(c.after))) return undefined;
-  const by = lastWriter(live, fieldManager);
+  const by = lastWriter(live, c.after, fieldManager);
   return `${describe(c.applied)} was changed${by ? ` by ${by}` : ''} after this deploy wrote it; not rolled back, so that newer change stands`;
 }
 
@@ -71,11 +71,11 @@ function intent(obj: KubernetesObject): unknown {
   return { spec: (obj as { spec?: unknown }).spec, labels: own(obj.metadata?.labels), annotations: own(obj.metadata?.annotations) };
 }
 
-/** The newest spec writer other than us, from managedFields. */
-function lastWriter(live: KubernetesObject, fieldManager: string): string | undefined {
-  const entries = (live.metadata?.managedFields ?? []).filter((m) => m.manager !== fieldManager && m.subresource !== 'status');
-  entries.sort((a, b) => String(b.time ?? '').localeCompare(String(a.time ?? '')));
-  return entries[0]?.manager;
+/** Who wrote since our apply: managedFields entries (not status) that are new or changed since then. */
+function lastWriter(live: KubernetesObject, after: KubernetesObject, fieldManager: string): string | undefined {
+  const then = new Set((after.metadata?.managedFields ?? []).map((m) => JSON.stringify(m)));
+  const writers = (live.metadata?.managedFields ?? []).filter((m) => m.manager !== fieldManager && m.subresource !== 'status' && !then.has(JSON.stringify(m)));
+  return writers.map((m) => m.manager).filter((m, i, all) => m !== undefined && all.indexOf(m) === i).join(', ') || undefined;
 }
 
 /**

@@ -79,7 +79,7 @@ export function pubsubSource(auth: CallerAuth, rules: readonly Rule[], verifier:
       try {
         const data = push.message.data === undefined ? undefined : decodeBase64(push.message.data);
         const what = interpretMessage(data, push.message.attributes ?? {}, rules);
-        return { id: messageId, intents: what.intents, ...(what.ignored !== undefined && { ignored: what.ignored }), context: { ...context, ...what.context } } satisfies Delivery;
+        return { id: messageId, ...(publishTime !== undefined && { eventTime: publishTime }), intents: what.intents, ...(what.ignored !== undefined && { ignored: what.ignored }), context: { ...context, ...what.context } } satisfies Delivery;
       } catch (err) {
         // The router logs only the message of a refused request: it must name the message.
         if (err instanceof DeployError) throw new DeployError(err.code, `Pub/Sub message ${messageId} from ${push.subscription}: ${err.message}`, { cause: err });

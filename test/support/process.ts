@@ -1,0 +1,90 @@
+// Runs the function as its own process, the way Cloud Run does (functions-framework's
+// CLI on src/index.ts), so tests can use several instances at once.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const cli = path.join(root, 'node_modules/@google-cloud/functions-framework/build/src/main.js');
+
+export interface FunctionProcess {
+  url: string;
+  /** Parsed JSON log lines (stdout). */
+  logs: Record<string, unknown>[];
+  post(route: string, body: unknown, headers?: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }>;
+  close(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const addr = server.address();
+      server.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export async function spawnFunction(configYaml: string, files: Record<string, string> = {}, env: Record<string, string> = {}): Promise<FunctionProcess> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-proc-'));
+  for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
+  await writeFile(path.join(dir, 'deployer.yaml'), configYaml);
+  const port = await freePort();
+  const child: ChildProcess = spawn(process.execPath, [cli, '--target=deploy', `--source=${path.join(root, 'src/index.ts')}`, `--port=${port}`], {
+    cwd: dir,
+    env: { ...process.env, ...env, DEPLOYER_CONFIG: path.join(dir, 'deployer.yaml') },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let stderr = '';
+  let buffered = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    const lines = buffered.split('\n');
+    buffered = lines.pop() ?? '';
+    for (const line of lines) {
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        logs.push({ raw: line });
+      }
+    }
+  });
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  const url = `http://127.0.0.1:${port}`;
+  const ready = Date.now() + 20_000;
+  for (;;) {
+    const res = await fetch(`${url}/healthz`).catch(() => undefined);
+    if (res?.ok) break;
+    if (child.exitCode !== null || Date.now() > ready) {
+      child.kill('SIGKILL');
+      throw new Error(`the function process did not start (exit ${String(child.exitCode)}): ${stderr.slice(-2000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url,
+    logs,
+    async post(route, body, headers = {}) {
+      const res = await fetch(url + route, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+      const text = await res.text();
+      let parsed: Record<string, unknown>;
+      try {
+        parsed = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        parsed = { raw: text };
+      }
+      return { status: res.status, body: parsed };
+    },
+    async close() {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
