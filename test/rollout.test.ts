@@ -225,3 +225,43 @@ describe('preDeploy Jobs', () => {
     }
   });
 });
+
+describe('StatefulSet and DaemonSet', () => {
+  interface Workload {
+    metadata: { generation: number };
+    spec: { template: { spec: { containers: { image: string }[] } } };
+    status: Record<string, unknown>;
+  }
+  const live = (ns: string, kind: string, name: string) => kubectlJson<Workload>(['-n', ns, 'get', kind, name]);
+
+  test('wait for both, then roll both back from a failing image, Pods of the bad revision replaced', async () => {
+    const { ns, fn } = await setup({ manifests: ['stateful.yaml'] }, { 'stateful.yaml': fixture('manifests/stateful.yaml') });
+    try {
+      const good = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.0.0` });
+      assert.equal(good.status, 200, JSON.stringify(good.body));
+      assert.equal(good.body.status, 'ready');
+      const sts = await live(ns, 'statefulset', 'db');
+      assert.equal(sts.status.readyReplicas, 2);
+      assert.equal(sts.status.updateRevision, sts.status.currentRevision);
+      const ds = await live(ns, 'daemonset', 'agent');
+      assert.equal(ds.status.numberAvailable, ds.status.desiredNumberScheduled);
+
+      const bad = await fn.post('/deploy', { target: 'web', image: `${REPO}:fail-pull-3` });
+      assert.equal(bad.status, 422, JSON.stringify(bad.body));
+      assert.equal(bad.body.status, 'rolled-back');
+      assert.match(String(bad.body.reason), /^ImagePullBackOff/);
+      for (const [kind, name] of [['statefulset', 'db'], ['daemonset', 'agent']] as const) {
+        const w = await live(ns, kind, name);
+        assert.equal(w.spec.template.spec.containers[0]?.image, `${REPO}:1.0.0`, kind);
+      }
+      // Ready again as the API server sees it: every Pod runs the restored image.
+      const pods = await kubectlJson<{ items: { metadata: { name: string }; spec: { containers: { image: string }[] }; status: { conditions?: { type: string; status: string }[] } }[] }>(['-n', ns, 'get', 'pods']);
+      for (const pod of pods.items) {
+        assert.equal(pod.spec.containers[0]?.image, `${REPO}:1.0.0`, pod.metadata.name);
+        assert.ok(pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'), pod.metadata.name);
+      }
+    } finally {
+      await fn.close();
+    }
+  });
+});

@@ -40,6 +40,7 @@ export async function rollback(client: KubeClient, changes: readonly Change[], f
           deleted.push(c.applied);
         } else {
           restored.push(await client.apply(restoreBody(c, precondition.resourceVersion), { dryRun: false, force: true, fieldManager }));
+          if (live.kind === 'StatefulSet') await replaceBrokenPods(client, live);
         }
       }
       return { ok: true, restored, deleted };
@@ -73,8 +74,10 @@ function intent(obj: KubernetesObject): unknown {
 
 /** Who wrote since our apply: managedFields entries (not status) that are new or changed since then. */
 function lastWriter(live: KubernetesObject, after: KubernetesObject, fieldManager: string): string | undefined {
-  const then = new Set((after.metadata?.managedFields ?? []).map((m) => JSON.stringify(m)));
-  const writers = (live.metadata?.managedFields ?? []).filter((m) => m.manager !== fieldManager && m.subresource !== 'status' && !then.has(JSON.stringify(m)));
+  // An entry that only lost fields to a later writer keeps its time: only new times count.
+  const stamp = (m: { manager?: string; operation?: string; subresource?: string; time?: unknown }) => `${m.manager ?? ''}|${m.operation ?? ''}|${m.subresource ?? ''}|${String(m.time)}`;
+  const then = new Set((after.metadata?.managedFields ?? []).map(stamp));
+  const writers = (live.metadata?.managedFields ?? []).filter((m) => m.manager !== fieldManager && m.subresource !== 'status' && !then.has(stamp(m)));
   return writers.map((m) => m.manager).filter((m, i, all) => m !== undefined && all.indexOf(m) === i).join(', ') || undefined;
 }
 
@@ -103,6 +106,27 @@ function restoreBody(c: Change, resourceVersion: string): KubernetesObject {
 interface PodTemplate {
   metadata?: Record<string, unknown>;
   spec?: { containers?: { name: string; image?: string }[] };
+}
+
+/**
+ * A StatefulSet does not replace a Pod of the failed revision by itself once the template
+ * is restored (the Kubernetes docs' "forced rollback"): it waits for that Pod to become
+ * Ready, which it never will. Deleting those Pods lets the controller recreate them from
+ * the restored revision.
+ */
+async function replaceBrokenPods(client: KubeClient, failed: KubernetesObject): Promise<void> {
+  const status = (failed as { status?: { updateRevision?: string; currentRevision?: string } }).status;
+  const labels = (failed as { spec?: { selector?: { matchLabels?: Record<string, string> } } }).spec?.selector?.matchLabels ?? {};
+  const bad = status?.updateRevision;
+  if (!bad || bad === status.currentRevision) return;
+  const selector = [...Object.entries(labels).map(([k, v]) => `${k}=${v}`), `controller-revision-hash=${bad}`].join(',');
+  const { items } = await client.list('v1', 'Pod', failed.metadata?.namespace ?? '', { labelSelector: selector });
+  for (const pod of items) {
+    if (!pod.metadata?.ownerReferences?.some((o) => o.uid === failed.metadata?.uid)) continue;
+    await client.delete(pod, { uid: pod.metadata.uid ?? '' }).catch((err: unknown) => {
+      if (!(err instanceof ApiException && err.code === 404)) throw err;
+    });
+  }
 }
 
 /** The image of the target container before the deploy, for the answer. */
