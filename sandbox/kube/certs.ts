@@ -39,14 +39,16 @@ export async function makeCerts(dir: string, nodeName: string): Promise<Certs> {
     '-addext', 'basicConstraints=critical,CA:TRUE',
     '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
   ]);
-  // Keys and CSRs need no CA, so all four keys are generated at once.
-  const leaf = async (name: string, cn: string, san: string) => {
+  // Keys and CSRs need no CA, so all three keys are generated at once.
+  const leaf = async (name: string, cn: string, san: string, key: 'rsa' | 'ec') => {
+    const newkey = key === 'rsa' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'];
+    const usage = key === 'rsa' ? 'digitalSignature,keyEncipherment' : 'digitalSignature';
     await Promise.all([
-      runOk('openssl', ['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/CN=${cn}`]),
+      runOk('openssl', ['req', '-new', ...newkey, '-nodes', '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/CN=${cn}`]),
       // An explicit extension file, so the leaf gets exactly these (no CA:TRUE from openssl.cnf).
       writeFile(
         f(`${name}.ext`),
-        ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment', 'extendedKeyUsage=serverAuth', `subjectAltName=${san}`, ''].join('\n'),
+        ['basicConstraints=critical,CA:FALSE', `keyUsage=critical,${usage}`, 'extendedKeyUsage=serverAuth', `subjectAltName=${san}`, ''].join('\n'),
       ),
       ca,
     ]);
@@ -58,9 +60,11 @@ export async function makeCerts(dir: string, nodeName: string): Promise<Certs> {
     ]);
   };
   await Promise.all([
-    leaf('serving', 'kube-apiserver', 'IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc'),
+    // RSA: this key also signs service-account tokens.
+    leaf('serving', 'kube-apiserver', 'IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc', 'rsa'),
     // The apiserver dials the Node's InternalIP (127.0.0.1), so that is the name it checks.
-    leaf('kubelet', nodeName, `IP:127.0.0.1,DNS:${nodeName}`),
+    // EC: generated at once, where a third RSA key would add to start-up on a busy machine.
+    leaf('kubelet', nodeName, `IP:127.0.0.1,DNS:${nodeName}`, 'ec'),
   ]);
   return certs;
 }
