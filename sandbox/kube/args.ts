@@ -9,6 +9,8 @@ export interface Layout {
   tokenFile: string;
   webhookKubeconfig: string;
   stagesFile: string;
+  /** kwok's ClusterLogs (logs.ts). */
+  logsConfigFile: string;
 }
 
 export interface Ports {
@@ -17,6 +19,8 @@ export interface Ports {
   apiserver: number;
   controllerManager: number;
   scheduler: number;
+  /** kwok's kubelet server: the fake Node's kubeletEndpoint (logs). */
+  kubelet: number;
 }
 
 export function etcdArgs(l: Layout, p: Ports): string[] {
@@ -66,6 +70,11 @@ export function apiserverArgs(
     `--service-account-signing-key-file=${c.saKeyFile}`,
     '--service-cluster-ip-range=10.96.0.0/16',
     '--allow-privileged=true',
+    // Pod logs: the apiserver dials the Node's InternalIP (kwok's --node-ip) at its
+    // kubeletEndpoint port, and verifies kwok's certificate against the sandbox CA.
+    // kwok's server asks for no client certificate, so none is configured.
+    '--kubelet-preferred-address-types=InternalIP',
+    `--kubelet-certificate-authority=${c.caFile}`,
     // The "kubernetes" Endpoints may not hold a loopback address; nothing needs it here.
     '--endpoint-reconciler-type=none',
     '--profiling=false',
@@ -104,12 +113,21 @@ export function schedulerArgs(l: Layout, p: Ports, c: Certs): string[] {
   return componentArgs(l, c, p.scheduler);
 }
 
-export function kwokArgs(l: Layout): string[] {
+export function kwokArgs(l: Layout, p: Ports, c: Certs): string[] {
   return [
     `--kubeconfig=${l.adminKubeconfig}`,
     // Each control plane runs its own kwok, so it may own every Node there.
     '--manage-all-nodes=true',
     `--config=${l.stagesFile}`,
+    `--config=${l.logsConfigFile}`,
+    // The kubelet API (pod logs): kwok puts --node-ip in the Node's addresses and
+    // --node-port in status.daemonEndpoints.kubeletEndpoint; it would listen on
+    // 0.0.0.0 unless --server-address says otherwise.
+    '--node-ip=127.0.0.1',
+    `--node-port=${p.kubelet}`,
+    `--server-address=127.0.0.1:${p.kubelet}`,
+    `--tls-cert-file=${c.kubeletCertFile}`,
+    `--tls-private-key-file=${c.kubeletKeyFile}`,
     '--node-lease-duration-seconds=40',
     '--cidr=10.244.0.1/16',
   ];

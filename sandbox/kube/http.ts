@@ -9,12 +9,12 @@ export interface HttpResult {
 
 export function request(
   url: string,
-  opts: { ca: string; token?: string; method?: string; body?: unknown; timeoutMs?: number },
+  opts: { ca: string; token?: string; method?: string; body?: unknown; contentType?: string; timeoutMs?: number },
 ): Promise<HttpResult> {
   const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
   const headers: Record<string, string> = { accept: 'application/json' };
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
-  if (payload !== undefined) headers['content-type'] = 'application/json';
+  if (payload !== undefined) headers['content-type'] = opts.contentType ?? 'application/json';
   return new Promise((resolve, reject) => {
     const req = https.request(
       url,

@@ -1,7 +1,8 @@
 // A real Kubernetes control plane on loopback: etcd, kube-apiserver,
 // kube-controller-manager, kube-scheduler and kwok (fake kubelets) with one fake Node.
 // Deployments get ReplicaSets and Pods that turn Ready, so `kubectl rollout status`
-// works; image tags "fail-pull*" / "crash*" make Pods fail (see kwok-stages.yaml).
+// works; image tags "fail-pull*" / "crash*" / "fail-exit*" make Pods fail (see
+// kwok-stages.yaml). kwok also serves the kubelet API, so pod logs work (logs.ts).
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -19,6 +20,7 @@ import {
 } from './args.ts';
 import { makeCerts, type Certs } from './certs.ts';
 import { request } from './http.ts';
+import { writeLogsConfig } from './logs.ts';
 import { run, type RunResult } from './run.ts';
 
 export interface ControlPlaneOptions {
@@ -76,6 +78,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     tokenFile: path.join(dir, 'tokens.csv'),
     webhookKubeconfig: path.join(dir, 'token-webhook.kubeconfig'),
     stagesFile,
+    logsConfigFile: path.join(dir, 'kwok-logs', 'cluster-logs.yaml'),
   };
   await mkdir(path.join(dir, 'apiserver'), { recursive: true });
   await mkdir(path.join(dir, 'kwok-home'), { recursive: true });
@@ -86,6 +89,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     apiserver: await freePort(),
     controllerManager: await freePort(),
     scheduler: await freePort(),
+    kubelet: await freePort(),
   };
   const server = `https://127.0.0.1:${ports.apiserver}`;
   const adminToken = randomBytes(24).toString('hex');
@@ -112,7 +116,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     await proc.stop(graceMs);
     procs.delete(name);
   };
-  const api = (p: string, init: { method?: string; body?: unknown } = {}) =>
+  const api = (p: string, init: { method?: string; body?: unknown; contentType?: string } = {}) =>
     request(server + p, { ca: caPem, token: adminToken, ...init });
   const ready = async (name: string, since: number, check: () => Promise<boolean>, proc?: Proc) => {
     await waitFor(`${name} ready`, check, { timeoutMs: START_TIMEOUT_MS, proc, intervalMs: 100 });
@@ -148,9 +152,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       etcd,
     );
     etcdReady.catch(() => {}); // awaited below; this only stops an early failure counting as unhandled
-    certs = await makeCerts(dir);
+    certs = await makeCerts(dir, NODE_NAME);
     caPem = await readFile(certs.caFile, 'utf8');
-    await Promise.all([writeConfigFiles(l, server, certs, adminToken, opts.tokenWebhookUrl), etcdReady]);
+    await Promise.all([
+      writeConfigFiles(l, server, certs, adminToken, opts.tokenWebhookUrl),
+      writeLogsConfig(l.logsConfigFile),
+      etcdReady,
+    ]);
 
     await startApiserver();
 
@@ -159,16 +167,18 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const kcm = start('kube-controller-manager', controllerManagerArgs(l, ports, certs));
     const sched = start('kube-scheduler', schedulerArgs(l, ports, certs));
     // kwok reads ~/.kwok/kwok.yaml if it exists; a private HOME keeps it out.
-    const kwok = start('kwok', kwokArgs(l), { ...process.env, HOME: path.join(dir, 'kwok-home') });
+    const kwok = start('kwok', kwokArgs(l, ports, certs), { ...process.env, HOME: path.join(dir, 'kwok-home') });
     const healthz = (port: number) => async () =>
       (await request(`https://127.0.0.1:${port}/healthz`, { ca: caPem })).status === 200;
-    await createNode(api);
+    await createNode(api, ports.kubelet);
     await Promise.all([
       ready('kube-controller-manager', since, healthz(ports.controllerManager), kcm),
       ready('kube-scheduler', since, healthz(ports.scheduler), sched),
       // Ready and untainted: kwok posts the status, the node lifecycle controller
       // then lifts the not-ready taint that admission put on the new Node.
       ready('kwok node', since, () => nodeSchedulable(api), kwok),
+      // kwok's kubelet server, checked against the sandbox CA as the apiserver will.
+      ready('kwok kubelet', since, healthz(ports.kubelet), kwok),
       // ServiceAccount admission rejects Pods until the namespace has "default".
       ready('default serviceaccount', since, async () => (await api('/api/v1/namespaces/default/serviceaccounts/default')).status === 200, kcm),
       // "edit"/"view" are aggregated: their rules are filled in by the controller manager.
@@ -236,9 +246,15 @@ async function writeConfigFiles(l: Layout, server: string, certs: Certs, adminTo
   ]);
 }
 
-type Api = (p: string, init?: { method?: string; body?: unknown }) => Promise<{ status: number; body: string }>;
+type Api = (p: string, init?: { method?: string; body?: unknown; contentType?: string }) => Promise<{ status: number; body: string }>;
 
-async function createNode(api: Api): Promise<void> {
+async function createNode(api: Api, kubeletPort: number): Promise<void> {
+  // Where the apiserver finds the kubelet API (pod logs): kwok writes the same values
+  // (--node-ip, --node-port), but only while the Node is not Ready yet.
+  const endpoint = {
+    addresses: [{ type: 'InternalIP', address: '127.0.0.1' }],
+    daemonEndpoints: { kubeletEndpoint: { Port: kubeletPort } },
+  };
   const res = await api('/api/v1/nodes', {
     method: 'POST',
     body: {
@@ -258,11 +274,20 @@ async function createNode(api: Api): Promise<void> {
       status: {
         allocatable: { cpu: '32', memory: '128Gi', pods: '110' },
         capacity: { cpu: '32', memory: '128Gi', pods: '110' },
+        ...endpoint,
       },
     },
   });
-  // 409: the node survives in etcd when the same dir is started again.
-  if (res.status !== 201 && res.status !== 409) throw new Error(`creating node: HTTP ${res.status} ${res.body}`);
+  if (res.status === 201) return;
+  // 409: the node survives in etcd when the same dir is started again, still Ready, so
+  // kwok would not rewrite its (now stale) kubelet port for minutes.
+  if (res.status !== 409) throw new Error(`creating node: HTTP ${res.status} ${res.body}`);
+  const patched = await api(`/api/v1/nodes/${NODE_NAME}/status`, {
+    method: 'PATCH',
+    contentType: 'application/merge-patch+json',
+    body: { status: endpoint },
+  });
+  if (patched.status !== 200) throw new Error(`updating node: HTTP ${patched.status} ${patched.body}`);
 }
 
 async function nodeSchedulable(api: Api): Promise<boolean> {

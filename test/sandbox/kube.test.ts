@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import https from 'node:https';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -219,6 +219,33 @@ describe('sandbox kube control plane', { timeout: 300_000 }, () => {
     assert.deepEqual(other.processes(), []);
     // The first one is untouched.
     assert.equal((await get(cp, '/readyz', cp.adminToken)).status, 200);
+  });
+
+  test("pod logs: the apiserver verifies kwok's kubelet certificate against the sandbox CA", async () => {
+    await kubectlOk(cp, ['run', 'logs-tls', '--image=registry.example/app:fail-exit', '--restart=Never']);
+    await kubectlOk(cp, ['wait', 'pod/logs-tls', '--for=jsonpath={.status.phase}=Failed', '--timeout=60s']);
+    const lastLine = await kubectlOk(cp, ['logs', 'logs-tls', '--tail=1']);
+    assert.match(lastLine, /^sandbox: .*exits with code 1.*\n$/);
+    // Give the apiserver an unrelated CA for kubelets (it reads --kubelet-certificate-authority,
+    // the sandbox CA file, at start): the same request must now fail verification.
+    const good = path.join(tmp, 'good-ca.crt');
+    await copyFile(cp.caFile, good);
+    await runOk('openssl', [
+      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=unrelated',
+      '-keyout', path.join(tmp, 'unrelated.key'), '-out', cp.caFile,
+    ]);
+    try {
+      await cp.stopApiserver();
+      await cp.startApiserver();
+      // kubectl itself still trusts the apiserver through the saved CA.
+      const r = await cp.kubectl([`--certificate-authority=${good}`, 'logs', 'logs-tls', '--tail=1']);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /containerLogs\/default\/logs-tls\/logs-tls.*x509: certificate signed by unknown authority/);
+    } finally {
+      // The admin kubeconfig names this file. The apiserver keeps distrusting kwok until
+      // it restarts, which is why this test runs just before the plane is stopped.
+      await copyFile(good, cp.caFile);
+    }
   });
 
   test('stop() ends every process of the control plane', async () => {
