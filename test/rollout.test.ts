@@ -219,6 +219,8 @@ describe('preDeploy Jobs', () => {
       assert.notEqual(failed?.name, jobs.items[0]!.metadata.name, 'each run has its own name');
       assert.match(failed?.reason ?? '', /BackoffLimitExceeded/);
       assert.ok((failed?.logs?.length ?? 0) > 0 && (failed?.logs?.length ?? 0) <= 50, JSON.stringify(failed));
+      // The tail of what the Pod logged, as the node serves it (sandbox/kube/README.md).
+      assert.match(failed?.logs?.at(-1) ?? '', /fail-exit/);
       assert.equal((await deployment(ns)).metadata.resourceVersion, rv, 'the Deployment was not touched');
     } finally {
       await fn.close();
@@ -260,6 +262,25 @@ describe('StatefulSet and DaemonSet', () => {
         assert.equal(pod.spec.containers[0]?.image, `${REPO}:1.0.0`, pod.metadata.name);
         assert.ok(pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'), pod.metadata.name);
       }
+    } finally {
+      await fn.close();
+    }
+  });
+});
+
+describe('a target that only runs a Job', () => {
+  test('waits for it: ready once Complete, failed with its log tail when it fails', async () => {
+    const { fn } = await setup({ manifests: ['migrate.yaml'] }, { 'migrate.yaml': fixture('manifests/migrate.yaml') });
+    try {
+      const ok = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.0.0` });
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+      assert.equal(ok.body.status, 'ready');
+      assert.equal((ok.body as unknown as Result).objects[0]?.readiness, 'ready');
+      const bad = await fn.post('/deploy', { target: 'web', image: `${REPO}:fail-exit-2` });
+      assert.equal(bad.status, 422, JSON.stringify(bad.body));
+      assert.equal(bad.body.status, 'failed');
+      assert.match(String(bad.body.reason), /BackoffLimitExceeded/);
+      assert.match(String((bad.body.logs as string[] | undefined)?.at(-1)), /fail-exit/);
     } finally {
       await fn.close();
     }
