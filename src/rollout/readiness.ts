@@ -43,7 +43,8 @@ const progressing = (reason: string, message: string): Readiness => ({ state: 'p
  * - status.availableReplicas ≥ status.updatedReplicas;
  * - condition Available=True;
  * - condition Progressing=True with reason NewReplicaSetAvailable, when a progress deadline is set
- *   (with progressDeadlineSeconds = 2^31-1 the controller never writes Progressing).
+ *   (with progressDeadlineSeconds = 2^31-1 the controller never writes Progressing) and the
+ *   Deployment is not paused (then the controller sets reason DeploymentPaused instead).
  * Failed when Progressing has reason ProgressDeadlineExceeded: the controller gave up waiting.
  * A ReplicaFailure=True condition (pods refused: quota, admission) stays progressing, with its message:
  * it can heal, and the progress deadline turns it into a failure if it does not.
@@ -67,11 +68,13 @@ function deployment(live: KubernetesObject): Readiness {
       message: `deployment "${name}" exceeded its progress deadline${progress.message ? `: ${progress.message}` : ''}`,
     };
   }
-  const pending = deploymentPending(live, progress);
+  const paused = field(live, 'spec', 'paused') === true;
+  const pending = deploymentPending(live, progress, paused);
   if (!pending) {
-    return { state: 'ready', message: `deployment "${name}" successfully rolled out (${num(live, 'status', 'updatedReplicas') ?? 0} updated replicas available)` };
+    const available = num(live, 'status', 'availableReplicas') ?? 0;
+    return { state: 'ready', message: `deployment "${name}" successfully rolled out: ${available} of ${num(live, 'spec', 'replicas') ?? 1} replicas available` };
   }
-  if (field(live, 'spec', 'paused') === true) {
+  if (paused) {
     return { state: 'applied', message: `deployment "${name}" is paused: the new template rolls out once it is resumed (kubectl rollout resume)` };
   }
   const failure = condition(live, 'ReplicaFailure');
@@ -79,7 +82,8 @@ function deployment(live: KubernetesObject): Readiness {
   return pending;
 }
 
-function deploymentPending(live: KubernetesObject, progress: Condition | undefined): Readiness | undefined {
+/** Why the rollout is not complete yet, or undefined when it is. */
+function deploymentPending(live: KubernetesObject, progress: Condition | undefined, paused: boolean): Readiness | undefined {
   const wanted = num(live, 'spec', 'replicas') ?? 1;
   const replicas = num(live, 'status', 'replicas') ?? 0;
   const updated = num(live, 'status', 'updatedReplicas') ?? 0;
@@ -92,7 +96,7 @@ function deploymentPending(live: KubernetesObject, progress: Condition | undefin
   if (avail?.status !== 'True') return progressing('NotAvailable', `${wait}: deployment is not Available${avail?.message ? ` (${avail.message})` : ''}`);
   const deadline = num(live, 'spec', 'progressDeadlineSeconds');
   const hasDeadline = deadline !== undefined && deadline !== 2 ** 31 - 1;
-  if (hasDeadline && !(progress?.status === 'True' && progress.reason === 'NewReplicaSetAvailable')) {
+  if (hasDeadline && !paused && !(progress?.status === 'True' && progress.reason === 'NewReplicaSetAvailable')) {
     return progressing('NewReplicaSetNotAvailable', `${wait}: new replica set not yet reported available${progress?.message ? ` (${progress.message})` : ''}`);
   }
   return undefined;
@@ -104,8 +108,10 @@ function deploymentPending(live: KubernetesObject, progress: Condition | undefin
  * - status.replicas ≤ spec.replicas (scaled-down pods gone) and status.readyReplicas ≥ spec.replicas
  *   (status has no per-revision ready count, so as kubectl every pod must be ready);
  * - with rollingUpdate.partition P > 0: status.updatedReplicas ≥ spec.replicas − P (the ordinals ≥ P);
- * - otherwise status.updatedReplicas ≥ spec.replicas and status.updateRevision = currentRevision
- *   (the controller sets currentRevision once every pod is updated and ready).
+ *   otherwise status.updatedReplicas ≥ spec.replicas;
+ * - status.availableReplicas ≥ spec.replicas (differs from ready only with minReadySeconds);
+ * - without a partition, status.updateRevision = currentRevision (the controller sets
+ *   currentRevision once every pod is updated and ready).
  * The controller writes no conditions, so a StatefulSet never fails here; its pods do (podFailure).
  */
 function statefulSet(live: KubernetesObject): Readiness {
@@ -117,17 +123,19 @@ function statefulSet(live: KubernetesObject): Readiness {
   const wanted = num(live, 'spec', 'replicas') ?? 1;
   const replicas = num(live, 'status', 'replicas') ?? 0;
   const ready = num(live, 'status', 'readyReplicas') ?? 0;
+  const available = num(live, 'status', 'availableReplicas') ?? ready;
   const updated = num(live, 'status', 'updatedReplicas') ?? 0;
   const partition = num(live, 'spec', 'updateStrategy', 'rollingUpdate', 'partition') ?? 0;
+  const updateRevision = str(live, 'status', 'updateRevision') ?? '';
   if (replicas > wanted) return progressing('ExtraPods', `Waiting for ${replicas - wanted} pods to be terminated`);
   if (ready < wanted) return progressing('LessReady', `Waiting for ${wanted - ready} pods to be ready`);
-  if (partition > 0) {
-    const target = Math.max(wanted - partition, 0);
-    if (updated < target) return progressing('PartitionRollout', `Waiting for partitioned roll out to finish: ${updated} out of ${target} new pods have been updated`);
-    return { state: 'ready', message: `partitioned roll out complete: ${updated} new pods have been updated (partition ${partition})` };
+  const target = Math.max(wanted - partition, 0);
+  if (partition > 0 && updated < target) {
+    return progressing('PartitionRollout', `Waiting for partitioned roll out to finish: ${updated} out of ${target} new pods have been updated`);
   }
-  const updateRevision = str(live, 'status', 'updateRevision') ?? '';
-  if (updated < wanted) return progressing('LessUpdated', `Waiting for rolling update to finish: ${updated} out of ${wanted} pods have been updated to revision ${updateRevision}`);
+  if (updated < target) return progressing('LessUpdated', `Waiting for rolling update to finish: ${updated} out of ${wanted} pods have been updated to revision ${updateRevision}`);
+  if (available < wanted) return progressing('LessAvailable', `Waiting for ${wanted - available} ready pods to be available (minReadySeconds)`);
+  if (partition > 0) return { state: 'ready', message: `partitioned roll out complete: ${updated} new pods have been updated (partition ${partition})` };
   if (updateRevision === '' || updateRevision !== str(live, 'status', 'currentRevision')) {
     return progressing('RevisionMismatch', `waiting for statefulset rolling update to complete ${updated} pods at revision ${updateRevision}`);
   }
