@@ -45,7 +45,8 @@ const rows: Row[] = [
   { name: 'DaemonSet with OnDelete', obj: one('daemonset-ondelete.yaml', 'DaemonSet'), state: 'ready', message: /OnDelete/ },
   // Jobs
   { name: 'Job complete', obj: one('job-complete.yaml', 'Job'), state: 'ready', message: /^Job completed/ },
-  { name: 'Job failed', obj: failedJob, state: 'failed', reason: 'BackoffLimitExceeded', message: /^Job has reached the specified backoff limit$/ },
+  { name: 'Job failed: its pod exited 1', obj: one('job-failed-exit.yaml', 'Job'), state: 'failed', reason: 'BackoffLimitExceeded', message: /^Job has reached the specified backoff limit$/ },
+  { name: 'Job failed: its pod crash-looped (restartPolicy OnFailure)', obj: failedJob, state: 'failed', reason: 'BackoffLimitExceeded', message: /^Job has reached the specified backoff limit$/ },
   // The second between the controller's decision and its Failed condition: the captured Job without Failed.
   { name: 'Job about to fail (FailureTarget)', obj: edited(failedJob, { 'status.conditions': conditionsOf(failedJob).filter((c) => c.type !== 'Failed') }), state: 'failed', reason: 'BackoffLimitExceeded', message: /backoff limit/ },
   { name: 'Job running', obj: one('job-running.yaml', 'Job'), state: 'progressing', reason: 'Running', message: /1 active/ },
@@ -93,7 +94,8 @@ describe('podFailure', () => {
   const failures: { name: string; pod: KubernetesObject; want: { reason: string; message: RegExp; container: string } | undefined }[] = [
     { name: 'ImagePullBackOff', pod: pullFails, want: { reason: 'ImagePullBackOff', message: /^ImagePullBackOff: Back-off pulling image "registry.example\/web:fail-pull"$/, container: 'app' } },
     { name: 'CrashLoopBackOff', pod: crashLoops, want: { reason: 'CrashLoopBackOff', message: /^CrashLoopBackOff: back-off 10s restarting failed container=app$/, container: 'app' } },
-    { name: 'restartPolicy Never, exited non-zero', pod: one('pod-exit-code.yaml', 'Pod'), want: { reason: 'Error', message: /^Error: exit code 2$/, container: 'app' } },
+    { name: 'restartPolicy Never, exited non-zero', pod: one('pod-exit-code.yaml', 'Pod'), want: { reason: 'Error', message: /^Error: exit code 1$/, container: 'app' } },
+    { name: 'failed Job pod (restartPolicy Never, exit 1)', pod: podOf('job-failed-exit.yaml'), want: { reason: 'Error', message: /^Error: exit code 1$/, container: 'app' } },
     // kwok gives init containers no failure stage: the pulling pod's status, moved to its (new) init container.
     {
       name: 'init container in ImagePullBackOff',
@@ -126,11 +128,11 @@ describe('podFailure', () => {
   }
 
   test('every captured pod stuck on purpose is a failure, every other one is not', () => {
-    const files = ['deployment-complete.yaml', 'deployment-rolling.yaml', 'deployment-crash.yaml', 'deployment-deadline-exceeded.yaml', 'statefulset-rolling.yaml', 'daemonset-rolling.yaml', 'daemonset-unavailable.yaml', 'job-running.yaml', 'job-complete.yaml', 'pod-pending.yaml'];
+    const files = ['job-failed-exit.yaml', 'pod-exit-code.yaml', 'deployment-complete.yaml', 'deployment-rolling.yaml', 'deployment-crash.yaml', 'deployment-deadline-exceeded.yaml', 'statefulset-rolling.yaml', 'daemonset-rolling.yaml', 'daemonset-unavailable.yaml', 'job-running.yaml', 'job-complete.yaml', 'pod-pending.yaml'];
     let stuck = 0;
     for (const pod of files.flatMap((f) => live(f).filter((o) => o.kind === 'Pod'))) {
       const image = (pod as { spec: { containers: { image: string }[] } }).spec.containers[0]?.image ?? '';
-      const onPurpose = /:(fail-pull|crash)/.test(image);
+      const onPurpose = /:(fail-pull|fail-exit|crash)/.test(image);
       if (onPurpose) stuck++;
       assert.equal(podFailure(pod) !== undefined, onPurpose, `${pod.metadata?.name} (${image})`);
     }
