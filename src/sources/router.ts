@@ -71,6 +71,8 @@ export function router({ config, deploy, log, verifier = new OidcVerifier(config
   }
 
   const routes: Record<string, Record<string, (req: Request, res: Response, id: string, trace: string | undefined) => Promise<void>>> = {
+    // Cloud Run reserves some paths ending in "z" (its known issues): it probes /health; /healthz stays as a local alias.
+    '/health': { GET: (_req, res) => Promise.resolve(sendJson(res, 200, { status: 'ok' })) },
     '/healthz': { GET: (_req, res) => Promise.resolve(sendJson(res, 200, { status: 'ok' })) },
   };
   for (const [path, source] of sources) routes[path] = { POST: (req, res, id, trace) => handle(source, req, res, id, trace) };
