@@ -67,6 +67,11 @@ async function canI(serviceAccount: string, args: string[]): Promise<boolean> {
   }
 }
 
+async function liveImage(ns: string): Promise<string | undefined> {
+  const d = await kubectlJson<{ spec: { template: { spec: { containers: { image: string }[] } } } }>(['-n', ns, 'get', 'deployment', 'hello']);
+  return d.spec.template.spec.containers[0]?.image;
+}
+
 interface Pod {
   metadata: { name: string };
   status: { conditions?: { type: string; status: string }[] };
@@ -79,6 +84,7 @@ describe('deploy/kubernetes/rbac.yaml grants what a deploy needs, in its namespa
   let fn: RunningFunction;
   let repo: string;
   let identityUrl: string;
+  let freshNs: string;
 
   before(async () => {
     const info = await useSandboxEnv();
@@ -91,8 +97,10 @@ describe('deploy/kubernetes/rbac.yaml grants what a deploy needs, in its namespa
     const example = exampleTarget(ns);
     repo = example.repo;
     const elsewhere = { ...example.target, namespace: other };
+    freshNs = `lp-new-${randomBytes(4).toString('hex')}`;
+    const fresh = { ...example.target, namespace: freshNs };
     fn = await startFunction(
-      configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { hello: example.target, elsewhere } }),
+      configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { hello: example.target, elsewhere, fresh } }),
       example.files,
     );
   });
@@ -136,8 +144,39 @@ describe('deploy/kubernetes/rbac.yaml grants what a deploy needs, in its namespa
     assert.equal(dry.body.status, 'dry-run');
     const res = await fn.post('/deploy', { target: 'hello', image: `${repo}:lp-2` });
     assert.equal(res.status, 200, JSON.stringify(res.body));
-    const d = await kubectlJson<{ spec: { template: { spec: { containers: { image: string }[] } } } }>(['-n', ns, 'get', 'deployment', 'hello']);
-    assert.equal(d.spec.template.spec.containers[0]?.image, `${repo}:lp-2`);
+    assert.equal(await liveImage(ns), `${repo}:lp-2`);
+  });
+
+  test('a crashing image: the identity may do what the rollout stage does about it', async () => {
+    const before = await liveImage(ns);
+    const res = await fn.post('/deploy', { target: 'hello', image: `${repo}:crash-lp` });
+    // Two honest outcomes, by what main has: no rollout stage yet → applied as asked (200);
+    // with it (default settings) → the wait sees CrashLoopBackOff and rolls back (422).
+    // A missing RBAC verb would answer CLUSTER_FORBIDDEN (502) in either world.
+    if (res.status === 200) {
+      assert.equal(res.body.status, 'applied', JSON.stringify(res.body));
+      assert.equal(await liveImage(ns), `${repo}:crash-lp`);
+    } else {
+      assert.equal(res.status, 422, JSON.stringify(res.body));
+      assert.equal(res.body.status, 'rolled-back', JSON.stringify(res.body));
+      assert.equal(await liveImage(ns), before);
+    }
+  });
+
+  test('a first deploy that crashes: a rollback may delete what it created', async () => {
+    const fresh = freshNs;
+    await kubectl(['create', 'namespace', fresh]);
+    await applyRbac(fresh, serviceAccount);
+    const res = await fn.post('/deploy', { target: 'fresh', image: `${repo}:crash-first` });
+    const d = await kubectlJson<{ items: unknown[] }>(['-n', fresh, 'get', 'deployments']);
+    if (res.status === 200) {
+      assert.equal(res.body.status, 'applied', JSON.stringify(res.body));
+      assert.equal(d.items.length, 1);
+    } else {
+      assert.equal(res.status, 422, JSON.stringify(res.body));
+      assert.equal(res.body.status, 'rolled-back', JSON.stringify(res.body));
+      assert.equal(d.items.length, 0, 'the Deployment the failed deploy created is deleted');
+    }
   });
 
   test('a target in any other namespace answers CLUSTER_FORBIDDEN, and nothing is created there', async () => {
