@@ -68,7 +68,7 @@ describe('docs/deploying.md and the README deploy section', () => {
   });
 
   test('the outcomes table lists every rollout outcome with the status /deploy answers', () => {
-    const expected = { ready: 200, applied: 200, 'dry-run': 200, 'rolled-back': 422, failed: 422, 'timed-out': 504 };
+    const expected = { ready: 200, applied: 200, 'dry-run': 200, 'rolled-back': 422, failed: 422, 'timed-out': 504, duplicate: 200, stale: 409 };
     for (const [status, http] of Object.entries(expected)) assert.match(guide, new RegExp(`^\\| \`${status}\` \\| ${http} \\|`, 'm'), status);
   });
 
