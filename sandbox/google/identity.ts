@@ -2,6 +2,9 @@
 // (as gcp-metadata/google-auth-library call it), Google's OIDC signing certs, the
 // kube-apiserver token webhook that maps Google access tokens to SA emails (as GKE
 // does), plus test-only endpoints to mint tokens and turn runtime knobs.
+// POST /metadata-server {serviceAccount} starts (once per identity) another loopback
+// metadata server whose default service account is that identity: what an instance of a
+// service running as it sees, so a test can run the function as a fresh identity.
 // Tokens are never logged.
 import http from 'node:http';
 import { once } from 'node:events';
@@ -64,6 +67,8 @@ export interface IdentityServer {
   readonly serviceAccount: string;
   mintAccessToken(email: string, lifetimeSeconds?: number): { token: string; expiresIn: number };
   mintIdToken(req: IdTokenRequest): string;
+  /** A metadata server whose default service account is `email` (one per identity, reused). */
+  metadataServerFor(email: string): Promise<{ metadataHost: string }>;
   reviewToken(token: string, audiences?: string[]): TokenReviewStatus;
   /** Applies the same knobs as POST /control; throws on invalid values. */
   control(change: Partial<ControlState>): ControlState;
@@ -259,7 +264,7 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
     metadata: { token: metadataTokenFetches },
   });
 
-  function metadata(req: http.IncomingMessage, url: URL, res: http.ServerResponse): void {
+  function metadata(sa: string, req: http.IncomingMessage, url: URL, res: http.ServerResponse): void {
     // The real server refuses requests without the header, and proxied ones (SSRF guard).
     if (req.headers['metadata-flavor'] !== 'Google') {
       throw new HttpError(403, 'Missing required header "Metadata-Flavor": "Google"');
@@ -280,14 +285,14 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
       case 'universe/universe-domain':
         return text('googleapis.com');
     }
-    const sa = /^instance\/service-accounts\/([^/]+)\/(email|token|identity)$/.exec(key);
-    if (!sa || (sa[1] !== 'default' && sa[1] !== defaultSa)) throw new HttpError(404, 'Not Found');
-    switch (sa[2]) {
+    const account = /^instance\/service-accounts\/([^/]+)\/(email|token|identity)$/.exec(key);
+    if (!account || (account[1] !== 'default' && account[1] !== sa)) throw new HttpError(404, 'Not Found');
+    switch (account[2]) {
       case 'email':
-        return text(defaultSa);
+        return text(sa);
       case 'token': {
         metadataTokenFetches++;
-        const { token, expiresIn } = mintAccessToken(defaultSa);
+        const { token, expiresIn } = mintAccessToken(sa);
         res.writeHead(200, { 'Content-Type': 'application/json' });
         res.end(JSON.stringify({ access_token: token, expires_in: expiresIn, token_type: 'Bearer' }));
         return;
@@ -295,14 +300,14 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
       default: {
         const audience = url.searchParams.get('audience');
         if (!audience) throw new HttpError(400, 'non-empty audience parameter required');
-        return text(mintIdToken({ audience, email: defaultSa }, url.searchParams.get('format') === 'full'));
+        return text(mintIdToken({ audience, email: sa }, url.searchParams.get('format') === 'full'));
       }
     }
   }
 
   async function route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    if (url.pathname.startsWith('/computeMetadata/')) return metadata(req, url, res);
+    if (url.pathname.startsWith('/computeMetadata/')) return metadata(defaultSa, req, url, res);
     const json = (status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}): void => {
       res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', ...headers }).end(JSON.stringify(body));
     };
@@ -318,6 +323,11 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
         const body = await readJsonObject(req);
         onlyKeys(body, ['tokenLifetimeSeconds', 'containerApiFailure']);
         return json(200, control(body));
+      }
+      case 'POST /metadata-server': {
+        const body = await readJsonObject(req);
+        onlyKeys(body, ['serviceAccount']);
+        return json(200, await metadataServerFor(email(body.serviceAccount, 'serviceAccount')));
       }
       case 'POST /access-token': {
         const body = await readJsonObject(req);
@@ -361,30 +371,54 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
         return json(200, { apiVersion, kind: 'TokenReview', status: reviewToken(spec.token, audiences) });
       }
     }
-    const known = ['/oauth2/v1/certs', '/oauth2/v3/certs', '/stats', '/control', '/access-token', '/id-token', '/tokenreview'];
+    const known = ['/oauth2/v1/certs', '/oauth2/v3/certs', '/stats', '/control', '/metadata-server', '/access-token', '/id-token', '/tokenreview'];
     if (known.includes(url.pathname)) throw new HttpError(405, 'Method not allowed');
     throw new HttpError(404, 'Not Found');
   }
 
-  const server = http.createServer((req, res) => {
-    // As the real metadata server does; harmless on the other endpoints.
-    res.setHeader('Metadata-Flavor', 'Google');
-    route(req, res).catch((err: unknown) => {
-      const status = err instanceof HttpError ? err.status : 500;
-      const message = err instanceof Error ? err.message : String(err);
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      if (status === 413) res.setHeader('Connection', 'close');
-      res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8' }).end(JSON.stringify({ error: message }));
+  /** A loopback server answering with `handler`; errors become JSON answers with their status. */
+  async function listen(handler: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> | void): Promise<{ server: http.Server; host: string }> {
+    const server = http.createServer((req, res) => {
+      // As the real metadata server does; harmless on the other endpoints.
+      res.setHeader('Metadata-Flavor', 'Google');
+      Promise.resolve()
+        .then(() => handler(req, res))
+        .catch((err: unknown) => {
+          const status = err instanceof HttpError ? err.status : 500;
+          const message = err instanceof Error ? err.message : String(err);
+          if (res.headersSent) {
+            res.destroy();
+            return;
+          }
+          if (status === 413) res.setHeader('Connection', 'close');
+          res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8' }).end(JSON.stringify({ error: message }));
+        });
     });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const addr = server.address();
-  if (addr === null || typeof addr === 'string') throw new Error('identity server has no port');
-  const metadataHost = `127.0.0.1:${addr.port}`;
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const addr = server.address();
+    if (addr === null || typeof addr === 'string') throw new Error('identity server has no port');
+    return { server, host: `127.0.0.1:${addr.port}` };
+  }
+
+  // Metadata servers of other identities, one per email, started on first request.
+  const instances = new Map<string, Promise<{ server: http.Server; host: string }>>();
+  async function metadataServerFor(who: string): Promise<{ metadataHost: string }> {
+    const sa = email(who, 'serviceAccount');
+    let started = instances.get(sa);
+    if (!started) {
+      if (instances.size >= 100) throw new HttpError(429, 'at most 100 metadata servers per identity server');
+      started = listen((req, res) => {
+        const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+        if (!url.pathname.startsWith('/computeMetadata/')) throw new HttpError(404, 'Not Found');
+        metadata(sa, req, url, res);
+      });
+      instances.set(sa, started);
+    }
+    return { metadataHost: (await started).host };
+  }
+
+  const { server, host: metadataHost } = await listen(route);
 
   return {
     url: `http://${metadataHost}`,
@@ -393,13 +427,19 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
     serviceAccount: defaultSa,
     mintAccessToken,
     mintIdToken: (req) => mintIdToken(req),
+    metadataServerFor,
     reviewToken,
     control,
     stats,
     async close() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      await closed;
+      const servers = [server, ...(await Promise.all(instances.values())).map((i) => i.server)];
+      await Promise.all(
+        servers.map((s) => {
+          const closed = new Promise<void>((resolve) => s.close(() => resolve()));
+          s.closeAllConnections();
+          return closed;
+        }),
+      );
     },
   };
 }

@@ -64,10 +64,13 @@ export function router({ config, deploy, log, verifier = new OidcVerifier(config
   }
 
   const routes = new Map<string, Source>(sources);
+  // Cloud Run reserves some paths ending in "z" (its known issues): the health route is
+  // /health; /healthz stays as an alias for local use.
+  const HEALTH = new Set(['/health', '/healthz']);
 
   return async (req, res) => {
     const ctx = { requestId: newRequestId(), started: Date.now(), fields: { trace: traceOf(req), path: req.path } as Record<string, unknown> };
-    if (req.path === '/healthz') {
+    if (HEALTH.has(req.path)) {
       if (req.method === 'GET') return sendJson(res, 200, { status: 'ok' });
       res.set('Allow', 'GET');
       return sendJson(res, 405, errorBody(new DeployError('BAD_REQUEST', `${req.method} not allowed on ${req.path}`), ctx.requestId));

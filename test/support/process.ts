@@ -58,7 +58,7 @@ export async function spawnFunction(configYaml: string, files: Record<string, st
   const url = `http://127.0.0.1:${port}`;
   const ready = Date.now() + 20_000;
   for (;;) {
-    const res = await fetch(`${url}/healthz`).catch(() => undefined);
+    const res = await fetch(`${url}/health`).catch(() => undefined);
     if (res?.ok) break;
     if (child.exitCode !== null || Date.now() > ready) {
       child.kill('SIGKILL');

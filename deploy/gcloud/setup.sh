@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# Sets up a Google Cloud project for gke-deployer (docs/deploying.md walks through it).
+# Idempotent: it creates what is missing, brings settings that drifted back, and changes
+# nothing else, so run it again after any change (a new topic, a new config file...).
+#
+#   PROJECT=my-proj REGION=europe-west1 bash deploy/gcloud/setup.sh
+#   PROJECT=my-proj CONFIG_FILE=deployer.yaml RECONCILE_TARGETS="web api" bash deploy/gcloud/setup.sh
+#
+# Settings (environment variables):
+#   PROJECT             required: the project the service runs in
+#   REGION              Cloud Run, Artifact Registry and bucket region (europe-west1)
+#   SERVICE             Cloud Run service name (gke-deployer)
+#   REPOSITORY          Artifact Registry repository for the deployer's image (gke-deployer)
+#   CLUSTER_PROJECTS    projects whose GKE clusters it deploys to (PROJECT)
+#   CONFIG_FILE         deployer.yaml to store as the config secret's newest version
+#   TOPICS              Pub/Sub topics pushed to /pubsub: gcr (Artifact Registry),
+#                       cloud-builds (Cloud Build) ("gcr")
+#   RECONCILE_TARGETS   targets a Cloud Scheduler job re-applies ("")
+#   RECONCILE_SCHEDULE  their cron schedule ("*/15 * * * *")
+#
+# Identities it creates (and the only roles it grants them):
+#   gke-deployer@            runtime: roles/container.clusterViewer on CLUSTER_PROJECTS,
+#                            secretAccessor on its three secrets. Rights inside clusters
+#                            come from deploy/kubernetes/rbac.yaml, per namespace.
+#   gke-deployer-push@       signs Pub/Sub push requests (OIDC); run.invoker on the service
+#   gke-deployer-scheduler@  signs Cloud Scheduler requests (OIDC); run.invoker on the service
+#   gke-deployer-build@      runs cloudbuild.yaml: writes the image, replaces the service
+set -euo pipefail
+
+PROJECT=${PROJECT:?set PROJECT to the Google Cloud project id}
+REGION=${REGION:-europe-west1}
+SERVICE=${SERVICE:-gke-deployer}
+REPOSITORY=${REPOSITORY:-gke-deployer}
+CLUSTER_PROJECTS=${CLUSTER_PROJECTS:-$PROJECT}
+CONFIG_FILE=${CONFIG_FILE:-}
+TOPICS=${TOPICS:-gcr}
+RECONCILE_TARGETS=${RECONCILE_TARGETS:-}
+RECONCILE_SCHEDULE=${RECONCILE_SCHEDULE:-*/15 * * * *}
+# Pub/Sub's maximum ack deadline, equal to service.yaml's timeoutSeconds (the longest a
+# deploy may take, rollout wait included): a push is not redelivered while it still runs.
+ACK_DEADLINE=600
+# Permanent failures are acknowledged by the function; these are transient ones
+# (cluster unreachable...): retried with backoff, then parked on the dead-letter topic.
+MAX_DELIVERY_ATTEMPTS=5
+MIN_RETRY_DELAY=10s
+MAX_RETRY_DELAY=600s
+# A placeholder image for the service's first revision, so its URL, IAM and the
+# subscriptions exist before the first build (cloudbuild.yaml) replaces it.
+PLACEHOLDER_IMAGE=us-docker.pkg.dev/cloudrun/container/hello
+
+RUNTIME_SA=gke-deployer@$PROJECT.iam.gserviceaccount.com  # as in service.yaml
+PUSH_SA=gke-deployer-push@$PROJECT.iam.gserviceaccount.com
+SCHEDULER_SA=gke-deployer-scheduler@$PROJECT.iam.gserviceaccount.com
+BUILD_SA=gke-deployer-build@$PROJECT.iam.gserviceaccount.com
+CONFIG_SECRET=gke-deployer-config  # names as in service.yaml
+WEBHOOK_SECRETS=(gke-deployer-github-webhook-secret gke-deployer-gitlab-webhook-token)
+SOURCE_BUCKET=gs://$PROJECT-gke-deployer-source
+DEAD_LETTER=gke-deployer-dead-letter
+RETRY_DELAY_SECONDS=${RETRY_DELAY_SECONDS:-5}
+
+step() { echo "==> $*" >&2; }
+exists() { "$@" >/dev/null 2>&1; }
+# IAM needs a few seconds before a new service account can be named in a policy.
+retry() {
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    if "$@"; then return 0; fi
+    [ "$attempt" = 5 ] && return 1
+    echo "    retrying in ${RETRY_DELAY_SECONDS}s (IAM propagation)" >&2
+    sleep "$RETRY_DELAY_SECONDS"
+  done
+}
+gc() { gcloud "$@" --project="$PROJECT" --quiet; }
+bind() { retry gc "$@" --format=none; }
+
+ensure_sa() { # name, display name
+  exists gc iam service-accounts describe "$1@$PROJECT.iam.gserviceaccount.com" ||
+    gc iam service-accounts create "$1" --display-name="$2"
+}
+
+ensure_secret() { # name
+  exists gc secrets describe "$1" || gc secrets create "$1" --replication-policy=automatic
+  bind secrets add-iam-policy-binding "$1" --member="serviceAccount:$RUNTIME_SA" --role=roles/secretmanager.secretAccessor
+}
+
+has_version() { # secret
+  [ -n "$(gc secrets versions list "$1" --filter=state:ENABLED --limit=1 --format='value(name)')" ]
+}
+
+ensure_topic() { # name
+  exists gc pubsub topics describe "$1" || gc pubsub topics create "$1"
+}
+
+step "APIs"
+gc services enable run.googleapis.com artifactregistry.googleapis.com cloudbuild.googleapis.com \
+  secretmanager.googleapis.com pubsub.googleapis.com cloudscheduler.googleapis.com \
+  container.googleapis.com iam.googleapis.com storage.googleapis.com
+PROJECT_NUMBER=$(gc projects describe "$PROJECT" --format='value(projectNumber)')
+PUBSUB_AGENT=service-$PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com
+
+step "service accounts"
+ensure_sa gke-deployer "gke-deployer runtime"
+ensure_sa gke-deployer-push "gke-deployer Pub/Sub push"
+ensure_sa gke-deployer-scheduler "gke-deployer Cloud Scheduler"
+ensure_sa gke-deployer-build "gke-deployer Cloud Build"
+
+step "runtime: roles/container.clusterViewer on ${CLUSTER_PROJECTS}"
+for p in $CLUSTER_PROJECTS; do
+  bind projects add-iam-policy-binding "$p" --member="serviceAccount:$RUNTIME_SA" --role=roles/container.clusterViewer --condition=None
+done
+
+step "secrets"
+ensure_secret "$CONFIG_SECRET"
+if [ -n "$CONFIG_FILE" ]; then
+  if has_version "$CONFIG_SECRET" && gc secrets versions access latest --secret="$CONFIG_SECRET" | cmp -s - "$CONFIG_FILE"; then
+    echo "    $CONFIG_SECRET: latest version already holds $CONFIG_FILE" >&2
+  else
+    gc secrets versions add "$CONFIG_SECRET" --data-file="$CONFIG_FILE"
+  fi
+elif ! has_version "$CONFIG_SECRET"; then
+  echo "    $CONFIG_SECRET has no version yet: write deployer.yaml and run again with CONFIG_FILE=deployer.yaml" >&2
+fi
+for s in "${WEBHOOK_SECRETS[@]}"; do
+  ensure_secret "$s"
+  # A random secret to start with (GitHub/GitLab are given the same value): read it with
+  #   gcloud secrets versions access latest --secret=NAME
+  has_version "$s" || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | gc secrets versions add "$s" --data-file=-
+done
+
+step "build: image repository, source bucket, rights to deploy the service"
+exists gc artifacts repositories describe "$REPOSITORY" --location="$REGION" ||
+  gc artifacts repositories create "$REPOSITORY" --repository-format=docker --location="$REGION" --description="gke-deployer images"
+bind artifacts repositories add-iam-policy-binding "$REPOSITORY" --location="$REGION" --member="serviceAccount:$BUILD_SA" --role=roles/artifactregistry.writer
+exists gc storage buckets describe "$SOURCE_BUCKET" ||
+  gc storage buckets create "$SOURCE_BUCKET" --location="$REGION" --uniform-bucket-level-access
+bind storage buckets add-iam-policy-binding "$SOURCE_BUCKET" --member="serviceAccount:$BUILD_SA" --role=roles/storage.objectViewer
+bind projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$BUILD_SA" --role=roles/logging.logWriter --condition=None
+# The service runs as the runtime account: whoever deploys it must be allowed to act as it.
+bind iam service-accounts add-iam-policy-binding "$RUNTIME_SA" --member="serviceAccount:$BUILD_SA" --role=roles/iam.serviceAccountUser
+
+step "Cloud Run service $SERVICE"
+if ! exists gc run services describe "$SERVICE" --region="$REGION"; then
+  gc run deploy "$SERVICE" --image="$PLACEHOLDER_IMAGE" --region="$REGION" --service-account="$RUNTIME_SA" --no-invoker-iam-check
+fi
+URL=$(gc run services describe "$SERVICE" --region="$REGION" --format='value(status.url)')
+# run.admin on this one service only: service.yaml turns the invoker IAM check off,
+# which takes run.services.setIamPolicy.
+bind run services add-iam-policy-binding "$SERVICE" --region="$REGION" --member="serviceAccount:$BUILD_SA" --role=roles/run.admin
+# Not checked while the invoker IAM check is off (every route authenticates in the app);
+# kept so Pub/Sub and Scheduler keep working if you turn the check back on.
+for sa in "$PUSH_SA" "$SCHEDULER_SA"; do
+  bind run services add-iam-policy-binding "$SERVICE" --region="$REGION" --member="serviceAccount:$sa" --role=roles/run.invoker
+done
+
+step "Pub/Sub: push to $URL/pubsub"
+# Pub/Sub signs push requests as the push account, and parks undeliverable messages.
+bind iam service-accounts add-iam-policy-binding "$PUSH_SA" --member="serviceAccount:$PUBSUB_AGENT" --role=roles/iam.serviceAccountTokenCreator
+ensure_topic "$DEAD_LETTER"
+bind pubsub topics add-iam-policy-binding "$DEAD_LETTER" --member="serviceAccount:$PUBSUB_AGENT" --role=roles/pubsub.publisher
+exists gc pubsub subscriptions describe "$DEAD_LETTER" ||
+  gc pubsub subscriptions create "$DEAD_LETTER" --topic="$DEAD_LETTER" --message-retention-duration=7d
+for topic in $TOPICS; do
+  ensure_topic "$topic"
+  sub=gke-deployer-$topic
+  push=(--push-endpoint="$URL/pubsub" --push-auth-service-account="$PUSH_SA" --push-auth-token-audience="$URL/pubsub"
+    --ack-deadline="$ACK_DEADLINE" --dead-letter-topic="$DEAD_LETTER" --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS"
+    --min-retry-delay="$MIN_RETRY_DELAY" --max-retry-delay="$MAX_RETRY_DELAY")
+  if exists gc pubsub subscriptions describe "$sub"; then
+    gc pubsub subscriptions update "$sub" "${push[@]}"
+  else
+    gc pubsub subscriptions create "$sub" --topic="$topic" "${push[@]}"
+  fi
+  bind pubsub subscriptions add-iam-policy-binding "$sub" --member="serviceAccount:$PUBSUB_AGENT" --role=roles/pubsub.subscriber
+done
+
+step "Cloud Scheduler: reconcile ${RECONCILE_TARGETS:-(no targets)}"
+for target in $RECONCILE_TARGETS; do
+  job=gke-deployer-reconcile-$target
+  http=(--location="$REGION" --schedule="$RECONCILE_SCHEDULE" --uri="$URL/scheduler" --http-method=POST
+    --message-body="{\"target\":\"$target\"}" --oidc-service-account-email="$SCHEDULER_SA"
+    --oidc-token-audience="$URL/scheduler" --attempt-deadline="${ACK_DEADLINE}s")
+  if exists gc scheduler jobs describe "$job" --location="$REGION"; then
+    gc scheduler jobs update http "$job" "${http[@]}" --update-headers=Content-Type=application/json
+  else
+    gc scheduler jobs create http "$job" "${http[@]}" --headers=Content-Type=application/json
+  fi
+done
+
+cat <<EOF
+
+gke-deployer is set up in $PROJECT. In deployer.yaml (then run again with CONFIG_FILE=deployer.yaml):
+  auth:
+    pubsub:    { audience: $URL/pubsub, serviceAccounts: [$PUSH_SA] }
+    scheduler: { audience: $URL/scheduler, serviceAccounts: [$SCHEDULER_SA] }
+    github:    { secretEnv: GITHUB_WEBHOOK_SECRET }   # secret ${WEBHOOK_SECRETS[0]}
+    gitlab:    { tokenEnv: GITLAB_WEBHOOK_TOKEN }     # secret ${WEBHOOK_SECRETS[1]}
+Grant it rights in each target namespace (with cluster credentials):
+  export NAMESPACE=<namespace> SERVICE_ACCOUNT=$RUNTIME_SA
+  envsubst < deploy/kubernetes/rbac.yaml | kubectl apply -f -
+Build and deploy the service:
+  gcloud builds submit --config=cloudbuild.yaml --project=$PROJECT --region=$REGION \\
+    --service-account=projects/$PROJECT/serviceAccounts/$BUILD_SA \\
+    --gcs-source-staging-dir=$SOURCE_BUCKET/source --substitutions=_REGION=$REGION,_REPOSITORY=$REPOSITORY,_SERVICE=$SERVICE
+EOF

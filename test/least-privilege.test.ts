@@ -1,0 +1,205 @@
+// deploy/kubernetes/rbac.yaml, for real: rendered by envsubst as the guide says, applied to
+// the sandbox for a fresh namespace and a fresh Google identity, and the function run as
+// that identity (its own metadata server, as a Cloud Run instance with that runtime service
+// account sees it). The identity deploys the example app with the target's default
+// settings, and is refused everywhere else. It never gets the sandbox deployer's
+// cluster-wide `edit`.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { parse } from 'yaml';
+import { configYaml, gkeCluster } from './support/config.ts';
+import { startFunction, type RunningFunction } from './support/function.ts';
+import { kubectl, kubectlJson, namespace, useSandboxEnv } from './support/sandbox.ts';
+
+const exec = promisify(execFile);
+const root = path.resolve(import.meta.dirname, '..');
+const RBAC = path.join(root, 'deploy/kubernetes/rbac.yaml');
+
+interface ExampleTarget {
+  manifests: string[];
+  container?: string;
+  images: string[];
+}
+
+/** The example's `hello` target as shipped (examples/deployer.yaml), moved to `ns`. */
+function exampleTarget(ns: string): { target: Record<string, unknown>; files: Record<string, string>; repo: string } {
+  const example = (parse(readFileSync(path.join(root, 'examples/deployer.yaml'), 'utf8')) as { targets: Record<string, ExampleTarget> }).targets.hello;
+  assert.ok(example, 'examples/deployer.yaml has a hello target');
+  const files: Record<string, string> = {};
+  const manifests = example.manifests.map((m) => {
+    const name = path.basename(m);
+    files[name] = readFileSync(path.join(root, 'examples', m), 'utf8');
+    return name;
+  });
+  return { target: { ...example, cluster: 'sandbox', namespace: ns, manifests }, files, repo: example.images[0]! };
+}
+
+/** `envsubst < deploy/kubernetes/rbac.yaml | kubectl apply -f -`, with only the two variables set. */
+async function applyRbac(ns: string, serviceAccount: string): Promise<void> {
+  const child = exec('envsubst', [], { env: { PATH: process.env.PATH, NAMESPACE: ns, SERVICE_ACCOUNT: serviceAccount } });
+  child.child.stdin?.end(readFileSync(RBAC));
+  const { stdout: rendered } = await child.catch((err: unknown) => {
+    throw new Error(`envsubst failed (Debian package gettext-base; .ci/run installs it): ${String(err)}`);
+  });
+  assert.doesNotMatch(rendered, /\$/, 'every placeholder is substituted');
+  await kubectl(['apply', '-f', '-'], rendered);
+}
+
+async function metadataHostFor(identityUrl: string, serviceAccount: string): Promise<string> {
+  const res = await fetch(`${identityUrl}/metadata-server`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ serviceAccount }) });
+  assert.equal(res.status, 200, await res.clone().text());
+  return ((await res.json()) as { metadataHost: string }).metadataHost;
+}
+
+/** `kubectl auth can-i` as the identity (the admin impersonates it). */
+async function canI(serviceAccount: string, args: string[]): Promise<boolean> {
+  try {
+    return (await kubectl(['auth', 'can-i', `--as=${serviceAccount}`, ...args])).trim() === 'yes';
+  } catch (err) {
+    // can-i exits 1 on "no".
+    if (String((err as { stdout?: string }).stdout).trim() === 'no') return false;
+    throw err;
+  }
+}
+
+async function liveImage(ns: string): Promise<string | undefined> {
+  const d = await kubectlJson<{ spec: { template: { spec: { containers: { image: string }[] } } } }>(['-n', ns, 'get', 'deployment', 'hello']);
+  return d.spec.template.spec.containers[0]?.image;
+}
+
+interface Pod {
+  metadata: { name: string };
+  status: { conditions?: { type: string; status: string }[] };
+}
+
+describe('deploy/kubernetes/rbac.yaml grants what a deploy needs, in its namespace only', () => {
+  const serviceAccount = `lp-${randomBytes(4).toString('hex')}@sandbox-project.iam.gserviceaccount.com`;
+  let ns: string;
+  let other: string;
+  let fn: RunningFunction;
+  let repo: string;
+  let identityUrl: string;
+  let freshNs: string;
+
+  before(async () => {
+    const info = await useSandboxEnv();
+    identityUrl = info.identity;
+    ns = await namespace('lp');
+    other = await namespace('lp-other');
+    await applyRbac(ns, serviceAccount);
+    // This test file runs in its own process: from here on, ADC in it is the fresh identity.
+    process.env.GCE_METADATA_HOST = await metadataHostFor(info.identity, serviceAccount);
+    const example = exampleTarget(ns);
+    repo = example.repo;
+    const elsewhere = { ...example.target, namespace: other };
+    freshNs = `lp-new-${randomBytes(4).toString('hex')}`;
+    const fresh = { ...example.target, namespace: freshNs };
+    fn = await startFunction(
+      configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { hello: example.target, elsewhere, fresh } }),
+      example.files,
+    );
+  });
+  after(() => fn?.close());
+
+  test('the function runs as the fresh identity: its metadata server hands out tokens the cluster maps to that email', async () => {
+    const headers = { 'Metadata-Flavor': 'Google' };
+    const base = `http://${process.env.GCE_METADATA_HOST}/computeMetadata/v1/instance/service-accounts/default`;
+    assert.equal(await (await fetch(`${base}/email`, { headers })).text(), serviceAccount);
+    const { access_token: token } = (await (await fetch(`${base}/token`, { headers })).json()) as { access_token: string };
+    const review = await fetch(`${identityUrl}/tokenreview`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } }),
+    });
+    assert.equal(((await review.json()) as { status: { user?: { username: string } } }).status.user?.username, serviceAccount);
+    assert.equal(await canI(serviceAccount, ['create', 'deployments.apps', '-n', ns]), true);
+    assert.equal(await canI(serviceAccount, ['create', 'deployments.apps', '-n', other]), false);
+  });
+
+  test('a full deploy of the example app succeeds, and its Pods become Ready as the API server sees it', async () => {
+    const res = await fn.post('/deploy', { target: 'hello', image: `${repo}:lp-1` });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    // `applied` until the rollout wait lands on main; `ready` once the function waits itself.
+    assert.ok(['applied', 'ready'].includes(res.body.status as string), JSON.stringify(res.body));
+    assert.deepEqual(
+      (res.body.objects as { kind: string; action: string }[]).map((o) => `${o.kind}:${o.action}`),
+      ['Deployment:created', 'Service:created'],
+    );
+    await kubectl(['-n', ns, 'rollout', 'status', 'deployment/hello', '--timeout=90s']);
+    const pods = await kubectlJson<{ items: Pod[] }>(['-n', ns, 'get', 'pods', '-l', 'app=hello']);
+    assert.equal(pods.items.length, 2);
+    for (const pod of pods.items) {
+      assert.ok(pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'), `${pod.metadata.name} is Ready`);
+    }
+  });
+
+  test('a dry run and a redeploy with a new image succeed too', async () => {
+    const dry = await fn.post('/deploy', { target: 'hello', image: `${repo}:lp-2`, dryRun: true });
+    assert.equal(dry.status, 200, JSON.stringify(dry.body));
+    assert.equal(dry.body.status, 'dry-run');
+    const res = await fn.post('/deploy', { target: 'hello', image: `${repo}:lp-2` });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(await liveImage(ns), `${repo}:lp-2`);
+  });
+
+  test('a crashing image: the identity may do what the rollout stage does about it', async () => {
+    const before = await liveImage(ns);
+    const res = await fn.post('/deploy', { target: 'hello', image: `${repo}:crash-lp` });
+    // Two honest outcomes, by what main has: no rollout stage yet → applied as asked (200);
+    // with it (default settings) → the wait sees CrashLoopBackOff and rolls back (422).
+    // A missing RBAC verb would answer CLUSTER_FORBIDDEN (502) in either world.
+    if (res.status === 200) {
+      assert.equal(res.body.status, 'applied', JSON.stringify(res.body));
+      assert.equal(await liveImage(ns), `${repo}:crash-lp`);
+    } else {
+      assert.equal(res.status, 422, JSON.stringify(res.body));
+      assert.equal(res.body.status, 'rolled-back', JSON.stringify(res.body));
+      assert.equal(await liveImage(ns), before);
+    }
+  });
+
+  test('a first deploy that crashes: a rollback may delete what it created', async () => {
+    const fresh = freshNs;
+    await kubectl(['create', 'namespace', fresh]);
+    await applyRbac(fresh, serviceAccount);
+    const res = await fn.post('/deploy', { target: 'fresh', image: `${repo}:crash-first` });
+    const d = await kubectlJson<{ items: unknown[] }>(['-n', fresh, 'get', 'deployments']);
+    if (res.status === 200) {
+      assert.equal(res.body.status, 'applied', JSON.stringify(res.body));
+      assert.equal(d.items.length, 1);
+    } else {
+      assert.equal(res.status, 422, JSON.stringify(res.body));
+      assert.equal(res.body.status, 'rolled-back', JSON.stringify(res.body));
+      assert.equal(d.items.length, 0, 'the Deployment the failed deploy created is deleted');
+    }
+  });
+
+  test('a target in any other namespace answers CLUSTER_FORBIDDEN, and nothing is created there', async () => {
+    const res = await fn.post('/deploy', { target: 'elsewhere', image: `${repo}:lp-1` });
+    assert.equal(res.status, 502, JSON.stringify(res.body));
+    assert.equal((res.body.error as { code: string }).code, 'CLUSTER_FORBIDDEN');
+    const left = await kubectlJson<{ items: unknown[] }>(['-n', other, 'get', 'deployments,services']);
+    assert.equal(left.items.length, 0);
+  });
+
+  test('it is not `edit`: no Secrets, no RBAC, no namespaces, nothing cluster-wide', async () => {
+    for (const args of [
+      ['get', 'secrets', '-n', ns],
+      ['list', 'configmaps', '-n', ns],
+      ['create', 'roles.rbac.authorization.k8s.io', '-n', ns],
+      ['create', 'rolebindings.rbac.authorization.k8s.io', '-n', ns],
+      ['delete', 'services', '-n', ns],
+      ['create', 'pods/exec', '-n', ns],
+      ['list', 'namespaces'],
+      ['list', 'deployments.apps', '--all-namespaces'],
+      ['patch', 'deployments.apps', '-n', 'default'],
+    ]) {
+      assert.equal(await canI(serviceAccount, args), false, `can-i ${args.join(' ')}`);
+    }
+  });
+});

@@ -1,0 +1,154 @@
+// cloudbuild.yaml, parsed: its steps in order (tests, a buildpacks image, the deploy), the
+// test step running the README's command minus the sandbox, the Node pin, every
+// substitution defined; and its deploy step's script run as Cloud Build would (after
+// substitution) against the gcloud stub, giving a valid service.yaml for the built image.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { copyFile, mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { parse } from 'yaml';
+import { installGcloudStub, readState } from './support/gcloud-stub.ts';
+import { cloudRunService } from './support/knative.ts';
+
+const exec = promisify(execFile);
+const root = path.resolve(import.meta.dirname, '../..');
+
+interface Step {
+  id: string;
+  name: string;
+  entrypoint?: string;
+  args: string[];
+  env?: string[];
+  dir?: string;
+}
+interface Build {
+  substitutions: Record<string, string>;
+  options?: Record<string, unknown>;
+  steps: Step[];
+}
+
+const build = parse(await readFile(path.join(root, 'cloudbuild.yaml'), 'utf8')) as Build;
+const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as {
+  main: string;
+  scripts: Record<string, string>;
+  devDependencies: Record<string, string>;
+};
+const step = (id: string): Step => {
+  const s = build.steps.find((x) => x.id === id);
+  assert.ok(s, `a step with id ${id}`);
+  return s;
+};
+
+/** Cloud Build's built-in substitutions (any build may use them). */
+const BUILT_IN = new Set([
+  'PROJECT_ID', 'PROJECT_NUMBER', 'BUILD_ID', 'LOCATION', 'TRIGGER_NAME', 'TRIGGER_BUILD_CONFIG_PATH', 'COMMIT_SHA', 'REVISION_ID',
+  'SHORT_SHA', 'REPO_NAME', 'REPO_FULL_NAME', 'BRANCH_NAME', 'TAG_NAME', 'REF_NAME', 'SERVICE_ACCOUNT_EMAIL', 'SERVICE_ACCOUNT',
+]);
+const VARIABLE = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g;
+
+/** The names a string refers to as Cloud Build reads it (`$$` is a literal dollar). */
+function references(s: string): string[] {
+  return [...s.matchAll(VARIABLE)].map((m) => m[1] ?? m[2]).filter((n): n is string => n !== undefined);
+}
+
+/** Cloud Build's substitution: `$X`/`${X}` by value, `$$` → `$`. */
+function substitute(s: string, values: Record<string, string>): string {
+  return s.replace(VARIABLE, (all, a?: string, b?: string) => {
+    if (all === '$$') return '$';
+    const v = values[(a ?? b)!];
+    if (v === undefined) throw new Error(`undefined substitution ${all}`);
+    return v;
+  });
+}
+
+const strings = (s: Step): string[] => [s.name, s.entrypoint ?? '', s.dir ?? '', ...s.args, ...(s.env ?? [])];
+
+describe('cloudbuild.yaml', () => {
+  test('runs the tests, builds the image, then deploys, in that order', () => {
+    assert.deepEqual(build.steps.map((s) => s.id), ['test', 'image', 'deploy']);
+    // No step waits for nothing (waitFor: ['-']): each runs after the one before.
+    for (const s of build.steps) assert.equal((s as { waitFor?: unknown }).waitFor, undefined);
+  });
+
+  test('the test step runs npm ci and the README test command without the sandbox, on the Node the tests pin', () => {
+    const s = step('test');
+    assert.equal(s.name, `node:${pkg.devDependencies.node}`);
+    const script = s.args.join('\n');
+    assert.match(script, /\bnpm ci\b/);
+    // `npm test` minus the global setup that starts the sandbox, on the tests that need none.
+    const subset = pkg.scripts.test!
+      .replace(' --test-global-setup=test/setup.ts', '')
+      .replace('"test/**/*.test.ts"', '"test/unit/**/*.test.ts" "test/shipping/**/*.test.ts"');
+    assert.notEqual(subset, pkg.scripts.test, 'the README command still has the shape this subset is cut from');
+    assert.ok(script.includes(subset), `the test step runs:\n${subset}`);
+  });
+
+  test('the tests it runs really need no sandbox', async () => {
+    for (const dir of ['test/unit', 'test/shipping']) {
+      for (const f of (await readdir(path.join(root, dir), { recursive: true })).filter((x) => x.endsWith('.ts'))) {
+        const source = await readFile(path.join(root, dir, f), 'utf8');
+        assert.doesNotMatch(source, /from '[^']*(support\/sandbox|sandbox\/index)\.ts'|process\.env\.SANDBOX_DIR/, `${dir}/${f}`);
+      }
+    }
+  });
+
+  test("the image step uses Google's buildpacks google-24 builder, the deploy target and a pinned Node", () => {
+    const s = step('image');
+    assert.equal(s.name, 'gcr.io/k8s-skaffold/pack');
+    assert.equal(s.args[0], 'build');
+    assert.ok(s.args.includes('--builder=gcr.io/buildpacks/builder:google-24'));
+    assert.ok(s.args.includes('--publish'));
+    // The function target the buildpack starts is the one `npm start` starts.
+    const target = /--target=(\S+)/.exec(pkg.scripts.start!)?.[1];
+    assert.ok(s.args.includes(`--env=GOOGLE_FUNCTION_TARGET=${target}`));
+    assert.ok(s.args.includes('--env=GOOGLE_FUNCTION_SIGNATURE_TYPE=http'));
+    // GOOGLE_NODEJS_VERSION wins over engines.node in the buildpack; it is the Node the tests use.
+    assert.ok(s.args.includes(`--env=GOOGLE_NODEJS_VERSION=${pkg.devDependencies.node}`), s.args.join(' '));
+    // And the buildpack loads package.json's main, which is npm start's --source.
+    assert.equal(/--source=(\S+)/.exec(pkg.scripts.start!)?.[1], pkg.main);
+  });
+
+  test('project, region, repository and service are substitutions, and every one used is defined and used', () => {
+    for (const k of ['_PROJECT', '_REGION', '_REPOSITORY', '_SERVICE']) assert.ok(k in build.substitutions, k);
+    const used = new Set(build.steps.flatMap((s) => strings(s).flatMap(references)));
+    for (const name of used) assert.ok(BUILT_IN.has(name) || name in build.substitutions, `$${name} is neither built in nor defined`);
+    for (const name of Object.keys(build.substitutions)) {
+      assert.match(name, /^_[A-Z0-9_]+$/, 'user substitutions start with _');
+      assert.ok(used.has(name), `${name} is defined but never used`);
+      // A default may refer to built-ins only (dynamic substitutions).
+      for (const ref of references(build.substitutions[name]!)) assert.ok(BUILT_IN.has(ref), `${name} refers to ${ref}`);
+    }
+    if (Object.values(build.substitutions).some((v) => references(v).length > 0)) assert.equal(build.options?.dynamicSubstitutions, true);
+  });
+
+  test('the deploy step, run as Cloud Build runs it, replaces the service with a valid service.yaml for the built image', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-cb-'));
+    await copyFile(path.join(root, 'service.yaml'), path.join(dir, 'service.yaml'));
+    const builtIns = { PROJECT_ID: 'my-proj-1234', BUILD_ID: '3f1c0a4e-1d2b-4c5d-8e9f-0a1b2c3d4e5f' };
+    const values: Record<string, string> = { ...builtIns, _REGION: 'europe-west4' };
+    for (const [k, v] of Object.entries(build.substitutions)) values[k] ??= substitute(v, builtIns);
+    const image = substitute(step('image').args[1]!, values);
+    assert.equal(image, `europe-west4-docker.pkg.dev/my-proj-1234/${values._REPOSITORY}/${values._SERVICE}:${builtIns.BUILD_ID}`);
+
+    const deploy = step('deploy');
+    assert.equal(deploy.entrypoint, 'bash');
+    const state = path.join(dir, 'gcloud-state.json');
+    installGcloudStub(dir, state);
+    await exec('bash', deploy.args.map((a) => substitute(a, values)), { cwd: dir, env: { PATH: `${dir}:${process.env.PATH}`, HOME: dir } });
+
+    const { calls, resources } = readState(state);
+    assert.deepEqual(calls.map((c) => c.command.join(' ')), ['run services replace']);
+    assert.equal(calls[0]!.flags.region, 'europe-west4');
+    assert.equal(calls[0]!.flags.project, 'my-proj-1234');
+    const rendered = resources['run services:replaced']?.text ?? '';
+    assert.doesNotMatch(rendered, /__[A-Z_]+__/);
+    const service = cloudRunService.parse(parse(rendered));
+    assert.equal(service.metadata.name, values._SERVICE);
+    assert.equal(service.metadata.labels?.['cloud.googleapis.com/location'], 'europe-west4');
+    assert.equal(service.spec.template.spec.containers[0]?.image, image);
+    assert.equal(service.spec.template.spec.serviceAccountName, 'gke-deployer@my-proj-1234.iam.gserviceaccount.com');
+  });
+});

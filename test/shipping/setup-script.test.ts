@@ -1,0 +1,157 @@
+// deploy/gcloud/setup.sh against a gcloud stub that knows exactly the commands and flags of
+// the Google Cloud CLI installed on this machine (its captured --help), records every call
+// and keeps what was created: every flag exists, the identities get only their roles, the
+// subscription and the Scheduler job are shaped as documented, and a second run creates
+// nothing.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { parse } from 'yaml';
+import { checkCall, type Call } from './support/gcloud-help.ts';
+import { PROJECT_NUMBER, installGcloudStub, readState, type StubState } from './support/gcloud-stub.ts';
+
+const exec = promisify(execFile);
+const root = path.resolve(import.meta.dirname, '../..');
+const SCRIPT = path.join(root, 'deploy/gcloud/setup.sh');
+const PROJECT = 'my-proj-1234';
+const REGION = 'europe-west4';
+const URL = `https://gke-deployer-${PROJECT_NUMBER}.${REGION}.run.app`;
+const sa = (name: string) => `serviceAccount:${name}@${PROJECT}.iam.gserviceaccount.com`;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+  calls: Call[];
+  state: StubState;
+}
+
+async function setup(dir: string, env: Record<string, string>): Promise<Run> {
+  const stateFile = path.join(dir, 'state.json');
+  const before = (await readFile(stateFile, 'utf8').then((t) => (JSON.parse(t) as StubState).calls.length).catch(() => 0));
+  installGcloudStub(dir, stateFile);
+  const res = await exec('bash', [SCRIPT], {
+    env: { PATH: `${dir}:${process.env.PATH}`, HOME: dir, PROJECT, REGION, RETRY_DELAY_SECONDS: '0', ...env },
+  }).then(
+    (r) => ({ code: 0, ...r }),
+    (err: { code: number; stdout: string; stderr: string }) => ({ code: err.code, stdout: err.stdout, stderr: err.stderr }),
+  );
+  const state = readState(stateFile);
+  return { ...res, state, calls: state.calls.slice(before) };
+}
+
+const named = (calls: Call[], command: string) => calls.filter((c) => c.command.join(' ') === command);
+
+describe('deploy/gcloud/setup.sh', () => {
+  let dir: string;
+  let first: Run;
+  let second: Run;
+  let timeoutSeconds: number;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-setup-'));
+    await writeFile(path.join(dir, 'deployer.yaml'), 'auth: { direct: none }\n');
+    const env = { CONFIG_FILE: path.join(dir, 'deployer.yaml'), TOPICS: 'gcr cloud-builds', RECONCILE_TARGETS: 'web' };
+    first = await setup(dir, env);
+    second = await setup(dir, env);
+    const service = parse(await readFile(path.join(root, 'service.yaml'), 'utf8')) as { spec: { template: { spec: { timeoutSeconds: number } } } };
+    timeoutSeconds = service.spec.template.spec.timeoutSeconds;
+  });
+
+  test('is strict bash and runs to the end twice, with only commands and flags the installed CLI knows', () => {
+    for (const run of [first, second]) assert.equal(run.code, 0, run.stderr);
+    assert.ok(first.calls.length > 30, `${first.calls.length} calls`);
+  });
+
+  test('the stub refuses a flag the CLI does not have, and a switch given a value', () => {
+    assert.throws(() => checkCall(['pubsub', 'subscriptions', 'create', 's', '--topic=t', '--push-audience=x']), /unrecognized arguments: --push-audience/);
+    assert.throws(() => checkCall(['run', 'deploy', 's', '--no-invoker-iam-check=true']), /switch/);
+    assert.throws(() => checkCall(['run', 'services', 'frobnicate', 's']), /unknown command/);
+    assert.deepEqual(checkCall(['storage', 'buckets', 'create', 'gs://b', '-b', '--location', 'eu']).flags, { location: 'eu' });
+  });
+
+  test('the runtime identity gets roles/container.clusterViewer and access to its own secrets, nothing else', () => {
+    const roles = first.state.bindings.filter((b) => b.split('|')[1] === sa('gke-deployer')).sort();
+    assert.deepEqual(roles, [
+      `projects:${PROJECT}|${sa('gke-deployer')}|roles/container.clusterViewer`,
+      `secrets:gke-deployer-config|${sa('gke-deployer')}|roles/secretmanager.secretAccessor`,
+      `secrets:gke-deployer-github-webhook-secret|${sa('gke-deployer')}|roles/secretmanager.secretAccessor`,
+      `secrets:gke-deployer-gitlab-webhook-token|${sa('gke-deployer')}|roles/secretmanager.secretAccessor`,
+    ]);
+    const deployed = named(first.calls, 'run deploy')[0];
+    assert.equal(deployed?.flags['service-account'], `gke-deployer@${PROJECT}.iam.gserviceaccount.com`);
+    assert.equal(deployed?.flags['no-invoker-iam-check'], true);
+  });
+
+  test('the push and Scheduler identities may invoke the service; the build identity deploys this service only', () => {
+    const on = (member: string) => first.state.bindings.filter((b) => b.split('|')[1] === member).sort();
+    assert.deepEqual(on(sa('gke-deployer-push')), [`run services:gke-deployer|${sa('gke-deployer-push')}|roles/run.invoker`]);
+    assert.deepEqual(on(sa('gke-deployer-scheduler')), [`run services:gke-deployer|${sa('gke-deployer-scheduler')}|roles/run.invoker`]);
+    assert.deepEqual(on(sa('gke-deployer-build')), [
+      `artifacts repositories:gke-deployer|${sa('gke-deployer-build')}|roles/artifactregistry.writer`,
+      `iam service-accounts:gke-deployer@${PROJECT}.iam.gserviceaccount.com|${sa('gke-deployer-build')}|roles/iam.serviceAccountUser`,
+      `projects:${PROJECT}|${sa('gke-deployer-build')}|roles/logging.logWriter`,
+      `run services:gke-deployer|${sa('gke-deployer-build')}|roles/run.admin`,
+      `storage buckets:gs://${PROJECT}-gke-deployer-source|${sa('gke-deployer-build')}|roles/storage.objectViewer`,
+    ]);
+  });
+
+  test('each topic gets a push subscription: OIDC with the audience, ack deadline covering the longest deploy, dead letters, retry policy', () => {
+    const created = named(first.calls, 'pubsub subscriptions create').filter((c) => c.positionals[0] !== 'gke-deployer-dead-letter');
+    assert.deepEqual(created.map((c) => [c.positionals[0], c.flags.topic]), [['gke-deployer-gcr', 'gcr'], ['gke-deployer-cloud-builds', 'cloud-builds']]);
+    for (const c of created) {
+      assert.equal(c.flags['push-endpoint'], `${URL}/pubsub`);
+      assert.equal(c.flags['push-auth-service-account'], `gke-deployer-push@${PROJECT}.iam.gserviceaccount.com`);
+      assert.equal(c.flags['push-auth-token-audience'], `${URL}/pubsub`);
+      assert.equal(Number(c.flags['ack-deadline']), timeoutSeconds, 'ack deadline = service timeout');
+      assert.equal(c.flags['dead-letter-topic'], 'gke-deployer-dead-letter');
+      assert.ok(Number(c.flags['max-delivery-attempts']) >= 5);
+      assert.match(String(c.flags['min-retry-delay']), /^\d+s$/);
+      assert.match(String(c.flags['max-retry-delay']), /^\d+s$/);
+    }
+    const agent = `serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com`;
+    assert.ok(first.state.bindings.includes(`pubsub topics:gke-deployer-dead-letter|${agent}|roles/pubsub.publisher`));
+    assert.ok(first.state.bindings.includes(`pubsub subscriptions:gke-deployer-gcr|${agent}|roles/pubsub.subscriber`));
+  });
+
+  test('the Scheduler job posts {"target"} with an OIDC token for /scheduler and waits as long as a deploy may take', () => {
+    const [job] = named(first.calls, 'scheduler jobs create http');
+    assert.equal(job?.positionals[0], 'gke-deployer-reconcile-web');
+    assert.equal(job?.flags.uri, `${URL}/scheduler`);
+    assert.equal(job?.flags['http-method'], 'POST');
+    assert.deepEqual(JSON.parse(String(job?.flags['message-body'])), { target: 'web' });
+    assert.equal(job?.flags.headers, 'Content-Type=application/json');
+    assert.equal(job?.flags['oidc-service-account-email'], `gke-deployer-scheduler@${PROJECT}.iam.gserviceaccount.com`);
+    assert.equal(job?.flags['oidc-token-audience'], `${URL}/scheduler`);
+    assert.equal(job?.flags['attempt-deadline'], `${timeoutSeconds}s`);
+  });
+
+  test('stores the config file once, and gives each webhook secret a random first version', () => {
+    assert.deepEqual(first.state.resources['secrets:gke-deployer-config']?.versions, ['auth: { direct: none }\n']);
+    const github = first.state.resources['secrets:gke-deployer-github-webhook-secret']?.versions ?? [];
+    assert.equal(github.length, 1);
+    assert.match(github[0]!, /^[0-9a-f]{64}$/);
+    assert.notEqual(github[0], first.state.resources['secrets:gke-deployer-gitlab-webhook-token']?.versions?.[0]);
+  });
+
+  test('is idempotent: the second run creates nothing, adds no secret version, and updates what it manages', () => {
+    const creates = second.calls.filter((c) => c.command.includes('create') || c.command.join(' ') === 'run deploy' || c.command.join(' ') === 'secrets versions add');
+    assert.deepEqual(creates.map((c) => c.command.join(' ')), []);
+    assert.equal(named(second.calls, 'pubsub subscriptions update').length, 2);
+    assert.equal(named(second.calls, 'scheduler jobs update http').length, 1);
+    assert.equal(named(second.calls, 'scheduler jobs update http')[0]?.flags['update-headers'], 'Content-Type=application/json');
+    assert.deepEqual(second.state.bindings, first.state.bindings);
+  });
+
+  test('prints the audiences for deployer.yaml and a build command whose flags exist', () => {
+    assert.match(first.stdout, new RegExp(`pubsub: +\\{ audience: ${URL}/pubsub`));
+    const submit = /gcloud (builds submit[^\n]*(?:\\\n[^\n]*)*)/.exec(first.stdout)?.[1];
+    assert.ok(submit, first.stdout);
+    const args = submit.replace(/\\\n/g, ' ').split(/\s+/).filter(Boolean);
+    assert.equal(checkCall(args).flags.config, 'cloudbuild.yaml');
+  });
+});
