@@ -32,7 +32,7 @@ export function deadlineMs(env = process.env): number {
   return seconds * 1000;
 }
 
-export const DEFAULT_DEADLINE_SECONDS = 840;
+export const DEFAULT_DEADLINE_SECONDS = 540;
 
 export function configPath(env = process.env): string {
   return env.DEPLOYER_CONFIG ?? './deployer.yaml';

@@ -88,7 +88,7 @@ describe('deploy/kubernetes/rbac.yaml', () => {
   });
 
   test('the rollout wait, pre-deploy Jobs and the per-target lock are covered', () => {
-    for (const [group, resource] of [['', 'pods'], ['', 'events'], ['apps', 'replicasets'], ['apps', 'controllerrevisions']] as const) {
+    for (const [group, resource] of [['', 'pods'], ['apps', 'replicasets'], ['apps', 'controllerrevisions']] as const) {
       assert.deepEqual([...verbs(group, resource)].sort(), ['list', 'watch'], `${group}/${resource}`);
     }
     for (const v of ['create', 'get', 'list', 'watch', 'delete']) assert.ok(verbs('batch', 'jobs').has(v), `jobs: ${v}`);
