@@ -27,7 +27,8 @@ const SAFE_ID = /^[\w.:-]{1,128}$/;
 export function router({ config, deploy, log, verifier = new OidcVerifier(config.auth.certsUrl) }: RouterDeps): Handler {
   const sources = sourceRoutes(config, verifier);
   for (const [key, value] of Object.entries(config.auth)) {
-    if (value === 'none') log('WARNING', `auth.${key} is "none": its route accepts unauthenticated callers; use this only locally or with an emulator`);
+    const none = value === 'none' || (typeof value === 'object' && 'token' in value && value.token === 'none'); // auth.pubsub {token: none}
+    if (none) log('WARNING', `auth.${key} is "none": its route accepts unauthenticated callers; use this only locally or with an emulator`);
   }
 
   async function handle(source: Source, req: Request, res: Response, fallbackId: string, trace: string | undefined): Promise<void> {

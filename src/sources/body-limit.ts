@@ -1,0 +1,117 @@
+// Every request body is read here, before functions-framework sees the request. Its
+// body-parser would buffer up to 1 GiB before the function runs (and answer malformed JSON
+// with its own HTML page); instead the body is read once, bounded by LIMITS.maxBodyBytes:
+//   Content-Length over the limit   413 at once, nothing read (and no 100 Continue)
+//   a chunked body over the limit   413 as soon as it passes the limit; the connection closes, the rest is never read
+//   Content-Encoding (gzip…)        415: a compressed body could inflate far past the limit
+// A body within the limit reaches the function as req.rawBody. functions-framework's parsers
+// skip a request whose body has already been read, so only our sources parse it (JSON errors
+// are our JSON 400s).
+import dc from 'node:diagnostics_channel';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { DeployError } from '../errors.ts';
+import type { Logger } from '../report/log.ts';
+import { errorBody, newRequestId } from './http.ts';
+import { LIMITS } from './limits.ts';
+
+type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
+
+const guarded = new WeakSet<Server>();
+
+/** Puts the bounded read in front of every request `server` already answers (functions-framework's express app). */
+export function guardServer(server: Server, log: Logger): void {
+  if (guarded.has(server)) return;
+  guarded.add(server);
+  const listeners = server.listeners('request') as RequestListener[];
+  server.removeAllListeners('request');
+  const pass: RequestListener = (req, res) => {
+    for (const listener of listeners) listener.call(server, req, res);
+  };
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => readBounded(req, res, log, pass));
+  // Without this listener Node answers `Expect: 100-continue` itself, inviting the body we refuse.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (refusal(req) === undefined) res.writeContinue();
+    readBounded(req, res, log, pass);
+  });
+}
+
+let subscribed = false;
+
+/**
+ * For the process functions-framework serves (`npm start`, Cloud Run `--function`): its server
+ * is created after our module loads, so each HTTP server is guarded on its first request. Node
+ * publishes this channel synchronously before emitting `request`, so that request is guarded too.
+ * Only for the entry point: in that process functions-framework's is the only server.
+ */
+export function guardEveryServer(log: Logger): void {
+  if (subscribed) return;
+  subscribed = true;
+  dc.subscribe('http.server.request.start', (message) => {
+    const server = (message as { server?: unknown }).server;
+    if (server && typeof (server as Server).listeners === 'function') guardServer(server as Server, log);
+  });
+}
+
+/** What is refused before reading a byte. */
+function refusal(req: IncomingMessage): DeployError | undefined {
+  const encoding = req.headers['content-encoding']?.trim().toLowerCase();
+  if (encoding !== undefined && encoding !== '' && encoding !== 'identity') {
+    return new DeployError('UNSUPPORTED_MEDIA_TYPE', `Content-Encoding "${encoding.slice(0, 64)}" is not accepted: send the body uncompressed`);
+  }
+  // Node has already refused a malformed or repeated Content-Length (400) before we get here.
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > LIMITS.maxBodyBytes) return tooLarge();
+  return undefined;
+}
+
+function tooLarge(): DeployError {
+  return new DeployError('PAYLOAD_TOO_LARGE', `request body over the ${LIMITS.maxBodyBytes}-byte limit`);
+}
+
+function readBounded(req: IncomingMessage, res: ServerResponse, log: Logger, pass: RequestListener): void {
+  // A client that goes away mid-body: nothing to answer, and no unhandled 'error' event.
+  req.on('error', () => undefined);
+  const refused = refusal(req);
+  if (refused) {
+    refuse(req, res, refused, log);
+    return;
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const onData = (chunk: Buffer) => {
+    size += chunk.length;
+    if (size <= LIMITS.maxBodyBytes) {
+      chunks.push(chunk);
+      return;
+    }
+    // Stop reading: what was buffered is dropped, the rest stays in the socket until it closes.
+    req.off('data', onData);
+    req.off('end', onEnd);
+    req.pause();
+    chunks.length = 0;
+    refuse(req, res, tooLarge(), log);
+  };
+  const onEnd = () => {
+    (req as IncomingMessage & { rawBody?: Buffer }).rawBody = Buffer.concat(chunks, size);
+    pass(req, res);
+  };
+  req.on('data', onData);
+  req.on('end', onEnd);
+}
+
+/** Our JSON error answer, then the connection closes (Node destroys the socket once the answer is written). */
+function refuse(req: IncomingMessage, res: ServerResponse, err: DeployError, log: Logger): void {
+  const requestId = newRequestId();
+  const body = JSON.stringify(errorBody(err, requestId));
+  res.writeHead(err.status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    connection: 'close',
+  });
+  res.end(body);
+  log('WARNING', err.message, {
+    requestId, path: (req.url ?? '').split('?')[0]?.slice(0, 200), code: err.code, status: err.status,
+    ...(req.headers['content-length'] !== undefined && { contentLength: req.headers['content-length'] }),
+  });
+}
