@@ -1,12 +1,12 @@
 // Every request body is read here, before functions-framework sees the request. Its
 // body-parser would buffer up to 1 GiB before the function runs (and answer malformed JSON
 // with its own HTML page); instead the body is read once, bounded by LIMITS.maxBodyBytes:
-//   Content-Length over the limit   413 at once, nothing read (and no 100 Continue)
-//   a chunked body over the limit   413 as soon as it passes the limit; the connection closes, the rest is never read
+//   Content-Length over the limit   413 at once, nothing buffered (and no 100 Continue)
+//   a chunked body over the limit   413 as soon as it passes the limit; what was buffered is dropped
 //   Content-Encoding (gzip…)        415: a compressed body could inflate far past the limit
-// A body within the limit reaches the function as req.rawBody. functions-framework's parsers
-// skip a request whose body has already been read, so only our sources parse it (JSON errors
-// are our JSON 400s).
+// After a refusal at most LIMITS.refusedBodyDrainBytes more are read and dropped; the connection
+// then stays open, unread, for LIMITS.refusedBodyLingerMs (so a client still sending reads our
+// answer rather than a reset) and is cut: the rest of a large body is never read.
 import dc from 'node:diagnostics_channel';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { DeployError } from '../errors.ts';
@@ -84,10 +84,8 @@ function readBounded(req: IncomingMessage, res: ServerResponse, log: Logger, pas
       chunks.push(chunk);
       return;
     }
-    // Stop reading: what was buffered is dropped, the rest stays in the socket until it closes.
     req.off('data', onData);
     req.off('end', onEnd);
-    req.pause();
     chunks.length = 0;
     refuse(req, res, tooLarge(), log);
   };
@@ -99,7 +97,7 @@ function readBounded(req: IncomingMessage, res: ServerResponse, log: Logger, pas
   req.on('end', onEnd);
 }
 
-/** Our JSON error answer, then the connection closes (Node destroys the socket once the answer is written). */
+/** Our JSON error answer; the rest of the body is drained, within bounds, in the background. */
 function refuse(req: IncomingMessage, res: ServerResponse, err: DeployError, log: Logger): void {
   const requestId = newRequestId();
   const body = JSON.stringify(errorBody(err, requestId));
@@ -107,11 +105,32 @@ function refuse(req: IncomingMessage, res: ServerResponse, err: DeployError, log
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
-    connection: 'close',
   });
   res.end(body);
+  drainRefused(req);
   log('WARNING', err.message, {
     requestId, path: (req.url ?? '').split('?')[0]?.slice(0, 200), code: err.code, status: err.status,
     ...(req.headers['content-length'] !== undefined && { contentLength: req.headers['content-length'] }),
   });
+}
+
+/**
+ * Reads and drops what the client still sends of a refused body, up to a bound, then stops
+ * reading; the connection is cut after a grace period unless the body ended. A body that ends
+ * within the bound leaves the connection reusable, as any answered request does.
+ */
+function drainRefused(req: IncomingMessage): void {
+  if (req.complete) return;
+  let dropped = 0;
+  const timer = setTimeout(() => req.socket.destroy(), LIMITS.refusedBodyLingerMs).unref();
+  const onData = (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped <= LIMITS.refusedBodyDrainBytes) return;
+    // Unread data fills the socket's buffers and the client stops sending; it can still read our answer.
+    req.off('data', onData);
+    req.pause();
+  };
+  req.on('data', onData);
+  req.on('close', () => clearTimeout(timer));
+  req.resume();
 }
