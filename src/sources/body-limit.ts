@@ -41,7 +41,9 @@ let subscribed = false;
  * For the process functions-framework serves (`npm start`, Cloud Run `--function`): its server
  * is created after our module loads, so each HTTP server is guarded on its first request. Node
  * publishes this channel synchronously before emitting `request`, so that request is guarded too.
- * Only for the entry point: in that process functions-framework's is the only server.
+ * Only for the entry point: in that process functions-framework's is the only server. (Node
+ * still marks its built-in HTTP channels experimental: test/hostile-body.test.ts runs
+ * functions-framework's own main to notice if this stops working.)
  */
 export function guardEveryServer(log: Logger): void {
   if (subscribed) return;
