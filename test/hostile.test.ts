@@ -6,19 +6,24 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { stringify } from 'yaml';
+import { KubeConfig, KubernetesObjectApi } from '@kubernetes/client-node';
 import { rawRequest, type RawRequest } from './hostile/client.ts';
 import { AUDIENCES, CALLER, CORPUS, GHCR, GITHUB_SECRET, GITLAB_IMAGE, GITLAB_TOKEN, REPO, SUBSCRIPTION, sign, type Credential, type Row } from './hostile/corpus.ts';
 import { configYaml, fixture, gkeCluster, webTarget } from './support/config.ts';
 import { startFunction, type RunningFunction } from './support/function.ts';
-import { idToken, kubectl, kubectlJson, namespace, useSandboxEnv } from './support/sandbox.ts';
+import { idToken, kubectlJson, namespace, useSandboxEnv } from './support/sandbox.ts';
 
 process.env.HOSTILE_GITHUB_SECRET = GITHUB_SECRET;
 process.env.HOSTILE_GITLAB_TOKEN = GITLAB_TOKEN;
 
-const KINDS = 'deployments,replicasets,pods,services,configmaps,secrets,jobs,cronjobs,statefulsets,daemonsets,serviceaccounts,roles,rolebindings';
+/** Every kind a target here could create, and what a Deployment would bring along. */
+const KINDS: [string, string][] = [
+  ['apps/v1', 'Deployment'], ['apps/v1', 'ReplicaSet'], ['v1', 'Pod'], ['v1', 'Service'], ['v1', 'ConfigMap'], ['v1', 'Secret'],
+  ['batch/v1', 'Job'], ['batch/v1', 'CronJob'], ['apps/v1', 'StatefulSet'], ['apps/v1', 'DaemonSet'], ['v1', 'ServiceAccount'],
+  ['rbac.authorization.k8s.io/v1', 'Role'], ['rbac.authorization.k8s.io/v1', 'RoleBinding'],
+];
 /** What the control plane itself puts in every namespace. */
-const BUILT_IN = new Set(['configmap/kube-root-ca.crt', 'serviceaccount/default']);
+const BUILT_IN = new Set(['ConfigMap/kube-root-ca.crt', 'ServiceAccount/default']);
 /** Objects the `elsewhere` and `clusterwide` targets would create outside the namespace. */
 const FOREIGN: [string, string, string?][] = [['deployment', 'sneaky', 'kube-system'], ['clusterrole', 'gke-deployer-test-role']];
 
@@ -65,10 +70,10 @@ async function credentials(row: Row, minted: string[]): Promise<Record<string, s
   return { authorization: `Bearer ${token}` };
 }
 
-/** Objects in the namespace that the control plane did not put there. */
-async function applied(ns: string): Promise<string[]> {
-  const names = (await kubectl(['-n', ns, 'get', KINDS, '-o', 'name'])).split('\n').filter(Boolean);
-  return names.map((n) => n.replace(/\.[a-z.]+\//, '/')).filter((n) => !BUILT_IN.has(n));
+/** Objects in the namespace that the control plane did not put there, asked of the API server as its admin. */
+async function applied(api: KubernetesObjectApi, ns: string): Promise<string[]> {
+  const lists = await Promise.all(KINDS.map(async ([apiVersion, kind]) => (await api.list(apiVersion, kind, ns)).items.map((o) => `${kind}/${o.metadata?.name}`)));
+  return lists.flat().filter((n) => !BUILT_IN.has(n));
 }
 
 /** resourceVersion of each foreign object, or "absent". */
@@ -91,12 +96,16 @@ describe(`hostile corpus: ${CORPUS.length} requests`, { timeout: 600_000 }, () =
   let port: number;
   let ns: string;
   let foreignBefore: string[];
+  let api: KubernetesObjectApi;
   const minted: string[] = [];
 
   before(async () => {
     assert.ok(CORPUS.length >= 60, `only ${CORPUS.length} rows`);
     const info = await useSandboxEnv();
     ns = await namespace('hostile');
+    const admin = new KubeConfig();
+    admin.loadFromFile(info.kubeconfig);
+    api = KubernetesObjectApi.makeApiClient(admin);
     const manifests = (file: string) => ({ cluster: 'sandbox', namespace: ns, manifests: [file], container: 'web', images: [REPO] });
     const yaml = configYaml({
       auth: {
@@ -127,7 +136,7 @@ describe(`hostile corpus: ${CORPUS.length} requests`, { timeout: 600_000 }, () =
     });
     port = Number(new URL(fn.url).port);
     foreignBefore = await foreignState();
-    assert.equal(stringify(await applied(ns)), stringify([]), 'the namespace starts empty');
+    assert.deepEqual(await applied(api, ns), [], 'the namespace starts empty');
   });
   after(() => fn.close());
 
@@ -156,7 +165,7 @@ describe(`hostile corpus: ${CORPUS.length} requests`, { timeout: 600_000 }, () =
         assert.equal(a.json.status, row.expect.outcome, a.text);
       }
 
-      assert.deepEqual(await applied(ns), [], 'nothing is applied');
+      assert.deepEqual(await applied(api, ns), [], 'nothing is applied');
       const health = await rawRequest(port, { method: 'GET', path: '/healthz' });
       assert.deepEqual([health.status, health.json], [200, { status: 'ok' }], 'the process still answers');
     });
