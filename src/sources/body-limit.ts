@@ -4,9 +4,10 @@
 //   Content-Length over the limit   413 at once, nothing buffered (and no 100 Continue)
 //   a chunked body over the limit   413 as soon as it passes the limit; what was buffered is dropped
 //   Content-Encoding (gzip…)        415: a compressed body could inflate far past the limit
-// After a refusal at most LIMITS.refusedBodyDrainBytes more are read and dropped; the connection
-// then stays open, unread, for LIMITS.refusedBodyLingerMs (so a client still sending reads our
-// answer rather than a reset) and is cut: the rest of a large body is never read.
+// A refusal is sent whole at once, with Connection: close. The connection then closes when the
+// body has ended, or after LIMITS.refusedBodyLingerMs, reading at most
+// LIMITS.refusedBodyDrainBytes more meanwhile (dropped): a client still sending reads our answer
+// rather than a reset, and the rest of a large body is never read.
 import dc from 'node:diagnostics_channel';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { DeployError } from '../errors.ts';
@@ -99,7 +100,7 @@ function readBounded(req: IncomingMessage, res: ServerResponse, log: Logger, pas
   req.on('end', onEnd);
 }
 
-/** Our JSON error answer; the rest of the body is drained, within bounds, in the background. */
+/** Our JSON error answer, sent at once; the response (and the connection) ends after the drain. */
 function refuse(req: IncomingMessage, res: ServerResponse, err: DeployError, log: Logger): void {
   const requestId = newRequestId();
   const body = JSON.stringify(errorBody(err, requestId));
@@ -107,9 +108,11 @@ function refuse(req: IncomingMessage, res: ServerResponse, err: DeployError, log
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
+    // Never reused: the rest of the refused body may still be on the way.
+    connection: 'close',
   });
-  res.end(body);
-  drainRefused(req);
+  res.write(body);
+  drainThenEnd(req, res);
   log('WARNING', err.message, {
     requestId, path: (req.url ?? '').split('?')[0]?.slice(0, 200), code: err.code, status: err.status,
     ...(req.headers['content-length'] !== undefined && { contentLength: req.headers['content-length'] }),
@@ -117,22 +120,33 @@ function refuse(req: IncomingMessage, res: ServerResponse, err: DeployError, log
 }
 
 /**
- * Reads and drops what the client still sends of a refused body, up to a bound, then stops
- * reading; the connection is cut after a grace period unless the body ended. A body that ends
- * within the bound leaves the connection reusable, as any answered request does.
+ * Reads and drops what the client still sends of the refused body, up to a bound in bytes,
+ * then stops reading. Ending the response closes the connection (Connection: close): once the
+ * body has ended, or at the latest after the linger time, so the client has read the answer.
  */
-function drainRefused(req: IncomingMessage): void {
-  if (req.complete) return;
+function drainThenEnd(req: IncomingMessage, res: ServerResponse): void {
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    clearTimeout(timer);
+    res.end();
+  };
+  const timer = setTimeout(end, LIMITS.refusedBodyLingerMs).unref();
+  if (req.complete) {
+    end();
+    return;
+  }
   let dropped = 0;
-  const timer = setTimeout(() => req.socket.destroy(), LIMITS.refusedBodyLingerMs).unref();
   const onData = (chunk: Buffer) => {
     dropped += chunk.length;
     if (dropped <= LIMITS.refusedBodyDrainBytes) return;
-    // Unread data fills the socket's buffers and the client stops sending; it can still read our answer.
+    // Unread, the rest fills the socket's buffers and the client stops sending; it can still read our answer.
     req.off('data', onData);
     req.pause();
   };
   req.on('data', onData);
-  req.on('close', () => clearTimeout(timer));
+  req.on('end', end);
+  req.on('close', end);
   req.resume();
 }

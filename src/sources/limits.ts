@@ -5,8 +5,8 @@ export const LIMITS = {
   /** After refusing a body over the limit: how much more of it is read, and dropped, at most. */
   refusedBodyDrainBytes: 1024 * 1024,
   /**
-   * …and how long the connection stays open (not read past the bytes above) before it is cut, so
-   * a client still sending reads our answer rather than a reset.
+   * …and how long the connection stays open at most (not read past the bytes above) before it is
+   * closed, so a client still sending reads our answer rather than a reset.
    */
   refusedBodyLingerMs: 2_000,
   /** Longest target name, image reference or id we read from a request. */

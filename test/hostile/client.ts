@@ -10,8 +10,6 @@ export interface Streamed {
   declared?: number;
   /** Bytes per write; the writer waits for the socket to drain between writes. */
   chunkBytes?: number;
-  /** Keep sending after the answer, until the server closes the connection (to see where it stops reading). */
-  untilClosed?: boolean;
 }
 
 export interface RawRequest {
@@ -38,8 +36,7 @@ export async function rawRequest(port: number, r: RawRequest): Promise<RawAnswer
   const headers: Record<string, string | string[] | number> = { ...r.headers };
   if (r.body !== undefined && !hasHeader(headers, 'content-length')) headers['content-length'] = Buffer.byteLength(r.body);
   if (r.stream?.declared !== undefined) headers['content-length'] = r.stream.declared;
-  // Keep-alive, as Pub/Sub's and GitHub's senders connect: a client asking Connection: close
-  // would have the server close right after an early answer, often before it is read.
+  // One connection per request, kept alive as Pub/Sub's and GitHub's senders keep theirs.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const req = http.request({ host: '127.0.0.1', port, method: r.method ?? 'POST', path: r.path, headers, agent });
   let sent = 0;
@@ -61,8 +58,8 @@ export async function rawRequest(port: number, r: RawRequest): Promise<RawAnswer
   if (r.stream) {
     const chunk = Buffer.alloc(r.stream.chunkBytes ?? 64 * 1024, 0x61);
     req.flushHeaders();
-    // Like curl, a client stops sending once answered, unless asked to push on.
-    while (sent < r.stream.total && !closed && (r.stream.untilClosed === true || !answeredYet)) {
+    // Like curl, a client stops sending once answered.
+    while (sent < r.stream.total && !closed && !answeredYet) {
       const part = chunk.subarray(0, Math.min(chunk.length, r.stream.total - sent));
       sent += part.length;
       if (!req.write(part)) await drainedOrClosed(req);
