@@ -4,10 +4,12 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import type { Request } from '@google-cloud/functions-framework';
+import { parseConfig } from '../../src/config/load.ts';
 import type { PubsubAuth, Rule } from '../../src/config/schema.ts';
 import { DeployError, type ErrorCode } from '../../src/errors.ts';
 import { OidcVerifier } from '../../src/sources/auth/oidc.ts';
 import { decodeBase64, MESSAGE_PUBLISHED, pubsubSource } from '../../src/sources/pubsub.ts';
+import { router } from '../../src/sources/router.ts';
 import type { Delivery } from '../../src/sources/source.ts';
 
 const REPO = 'europe-docker.pkg.dev/sandbox-project/apps/web';
@@ -306,4 +308,13 @@ test('authentication: "none" and token: none let anyone in; OIDC without a beare
   const oidc = pubsubSource({ audience: 'https://x.run.app/pubsub', serviceAccounts: ['push@p.iam.gserviceaccount.com'] }, { rules: tagged, targets }, new OidcVerifier());
   await assert.rejects(oidc.authenticate(request(event('intent'))), (e: unknown) => e instanceof DeployError && e.code === 'UNAUTHENTICATED');
   assert.equal(oidc.failures, 'ack');
+});
+
+test('token: none is unauthenticated access, and the router says so at start-up as for none', () => {
+  for (const pubsub of ['none', '{ token: none, subscriptions: [projects/p/subscriptions/s] }']) {
+    const warnings: string[] = [];
+    const config = parseConfig(`auth: { direct: { audience: a, serviceAccounts: [ci@p.iam.gserviceaccount.com] }, pubsub: ${pubsub} }\nclusters: {}\ntargets: {}\n`, '/nowhere/deployer.yaml');
+    router({ config, deploy: () => Promise.reject(new Error('never called')), log: (severity, message) => severity === 'WARNING' && warnings.push(message) });
+    assert.deepEqual(warnings, ['auth.pubsub is "none": its route accepts unauthenticated callers; use this only locally or with an emulator'], pubsub);
+  }
 });
