@@ -270,6 +270,8 @@ test('transient failure: API server unreachable → 503, and the emulator\'s red
 describe('POST /pubsub with auth.pubsub OIDC', () => {
   const AUDIENCE = 'https://gke-deployer-abc123-ew.a.run.app/pubsub';
   const PUSHER = 'pubsub-push@sandbox-project.iam.gserviceaccount.com';
+  /** The subscription the intent fixture was pushed by. */
+  const INTENTS = 'projects/sandbox-project/subscriptions/gke-deployer-deploy-requests';
   let fn: RunningFunction;
   let ns: string;
 
@@ -277,7 +279,11 @@ describe('POST /pubsub with auth.pubsub OIDC', () => {
     const info = await useSandboxEnv();
     ns = await namespace('pubsub-auth');
     fn = await startFunction(
-      configYaml({ auth: { direct: 'none', pubsub: { audience: AUDIENCE, serviceAccounts: [PUSHER] }, certsUrl: info.certsUrl }, clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns) } }),
+      configYaml({
+        auth: { direct: 'none', pubsub: { audience: AUDIENCE, serviceAccounts: [PUSHER], subscriptions: [INTENTS] }, certsUrl: info.certsUrl },
+        clusters: { sandbox: gkeCluster(info) },
+        targets: { web: webTarget(ns, { accept: ['intent'] }) },
+      }),
       WEB,
     );
   });
@@ -302,6 +308,18 @@ describe('POST /pubsub with auth.pubsub OIDC', () => {
     });
   }
 
+  test('a valid token, but a subscription not in auth.pubsub.subscriptions → 200 acknowledged, ERROR log, nothing applied', async () => {
+    // Any subscription the push service account may be attached to carries a valid token.
+    const sent = { ...event('intent'), subscription: 'projects/sandbox-project/subscriptions/anyone-can-publish' };
+    const res = await fn.post('/pubsub', sent, await bearer({ audience: AUDIENCE, email: PUSHER }));
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.acknowledged, true);
+    assert.equal((res.body.error as { code: string }).code, 'BAD_REQUEST');
+    const line = fn.logs.find((l) => /subscriptions\/anyone-can-publish: the subscription is not one of auth\.pubsub\.subscriptions/.test(l.message));
+    assert.equal(line?.severity, 'ERROR');
+    assert.equal(await exists('deployment', 'web', ns), false);
+  });
+
   test('an ID token for the audience from an allowed service account is accepted, and deploys', async () => {
     const headers = await bearer({ audience: AUDIENCE, email: PUSHER });
     const res = await fn.post('/pubsub', event('intent'), headers);
@@ -314,6 +332,7 @@ describe('POST /pubsub with auth.pubsub OIDC', () => {
 });
 
 describe('POST /pubsub: the kinds of message and the CloudEvents envelopes', () => {
+  const ACCEPT = { accept: ['intent'] };
   let fn: RunningFunction;
   // One namespace per target, so each test sees only what its message did.
   const ns: Record<'intent' | 'registry' | 'build' | 'fresh', string> = { intent: '', registry: '', build: '', fresh: '' };
@@ -325,7 +344,8 @@ describe('POST /pubsub: the kinds of message and the CloudEvents envelopes', () 
       configYaml({
         auth: { direct: 'none', pubsub: 'none' },
         clusters: { sandbox: gkeCluster(info) },
-        targets: { web: webTarget(ns.intent), registry: webTarget(ns.registry), build: webTarget(ns.build), fresh: webTarget(ns.fresh) },
+        // Deploy intents over Pub/Sub are opt-in per target; registry and build take only their rules' messages.
+        targets: { web: webTarget(ns.intent, ACCEPT), registry: webTarget(ns.registry), build: webTarget(ns.build), fresh: webTarget(ns.fresh, ACCEPT) },
         rules: [registryRule('registry'), buildRule('build')],
       }),
       WEB,
@@ -440,7 +460,7 @@ describe('POST /pubsub: the kinds of message and the CloudEvents envelopes', () 
     const info = await useSandboxEnv();
     const own = await namespace('pubsub-cold');
     // A fresh instance: a warm one has the cluster's endpoint cached and would not ask.
-    const cold = await startFunction(configYaml({ auth: { direct: 'none', pubsub: 'none' }, clusters: { sandbox: gkeCluster(info) }, targets: { fresh: webTarget(own) } }), WEB);
+    const cold = await startFunction(configYaml({ auth: { direct: 'none', pubsub: 'none' }, clusters: { sandbox: gkeCluster(info) }, targets: { fresh: webTarget(own, ACCEPT) } }), WEB);
     const sent = envelope({ target: 'fresh', image: `${REPO}:5.0.0` });
     try {
       await control({ containerApiFailure: 'UNAVAILABLE' });
@@ -459,9 +479,26 @@ describe('POST /pubsub: the kinds of message and the CloudEvents envelopes', () 
     }
   });
 
-  test('an envelope that is not JSON → 400 from functions-framework\'s body parser, before the function runs', async () => {
+  test('a deploy intent for a target without accept: [intent] → 200 acknowledged, ERROR log, nothing applied', async () => {
+    // The registry target holds what its rule deployed (Eventarc structured mode, above).
+    const before = await exists('deployment', 'web', ns.registry) ? await live(ns.registry) : undefined;
+    const sent = envelope({ target: 'registry', image: `${REPO}:9.9.9` });
+    const res = await fn.post('/pubsub', sent);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.acknowledged, true);
+    assert.equal((res.body.error as { code: string }).code, 'BAD_REQUEST');
+    const line = fn.logs.find((l) => l.message.includes(`Pub/Sub message ${sent.message.messageId} `));
+    assert.equal(line?.severity, 'ERROR');
+    assert.match(line.message, /target "registry" does not accept deploy intents over Pub\/Sub/);
+    assert.deepEqual(await exists('deployment', 'web', ns.registry) ? await live(ns.registry) : undefined, before);
+  });
+
+  test('an envelope that is not JSON → our JSON BAD_REQUEST, acknowledged (functions-framework never parses it)', async () => {
     const res = await fn.post('/pubsub', '{"message": {"data": ');
-    assert.equal(res.status, 400);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.acknowledged, true);
+    assert.equal((res.body.error as { code: string }).code, 'BAD_REQUEST');
+    assert.match((res.body.error as { message: string }).message, /body is not valid JSON/);
     assert.equal(await exists('deployment', 'web', ns.fresh), false);
   });
 

@@ -113,6 +113,11 @@ export function parseConfig(text: string, file: string): Config {
     }
   });
   const rawAuth = isRecord(raw) && isRecord(raw.auth) ? raw.auth : {};
+  for (const [name, spec] of Object.entries(rawTargets)) {
+    // Without auth.pubsub there is no /pubsub route: the opt-in would silently do nothing.
+    const accept = isRecord(spec) && Array.isArray(spec.accept) ? spec.accept : [];
+    if (accept.includes('intent') && rawAuth.pubsub === undefined) problems.push(`targets.${name}.accept: intent needs auth.pubsub (without it /pubsub is not served)`);
+  }
   for (const [source, key] of [['github', 'secretEnv'], ['gitlab', 'tokenEnv']] as const) {
     const settings = rawAuth[source];
     const env = isRecord(settings) ? settings[key] : undefined;
@@ -123,7 +128,7 @@ export function parseConfig(text: string, file: string): Config {
     if (rawRules.some((r: unknown) => isRecord(r) && r.source === source) && rawAuth[needs] === undefined) {
       problems.push(
         needs === 'pubsub'
-          ? `auth.pubsub: required by the ${source} rules (an OIDC audience and service accounts, or "none" for an emulator)`
+          ? `auth.pubsub: required by the ${source} rules (an OIDC audience and service accounts, or {token: none} for an emulator)`
           : `auth.${needs}: required by the ${source} rules (${needs === 'github' ? 'secretEnv' : 'tokenEnv'})`,
       );
     }

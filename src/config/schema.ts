@@ -16,6 +16,27 @@ const oidc = z.strictObject({
 /** `none` must be written out: unauthenticated access is never a default. */
 const callerAuth = z.union([z.literal('none'), oidc]);
 
+/** A full subscription name, as Pub/Sub writes it into every push. */
+const subscriptionName = z
+  .string()
+  .regex(/^projects\/[a-z0-9.:-]+\/subscriptions\/[A-Za-z][\w.~+%-]*$/, 'must be a full subscription name, projects/<project>/subscriptions/<name>');
+/**
+ * The push subscription's OIDC token proves which service account pushed, not which topic the
+ * message came from: `subscriptions` narrows /pubsub to the subscriptions named. `token: none`
+ * is the emulator's case (it sends no token) with an allow-list still possible.
+ */
+const pubsubAuth = z.union(
+  [
+    z.literal('none'),
+    oidc.extend({ subscriptions: z.array(subscriptionName).min(1).optional() }),
+    z.strictObject({ token: z.literal('none'), subscriptions: z.array(subscriptionName).min(1).optional() }),
+  ],
+  { error: 'must be none, {audience, serviceAccounts, subscriptions?} or {token: none, subscriptions?}' },
+);
+
+/** Pub/Sub message kinds a target accepts beyond its rules (Artifact Registry and Cloud Build messages reach it only through rules). */
+export const MESSAGE_KINDS = ['intent'] as const;
+
 const gke = z.strictObject({
   project: nonEmpty,
   location: nonEmpty,
@@ -86,6 +107,8 @@ export const targetSchema = z
     rollout: rolloutSchema,
     /** Job manifests run with the new image, to completion, before any workload changes. */
     preDeploy: z.array(nonEmpty).min(1).optional(),
+    /** `[intent]`: a deploy-intent message on /pubsub may deploy this target. None by default: any publisher to the topic could. */
+    accept: z.array(z.enum(MESSAGE_KINDS, { error: 'must be intent (Artifact Registry and Cloud Build messages reach a target through rules)' })).default([]),
   })
   .refine((t) => (t.manifests === undefined) !== (t.deployment === undefined), {
     error: 'needs exactly one of manifests (apply these files) or deployment (update the image of an existing Deployment)',
@@ -123,7 +146,7 @@ export const ruleSchema = z.discriminatedUnion('source', [
 export const configSchema = z.strictObject({
   auth: z.strictObject({
     direct: callerAuth,
-    pubsub: callerAuth.optional(),
+    pubsub: pubsubAuth.optional(),
     scheduler: callerAuth.optional(),
     github: z.strictObject({ secretEnv: envName }).optional(),
     gitlab: z.strictObject({ tokenEnv: envName }).optional(),
@@ -140,5 +163,6 @@ export type ClusterSpec = z.infer<typeof clusterSchema>;
 export type TargetSpec = z.infer<typeof targetSchema>;
 export type OidcSettings = z.infer<typeof oidc>;
 export type CallerAuth = z.infer<typeof callerAuth>;
+export type PubsubAuth = z.infer<typeof pubsubAuth>;
 export type Rule = z.infer<typeof ruleSchema>;
 export type AuthConfig = RawConfig['auth'];

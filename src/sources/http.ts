@@ -13,8 +13,9 @@ export interface ErrorBody {
 }
 
 /**
- * The raw body, refused above the limit. functions-framework has already buffered it
- * (Cloud Run itself caps requests at 32 MiB); nothing larger than the limit is parsed or acted on.
+ * The raw body, refused above the limit. body-limit.ts has already refused a larger body while
+ * reading it, before functions-framework saw the request; this second check covers callers that
+ * skip it (tests handing a request to a source directly).
  */
 export function rawBody(req: Request): Buffer {
   const declared = Number(req.headers['content-length'] ?? 0);
@@ -32,11 +33,20 @@ export function requireContentType(req: Request, ...types: string[]): void {
   }
 }
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** JSON text must be UTF-8 (RFC 8259): invalid bytes are refused, not replaced with U+FFFD. */
 export function parseJson(body: Buffer): unknown {
+  let text: string;
   try {
-    return JSON.parse(body.toString('utf8')) as unknown;
+    text = UTF8.decode(body);
+  } catch {
+    throw new DeployError('BAD_REQUEST', 'body is not valid UTF-8');
+  }
+  try {
+    return JSON.parse(text) as unknown;
   } catch (err) {
-    throw new DeployError('BAD_REQUEST', `body is not valid JSON: ${(err as Error).message}`);
+    throw new DeployError('BAD_REQUEST', `body is not valid JSON: ${(err as Error).message.slice(0, 200)}`);
   }
 }
 

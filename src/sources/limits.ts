@@ -2,6 +2,13 @@
 export const LIMITS = {
   /** Largest request body any route accepts. */
   maxBodyBytes: 1024 * 1024,
+  /** After refusing a body over the limit: how much more of it is read, and dropped, at most. */
+  refusedBodyDrainBytes: 1024 * 1024,
+  /**
+   * …and how long the connection stays open at most (not read past the bytes above) before it is
+   * closed, so a client still sending reads our answer rather than a reset.
+   */
+  refusedBodyLingerMs: 2_000,
   /** Longest target name, image reference or id we read from a request. */
   maxFieldLength: 512,
   /** Longest webhook event-type header (X-GitHub-Event, X-Gitlab-Event) we accept. */

@@ -4,9 +4,12 @@
 //   CloudEvent, structured   Content-Type application/cloudevents+json, body {specversion, type, source, id, data: <push body>}
 // Pub/Sub redelivers anything not answered 2xx, so permanent failures are acknowledged
 // (200 and an ERROR log naming the message) and only transient ones answer 503.
+// The OIDC token proves the push subscription, not the publisher: `auth.pubsub.subscriptions`
+// narrows which subscriptions may push, and a deploy intent (which names its own target and
+// image, no rule involved) deploys only a target that lists `accept: [intent]`.
 import type { Request } from '@google-cloud/functions-framework';
 import { z } from 'zod';
-import type { CallerAuth, Rule } from '../config/schema.ts';
+import type { CallerAuth, PubsubAuth, Rule } from '../config/schema.ts';
 import { DeployError } from '../errors.ts';
 import { oidcCaller, type OidcVerifier } from './auth/oidc.ts';
 import { invalid, parseJson, rawBody, requireContentType } from './http.ts';
@@ -59,10 +62,19 @@ const binaryEventHeaders = z.object({
 
 type Mode = 'push' | 'cloudevent-binary' | 'cloudevent-structured';
 
-export function pubsubSource(auth: CallerAuth, rules: readonly Rule[], verifier: OidcVerifier): Source {
+/** What the source needs of the config besides auth. */
+export interface PubsubRouting {
+  rules: readonly Rule[];
+  /** The configured targets; only `accept` is read here (an unknown target is the pipeline's to refuse). */
+  targets: ReadonlyMap<string, { accept: readonly string[] }>;
+}
+
+export function pubsubSource(auth: PubsubAuth, { rules, targets }: PubsubRouting, verifier: OidcVerifier): Source {
+  const caller: CallerAuth = auth === 'none' || 'token' in auth ? 'none' : { audience: auth.audience, serviceAccounts: auth.serviceAccounts };
+  const subscriptions = auth !== 'none' && auth.subscriptions ? new Set(auth.subscriptions) : undefined;
   return {
     answer: ackAnswer,
-    authenticate: oidcCaller(auth, verifier),
+    authenticate: oidcCaller(caller, verifier),
     receive(req) {
       // Pub/Sub and Eventarc always send JSON: any other type is a misrouted or misconfigured
       // sender, and is acknowledged with UNSUPPORTED_MEDIA_TYPE like any malformed message.
@@ -77,16 +89,28 @@ export function pubsubSource(auth: CallerAuth, rules: readonly Rule[], verifier:
         ...(push.deliveryAttempt !== undefined && { deliveryAttempt: String(push.deliveryAttempt) }),
       };
       try {
+        if (subscriptions && !subscriptions.has(push.subscription)) {
+          throw new DeployError('BAD_REQUEST', 'the subscription is not one of auth.pubsub.subscriptions');
+        }
         const data = push.message.data === undefined ? undefined : decodeBase64(push.message.data);
         const what = interpretMessage(data, push.message.attributes ?? {}, rules);
+        if (what.kind === 'intent') for (const intent of what.intents) checkAcceptsIntents(targets, intent.target);
         return { id: messageId, ...(publishTime !== undefined && { eventTime: publishTime }), intents: what.intents, ...(what.ignored !== undefined && { ignored: what.ignored }), context: { ...context, ...what.context } } satisfies Delivery;
       } catch (err) {
         // The router logs only the message of a refused request: it must name the message.
-        if (err instanceof DeployError) throw new DeployError(err.code, `Pub/Sub message ${messageId} from ${push.subscription}: ${err.message}`, { cause: err });
+        if (err instanceof DeployError) throw new DeployError(err.code, `Pub/Sub message ${messageId} from ${push.subscription.slice(0, 300)}: ${err.message}`, { cause: err });
         throw err;
       }
     },
   };
+}
+
+/** A deploy intent names its target itself: only a target that opted in may be deployed that way. */
+function checkAcceptsIntents(targets: PubsubRouting['targets'], name: string): void {
+  const target = targets.get(name);
+  if (target && !target.accept.includes('intent')) {
+    throw new DeployError('BAD_REQUEST', `target "${name}" does not accept deploy intents over Pub/Sub (give it accept: [intent])`);
+  }
 }
 
 /** The push body, wherever the delivery put it. */

@@ -29,7 +29,8 @@ const SAFE_ID = /^[\w.:-]{1,128}$/;
 export function router({ config, deploy, log, verifier = new OidcVerifier(config.auth.certsUrl), deadlineMs = 600_000 }: RouterDeps): Handler {
   const sources = sourceRoutes(config, verifier);
   for (const [key, value] of Object.entries(config.auth)) {
-    if (value === 'none') log('WARNING', `auth.${key} is "none": its route accepts unauthenticated callers; use this only locally or with an emulator`);
+    const none = value === 'none' || (typeof value === 'object' && 'token' in value && value.token === 'none'); // auth.pubsub {token: none}
+    if (none) log('WARNING', `auth.${key} is "none": its route accepts unauthenticated callers; use this only locally or with an emulator`);
   }
 
   /** Authenticates, reads and deploys; never throws. */

@@ -11,7 +11,7 @@ import type { Source } from './source.ts';
 export function sourceRoutes(config: Config, verifier: OidcVerifier): Map<string, Source> {
   const routes = new Map<string, Source>();
   routes.set('/deploy', directSource(config.auth.direct, verifier));
-  if (config.auth.pubsub) routes.set('/pubsub', pubsubSource(config.auth.pubsub, config.rules, verifier));
+  if (config.auth.pubsub) routes.set('/pubsub', pubsubSource(config.auth.pubsub, config, verifier));
   if (config.auth.scheduler) routes.set('/scheduler', schedulerSource(config.auth.scheduler, verifier));
   if (config.auth.github) routes.set('/webhooks/github', githubSource(config.auth.github, config.rules));
   if (config.auth.gitlab) routes.set('/webhooks/gitlab', gitlabSource(config.auth.gitlab, config.rules));

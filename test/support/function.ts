@@ -9,6 +9,7 @@ import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { createApp } from '../../src/app.ts';
 import { loadConfigFile } from '../../src/config/load.ts';
 import type { Logger } from '../../src/report/log.ts';
+import { guardServer } from '../../src/sources/body-limit.ts';
 
 export interface RunningFunction {
   url: string;
@@ -31,6 +32,7 @@ export async function startFunction(configYaml: string, files: Record<string, st
   const name = `deploy-test-${++seq}`;
   ff.http(name, app.handler);
   const server: Server = getTestServer(name);
+  guardServer(server, log); // as src/index.ts does for functions-framework's own server
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const addr = server.address();
   if (addr === null || typeof addr === 'string') throw new Error('no address');

@@ -111,3 +111,37 @@ targets: { t: { cluster: c, namespace: n, manifests: [m.yaml], images: [r.io/a/b
   assert.equal(t?.objects.length, 1);
   assert.deepEqual(config.clusters.get('c'), { gke: { project: 'p', location: 'l', name: 'n', cacheTtlSeconds: 600 } });
 });
+
+test('auth.pubsub: none, OIDC or token: none, each with an optional subscriptions allow-list of full names', () => {
+  const auth = (pubsub: string) =>
+    parseConfig(`auth: { direct: none, pubsub: ${pubsub} }\nclusters: {}\ntargets: {}\n`, '/nowhere/deployer.yaml').auth.pubsub;
+  assert.equal(auth('none'), 'none');
+  assert.deepEqual(auth('{ token: none, subscriptions: [projects/p/subscriptions/s] }'), { token: 'none', subscriptions: ['projects/p/subscriptions/s'] });
+  assert.deepEqual(auth('{ audience: https://x/pubsub, serviceAccounts: [push@p.iam.gserviceaccount.com] }'), {
+    audience: 'https://x/pubsub', serviceAccounts: ['push@p.iam.gserviceaccount.com'],
+  });
+  const bad = (pubsub: string) => problems(`auth: { direct: none, pubsub: ${pubsub} }\nclusters: {}\ntargets: {}\n`);
+  assert.match(bad('{ token: none, subscriptions: [deployer-gcr] }').join('\n'), /^auth\.pubsub\.subscriptions\.0: must be a full subscription name, projects\/<project>\/subscriptions\/<name>$/m);
+  assert.match(bad('{ token: none, subscriptions: [projects/p/topics/gcr] }').join('\n'), /subscriptions\.0: must be a full subscription name/);
+  assert.match(bad('{ token: none, subscriptions: [] }').join('\n'), /auth\.pubsub\.subscriptions/);
+  assert.match(bad('{ token: maybe }').join('\n'), /^auth\.pubsub: must be none, \{audience, serviceAccounts, subscriptions\?\} or \{token: none, subscriptions\?\}$/m);
+  assert.match(bad('{ audience: a, serviceAccounts: [push@p.iam.gserviceaccount.com], subscription: [projects/p/subscriptions/s] }').join('\n'), /Unrecognized key: "subscription"/);
+});
+
+test('targets.accept: only the intent kind, off by default, and only where /pubsub is served', () => {
+  const target = 'cluster: c, namespace: n, deployment: d, images: [r.io/a/b]';
+  const config = parseConfig(
+    `auth: { direct: none, pubsub: none }\nclusters: { c: { inCluster: true } }\ntargets: { a: { ${target} }, b: { ${target}, accept: [intent] } }\n`,
+    '/nowhere/deployer.yaml',
+  );
+  assert.deepEqual(config.targets.get('a')?.accept, []);
+  assert.deepEqual(config.targets.get('b')?.accept, ['intent']);
+  assert.match(
+    problems(`auth: { direct: none, pubsub: none }\nclusters: { c: { inCluster: true } }\ntargets: { a: { ${target}, accept: [artifact-registry] } }\n`).join('\n'),
+    /^targets\.a\.accept\.0: must be intent \(Artifact Registry and Cloud Build messages reach a target through rules\)$/m,
+  );
+  assert.deepEqual(
+    problems(`auth: { direct: none }\nclusters: { c: { inCluster: true } }\ntargets: { a: { ${target}, accept: [intent] } }\n`),
+    ['targets.a.accept: intent needs auth.pubsub (without it /pubsub is not served)'],
+  );
+});

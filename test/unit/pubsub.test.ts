@@ -4,11 +4,13 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import type { Request } from '@google-cloud/functions-framework';
-import type { Rule } from '../../src/config/schema.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import type { PubsubAuth, Rule } from '../../src/config/schema.ts';
 import { DeployError, type ErrorCode } from '../../src/errors.ts';
 import { OidcVerifier } from '../../src/sources/auth/oidc.ts';
 import { ackAnswer } from '../../src/sources/answers.ts';
 import { decodeBase64, MESSAGE_PUBLISHED, pubsubSource } from '../../src/sources/pubsub.ts';
+import { router } from '../../src/sources/router.ts';
 import type { Delivery } from '../../src/sources/source.ts';
 
 const REPO = 'europe-docker.pkg.dev/sandbox-project/apps/web';
@@ -54,12 +56,18 @@ const tagged: Rule[] = [
   rule({ source: 'cloud-build', repository: REPO, tags: 'v*', targets: ['web'] }),
 ];
 
-const receive = (body: unknown, headers?: Record<string, string>, rules: Rule[] = tagged): Delivery =>
-  pubsubSource('none', rules, new OidcVerifier()).receive(request(body, headers));
+/** `web` accepts deploy intents over Pub/Sub; `locked` does not (the default). */
+const targets = new Map([
+  ['web', { accept: ['intent'] }],
+  ['locked', { accept: [] }],
+]);
 
-function refused(body: unknown, code: ErrorCode, message: RegExp, headers?: Record<string, string>, rules?: Rule[]): void {
+const receive = (body: unknown, headers?: Record<string, string>, rules: Rule[] = tagged, auth: PubsubAuth = 'none'): Delivery =>
+  pubsubSource(auth, { rules, targets }, new OidcVerifier()).receive(request(body, headers));
+
+function refused(body: unknown, code: ErrorCode, message: RegExp, headers?: Record<string, string>, rules?: Rule[], auth?: PubsubAuth): void {
   assert.throws(
-    () => receive(body, headers, rules),
+    () => receive(body, headers, rules, auth),
     (e: unknown) => {
       assert.ok(e instanceof DeployError, String(e));
       assert.equal(e.code, code, e.message);
@@ -88,6 +96,14 @@ describe('the three kinds of message', () => {
     refused(withData({ target: 'web', image: `${REPO}:1`, force: true }), 'BAD_REQUEST', /message 4242 .*invalid deploy intent.*force/);
     refused(withData({ target: 'web', image: 7 }), 'BAD_REQUEST', /image/);
     refused(withData({ target: '', image: `${REPO}:1` }), 'BAD_REQUEST', /target/);
+  });
+
+  test('(a) only a target with accept: [intent] takes deploy intents; an unknown target is left to the pipeline', () => {
+    refused(withData({ target: 'locked', image: `${REPO}:1` }), 'BAD_REQUEST', /message 4242 .*target "locked" does not accept deploy intents over Pub\/Sub/);
+    assert.deepEqual(receive(withData({ target: 'nosuch', image: `${REPO}:1` })).intents.map((i) => i.target), ['nosuch']);
+    // Rules still route Artifact Registry and Cloud Build messages to a target without accept.
+    const toLocked = [rule({ source: 'artifact-registry', repository: REPO, targets: ['locked'] })];
+    assert.deepEqual(receive(withData({ action: 'INSERT', tag: `${REPO}:v2` }), {}, toLocked).intents.map((i) => i.target), ['locked']);
   });
 
   test('(b) an Artifact Registry INSERT deploys repo:tag@digest to every matching target, once each', () => {
@@ -267,10 +283,39 @@ test('base64: standard or URL-safe, padded or not; anything else refused', () =>
   }
 });
 
-test('authentication: "none" lets anyone in; OIDC without a bearer token is refused before anything else', async () => {
-  const open = pubsubSource('none', tagged, new OidcVerifier());
-  assert.equal(await open.authenticate(request(event('intent'))), 'unauthenticated');
-  const oidc = pubsubSource({ audience: 'https://x.run.app/pubsub', serviceAccounts: ['push@p.iam.gserviceaccount.com'] }, tagged, new OidcVerifier());
+describe('auth.pubsub.subscriptions', () => {
+  const only = (auth: Record<string, unknown>) => ({ ...auth, subscriptions: ['projects/sandbox-project/subscriptions/gke-deployer'] }) as PubsubAuth;
+
+  test('a message from a listed subscription is read as usual, with a token or with token: none', () => {
+    assert.equal(receive(withData({ target: 'web', image: `${REPO}:1` }), {}, tagged, only({ token: 'none' })).intents.length, 1);
+    const oidc = only({ audience: 'https://x.run.app/pubsub', serviceAccounts: ['push@p.iam.gserviceaccount.com'] });
+    assert.equal(receive(withData({ action: 'INSERT', tag: `${REPO}:v2` }), {}, tagged, oidc).intents.length, 1);
+  });
+
+  test('any other subscription is refused (acknowledged), whatever the message asks', () => {
+    // The intent fixture comes from projects/sandbox-project/subscriptions/gke-deployer-deploy-requests.
+    refused(event('intent'), 'BAD_REQUEST', /from projects\/sandbox-project\/subscriptions\/gke-deployer-deploy-requests: the subscription is not one of auth\.pubsub\.subscriptions/, {}, tagged, only({ token: 'none' }));
+    const other = { ...withData({ action: 'INSERT', tag: `${REPO}:v2` }), subscription: 'projects/evil/subscriptions/gke-deployer' };
+    refused(other, 'BAD_REQUEST', /not one of auth\.pubsub\.subscriptions/, {}, tagged, only({ token: 'none' }));
+    // Eventarc carries the subscription inside the CloudEvent data.
+    refused(event('eventarc-structured'), 'BAD_REQUEST', /not one of/, { 'content-type': 'application/cloudevents+json' }, tagged, only({ token: 'none' }));
+  });
+});
+
+test('authentication: "none" and token: none let anyone in; OIDC without a bearer token is refused before anything else', async () => {
+  for (const auth of ['none', { token: 'none' }] as PubsubAuth[]) {
+    assert.equal(await pubsubSource(auth, { rules: tagged, targets }, new OidcVerifier()).authenticate(request(event('intent'))), 'unauthenticated');
+  }
+  const oidc = pubsubSource({ audience: 'https://x.run.app/pubsub', serviceAccounts: ['push@p.iam.gserviceaccount.com'] }, { rules: tagged, targets }, new OidcVerifier());
   await assert.rejects(oidc.authenticate(request(event('intent'))), (e: unknown) => e instanceof DeployError && e.code === 'UNAUTHENTICATED');
   assert.equal(oidc.answer, ackAnswer);
+});
+
+test('token: none is unauthenticated access, and the router says so at start-up as for none', () => {
+  for (const pubsub of ['none', '{ token: none, subscriptions: [projects/p/subscriptions/s] }']) {
+    const warnings: string[] = [];
+    const config = parseConfig(`auth: { direct: { audience: a, serviceAccounts: [ci@p.iam.gserviceaccount.com] }, pubsub: ${pubsub} }\nclusters: {}\ntargets: {}\n`, '/nowhere/deployer.yaml');
+    router({ config, deploy: () => Promise.reject(new Error('never called')), log: (severity, message) => severity === 'WARNING' && warnings.push(message) });
+    assert.deepEqual(warnings, ['auth.pubsub is "none": its route accepts unauthenticated callers; use this only locally or with an emulator'], pubsub);
+  }
 });
