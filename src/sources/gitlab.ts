@@ -53,7 +53,9 @@ export function gitlabSource(settings: { tokenEnv: string }, rules: readonly Rul
     receive(req) {
       requireContentType(req, 'application/json');
       const event = eventHeader(req, 'X-Gitlab-Event');
-      const id = header(req, 'x-gitlab-event-uuid');
+      // The event's id: Idempotency-Key stays the same when GitLab retries a delivery, so a
+      // retry is a duplicate; X-Gitlab-Webhook-UUID (per event) on GitLab versions before it.
+      const id = header(req, 'idempotency-key') ?? header(req, 'x-gitlab-webhook-uuid') ?? header(req, 'x-gitlab-event-uuid');
       const mapped = mapGitlabEvent(event, parseJson(rawBody(req)), rules);
       return {
         ...(id !== undefined && { id }),

@@ -53,6 +53,8 @@ const buildAttributes = z.object({
 const buildData = z.object({
   id: z.string().min(1).max(128),
   status: z.string().min(1).max(64),
+  /** When the build finished: the deploy's event time (a later build's image is newer). */
+  finishTime: z.iso.datetime({ offset: true }).optional(),
   results: z
     .object({
       /** The images listed in the build's `images` field, as pushed: name as given to docker push, and digest. */
@@ -139,7 +141,7 @@ function cloudBuild(data: Buffer | undefined, attributes: Readonly<Record<string
     const ref = reference(`results.images.${i}.name`, `${image.name.split('@')[0]}@${image.digest}`, 'digest');
     return matchImage(rules, { source: 'cloud-build', repository: ref.repository, ...(ref.tag !== undefined && { tag: ref.tag }), digest: image.digest });
   });
-  const intents = toIntents(matches, 'pubsub/cloud-build');
+  const intents = toIntents(matches, 'pubsub/cloud-build').map((i) => ({ ...i, ...(build.finishTime !== undefined && { eventTime: build.finishTime }) }));
   if (intents.length > 0) return { kind: 'cloud-build', intents, context };
   return { kind: 'cloud-build', intents: [], context, ignored: `no cloud-build rule matches the images of build ${buildId}: ${built.map((b) => b.name).join(', ')}` };
 }
