@@ -132,7 +132,10 @@ describe('POST /deploy failures', () => {
 
     const forced = await fn.post('/deploy', { target: 'bump-forced', image: `${REPO}:mine` });
     assert.equal(forced.status, 200, JSON.stringify(forced.body));
-    assert.deepEqual(forced.body.objects, [{ kind: 'Deployment', name: 'owned', namespace: ns, action: 'configured' }]);
+    assert.deepEqual(
+      (forced.body.objects as Record<string, unknown>[]).map(({ kind, name, namespace, action }) => ({ kind, name, namespace, action })),
+      [{ kind: 'Deployment', name: 'owned', namespace: ns, action: 'configured' }],
+    );
     const after = await kubectlJson<{ spec: { template: { spec: { containers: { image: string }[] } } } }>(['-n', ns, 'get', 'deployment', 'owned']);
     assert.equal(after.spec.template.spec.containers[0]?.image, `${REPO}:mine`);
   });

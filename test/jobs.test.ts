@@ -21,8 +21,9 @@ describe('Jobs', () => {
   before(async () => {
     const info = await useSandboxEnv();
     ns = await namespace('jobs');
+    // Replacement semantics only: the rollout wait for Jobs is tested in rollout.test.ts.
     fn = await startFunction(
-      configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { migrate: { cluster: 'sandbox', namespace: ns, manifests: ['job.yaml'], images: [REPO] } } }),
+      configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { migrate: { cluster: 'sandbox', namespace: ns, manifests: ['job.yaml'], images: [REPO], rollout: { wait: false } } } }),
       { 'job.yaml': fixture('manifests/job.yaml') },
     );
   });

@@ -32,7 +32,8 @@ export function retryable(o: Outcome): boolean {
 }
 
 export function severityOf(o: IntentOutcome): Severity {
-  if (!o.ok) return o.error.http >= 500 ? 'ERROR' : 'WARNING';
+  // A deploy that could not run is an error whether or not a redelivery may fix it.
+  if (!o.ok) return 'ERROR';
   switch (o.result.status) {
     case 'rolled-back':
     case 'failed':

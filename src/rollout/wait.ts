@@ -41,8 +41,8 @@ const key = (o: KubernetesObject) => `${o.kind ?? ''}/${o.metadata?.name ?? ''}`
 const POD = { apiVersion: 'v1', kind: 'Pod' };
 const REPLICA_SET = { apiVersion: 'apps/v1', kind: 'ReplicaSet' };
 const CONTROLLER_REVISION = { apiVersion: 'apps/v1', kind: 'ControllerRevision' };
-/** A Job's own Pods failing with an exit code is what backoffLimit is for: only these fail it early. */
-const JOB_FATAL = new Set(['ImagePullBackOff', 'ErrImagePull', 'CreateContainerConfigError', 'CreateContainerError', 'InvalidImageName']);
+/** A Job's Pods exiting non-zero is what backoffLimit is for: only Pods that cannot run (or keep crashing) fail it early. */
+const JOB_FATAL = new Set(['ImagePullBackOff', 'ErrImagePull', 'CrashLoopBackOff', 'CreateContainerConfigError', 'CreateContainerError', 'InvalidImageName']);
 
 export async function waitForRollout(client: KubeClient, objects: readonly KubernetesObject[], opts: WaitOptions): Promise<WaitResult> {
   const waited = objects.filter(waitsFor);

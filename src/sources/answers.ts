@@ -24,7 +24,7 @@ const RESULT_HTTP: Record<DeployStatus, number> = {
   stale: 409,
 };
 
-function single(o: IntentOutcome, requestId: string, resultStatus: (s: DeployStatus) => number): Answer {
+function one(o: IntentOutcome, requestId: string, resultStatus: (s: DeployStatus) => number): Answer {
   return o.ok ? { status: resultStatus(o.result.status), body: { ...o.result } } : { status: o.error.http, body: { ...errorBody(o.error, requestId) } };
 }
 
@@ -42,7 +42,8 @@ function firstFailureStatus(results: IntentOutcome[], resultStatus: (s: DeploySt
   return statuses.find((s) => s === 503 || s === 504) ?? statuses.find((s) => s >= 300) ?? 200;
 }
 
-function statusLike(resultStatus: (s: DeployStatus) => number, ignored: number): Answerer {
+/** `single`: one deploy answers with its own result (else always the summary with `results`). */
+function statusLike(resultStatus: (s: DeployStatus) => number, ignored: number, single = true): Answerer {
   return (o, requestId) => {
     switch (o.kind) {
       case 'refused':
@@ -52,7 +53,7 @@ function statusLike(resultStatus: (s: DeployStatus) => number, ignored: number):
       case 'replied':
         return { status: o.status, body: { ...o.body, requestId } };
       case 'done':
-        if (o.results.length === 1) return single(o.results[0]!, requestId, resultStatus);
+        if (o.results.length === 1 && single) return one(o.results[0]!, requestId, resultStatus);
         return { status: firstFailureStatus(o.results, resultStatus), body: summary(o.results, requestId) };
     }
   };
@@ -74,9 +75,11 @@ export const webhookAnswer: Answerer = statusLike(() => 200, 202);
  * redelivering would only fail again. Ignored messages answer 200, not 202: the emulator
  * redelivers a 202 every second.
  */
+const pubsubBody = statusLike((s) => RESULT_HTTP[s], 200, false);
+
 export const ackAnswer: Answerer = (o, requestId) => {
   if (o.kind === 'refused' && o.error.code === 'UNAUTHENTICATED') return statusAnswer(o, requestId);
-  const base = statusAnswer(o, requestId);
+  const base = pubsubBody(o, requestId);
   if (retryable(o)) return { status: 503, body: base.body };
   const failed = o.kind === 'refused' || (o.kind === 'done' && !o.results.every(succeeded));
   return { status: 200, body: { ...base.body, ...(failed && { acknowledged: true }) } };
