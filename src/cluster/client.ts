@@ -1,6 +1,9 @@
-// A Kubernetes client for one cluster connection: @kubernetes/client-node's generic
-// object API over one keep-alive, CA-verifying connection pool, with the token asked
-// for on every request (so refreshes need no new client) and one retry after a 401.
+// Kubernetes clients: @kubernetes/client-node's generic object API over keep-alive,
+// CA-verifying connection pools. A `Channel` is one pool for one endpoint and CA; the
+// registry keeps it for as long as lookups return that endpoint and CA, and closes a
+// replaced one only once no request uses it. A `KubeClient` is what a deploy calls: it
+// asks for the cluster's current channel on every attempt, refreshes the token once
+// after a 401, and retries transient faults (429, 5xx, resets, timeouts) within a budget.
 import {
   ApiException,
   HttpMethod,
@@ -13,10 +16,19 @@ import {
 } from '@kubernetes/client-node';
 import { Agent } from 'undici';
 import { DeployError } from '../errors.ts';
-import type { ClusterAccess, Connection } from './connection.ts';
+import type { Connection } from './connection.ts';
+import { retrying, retryAfterMs, type Backoff, type Verdict } from './retry.ts';
 
 export const FIELD_MANAGER = 'gke-deployer';
-const REQUEST_TIMEOUT_MS = 30_000;
+
+export interface ClientTiming extends Backoff {
+  /** One request, from sending to the end of the answer. */
+  attemptTimeoutMs: number;
+  /** How long one call keeps retrying transient faults. */
+  budgetMs: number;
+}
+
+export const DEFAULT_TIMING: ClientTiming = { attemptTimeoutMs: 15_000, budgetMs: 8_000, baseMs: 100, capMs: 2_000 };
 
 /** The generic object API, plus the two things its public methods do not offer. */
 class ObjectApi extends KubernetesObjectApi {
@@ -49,14 +61,23 @@ export interface ApplyOptions {
   force: boolean;
 }
 
-export class KubeClient {
-  private readonly access: ClusterAccess;
-  private readonly connection: Connection;
+/** A channel that was closed between being handed out and being used: take the current one. */
+class ChannelClosed extends Error {}
+
+/** The lookup itself failed: it did its own retrying (or cannot be helped by any). */
+class LookupFailed extends Error {}
+
+/** One keep-alive pool and object API for one server, CA and client certificate. */
+export class Channel {
+  /** The latest lookup that resolved to this channel: its credentials sign each request. */
+  private connection: Connection;
   private readonly agent: Agent;
   private readonly api: ObjectApi;
+  private active = 0;
+  private retired = false;
+  private closing: Promise<void> | undefined;
 
-  constructor(access: ClusterAccess, connection: Connection) {
-    this.access = access;
+  constructor(connection: Connection, attemptTimeoutMs: number) {
     this.connection = connection;
     this.agent = new Agent({
       keepAliveTimeout: 30_000,
@@ -67,7 +88,7 @@ export class KubeClient {
       },
     });
     const agent = this.agent;
-    const credentials = connection.credentials;
+    const current = () => this.connection;
     this.api = new ObjectApi(
       createConfiguration({
         baseServer: new ServerConfiguration(connection.server.replace(/\/$/, ''), {}),
@@ -75,10 +96,10 @@ export class KubeClient {
           default: {
             getName: () => 'gke-deployer',
             async applySecurityAuthentication(ctx: RequestContext) {
-              const authorization = await credentials.authorization();
+              const authorization = await current().credentials.authorization();
               if (authorization) ctx.setHeaderParam('Authorization', authorization);
               ctx.setDispatcher(agent);
-              ctx.setSignal(AbortSignal.timeout(REQUEST_TIMEOUT_MS));
+              ctx.setSignal(AbortSignal.timeout(attemptTimeoutMs));
             },
           },
         },
@@ -90,62 +111,193 @@ export class KubeClient {
     return this.connection.server;
   }
 
-  /** Whether this client was built for `connection` (a new lookup gives a new client). */
-  uses(connection: Connection): boolean {
-    return this.connection === connection;
+  get current(): Connection {
+    return this.connection;
+  }
+
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  /** Whether `connection` reaches the same server with the same trust and identity material. */
+  fits(connection: Connection): boolean {
+    const c = this.connection;
+    if (connection === c) return true;
+    return (
+      connection.server === c.server &&
+      sameBuffer(connection.ca, c.ca) &&
+      sameBuffer(connection.clientCert?.cert, c.clientCert?.cert) &&
+      sameBuffer(connection.clientCert?.key, c.clientCert?.key)
+    );
+  }
+
+  /** A newer lookup with the same endpoint and CA: keep the pool, sign with its credentials. */
+  adopt(connection: Connection): void {
+    this.connection = connection;
+  }
+
+  async run<T>(fn: (api: ObjectApi) => Promise<T>): Promise<T> {
+    if (this.closing) throw new ChannelClosed('channel closed');
+    this.active++;
+    try {
+      return await fn(this.api);
+    } finally {
+      this.active--;
+      if (this.retired && this.active === 0) void this.close();
+    }
+  }
+
+  /** Replaced by a channel to another endpoint or CA: close once no request uses it. */
+  retire(): void {
+    this.retired = true;
+    if (this.active === 0) void this.close();
+  }
+
+  close(): Promise<void> {
+    // undici lets requests already dispatched finish before the pool closes.
+    this.closing ??= this.agent.close().catch(() => {});
+    return this.closing;
+  }
+}
+
+function sameBuffer(a: Buffer | undefined, b: Buffer | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && a.equals(b));
+}
+
+/** Where a KubeClient gets the cluster's current channel, and reports a transport failure. */
+export interface ChannelSource {
+  channel(): Promise<Channel>;
+  /** The connection failed at the transport level: its lookup may be stale. */
+  failed(connection: Connection): void;
+}
+
+export class KubeClient {
+  private readonly source: ChannelSource;
+  private readonly timing: ClientTiming;
+  private readonly signal: AbortSignal | undefined;
+
+  constructor(source: ChannelSource, timing: ClientTiming = DEFAULT_TIMING, signal?: AbortSignal) {
+    this.source = source;
+    this.timing = timing;
+    this.signal = signal;
   }
 
   isNamespaced(apiVersion: string, kind: string): Promise<boolean | undefined> {
-    return this.call(() => this.api.isNamespaced(apiVersion, kind));
+    return this.call((api) => api.isNamespaced(apiVersion, kind));
   }
 
   /** The live object, or undefined when it does not exist. */
   async get(obj: KubernetesObject): Promise<KubernetesObject | undefined> {
     try {
-      return await this.call(() => this.api.read(header(obj)));
+      return await this.call((api) => api.read(header(obj)));
     } catch (err) {
       if (err instanceof ApiException && err.code === 404) return undefined;
       throw err;
     }
   }
 
-  /** Server-side apply: one PATCH, creates the object when absent. */
+  /** Server-side apply: one PATCH, creates the object when absent. Idempotent, so safe to retry. */
   apply(obj: KubernetesObject, opts: ApplyOptions): Promise<KubernetesObject> {
-    return this.call(() => this.api.serverSideApply(obj, opts));
+    return this.call((api) => api.serverSideApply(obj, opts));
   }
 
   /** Deletes exactly this object (the uid guards against a newer one of the same name); dependents go in the background. */
   async delete(obj: KubernetesObject, uid: string): Promise<void> {
-    await this.call(() => this.api.delete(header(obj), undefined, undefined, undefined, undefined, 'Background', { preconditions: { uid } }));
+    await this.call(async (api, retry) => {
+      try {
+        await api.delete(header(obj), undefined, undefined, undefined, undefined, 'Background', { preconditions: { uid } });
+      } catch (err) {
+        // A retry after an answer was lost: the first attempt deleted it.
+        if (!(retry && err instanceof ApiException && err.code === 404)) throw err;
+      }
+    });
   }
 
-  close(): Promise<void> {
-    return this.agent.close();
-  }
-
-  private async call<T>(fn: () => Promise<T>): Promise<T> {
+  private async call<T>(fn: (api: ObjectApi, retry: boolean) => Promise<T>): Promise<T> {
+    let refreshed = false;
+    let server = '';
     try {
-      return await fn();
+      return await retrying(
+        async (n) => {
+          for (;;) {
+            const channel = await this.source.channel().catch((err: unknown) => Promise.reject(new LookupFailed('lookup failed', { cause: err })));
+            server = channel.server;
+            const connection = channel.current;
+            try {
+              return await channel.run((api) => fn(api, n > 0));
+            } catch (err) {
+              if (err instanceof ChannelClosed) continue;
+              if (err instanceof ApiException && err.code === 401 && !refreshed) {
+                // Expired or revoked token: refresh once. A second 401 is real.
+                refreshed = true;
+                connection.credentials.invalidate();
+                continue;
+              }
+              // The endpoint may have moved or the CA rotated: the next attempt looks the cluster up again.
+              if (isTransportError(err)) this.source.failed(connection);
+              throw err;
+            }
+          }
+        },
+        { ...this.timing, deadline: Date.now() + this.timing.budgetMs, classify: verdict, ...(this.signal && { signal: this.signal }) },
+      );
     } catch (err) {
-      if (!(err instanceof ApiException && err.code === 401)) throw this.transportError(err);
-    }
-    // Expired or revoked token: refresh once. A second 401 is real.
-    this.connection.credentials.invalidate();
-    try {
-      return await fn();
-    } catch (err) {
-      throw this.transportError(err);
+      if (err instanceof LookupFailed) throw err.cause;
+      if (!isTransportError(err)) throw err;
+      throw new DeployError('CLUSTER_UNAVAILABLE', `cannot reach the Kubernetes API at ${server}: ${transportDetail(err, this.timing)}`, { cause: err });
     }
   }
+}
 
-  private transportError(err: unknown): unknown {
-    if (err instanceof ApiException || err instanceof DeployError) return err;
-    // fetch failed: refused, reset, timed out, or TLS verification failed. The endpoint
-    // may have moved or the CA rotated, so the next call looks the cluster up again.
-    this.access.invalidate();
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    const detail = cause?.code ?? cause?.message ?? (err as Error).message;
-    return new DeployError('CLUSTER_UNAVAILABLE', `cannot reach the Kubernetes API at ${this.server}: ${detail}`, { cause: err });
+/** Not an answer from the API server: refused, reset, timed out, TLS verification failed, or no token to send. */
+function isTransportError(err: unknown): boolean {
+  return !(err instanceof ApiException || err instanceof DeployError || err instanceof ChannelClosed || err instanceof LookupFailed);
+}
+
+/** fetch's own failures: the request died on the way (undici's TypeError with a cause) or timed out. */
+function isFetchFailure(err: unknown): boolean {
+  return (err instanceof TypeError && err.cause !== undefined) || (err as Error | undefined)?.name === 'TimeoutError';
+}
+
+function causeCode(err: unknown): string | undefined {
+  const cause = (err as { cause?: { code?: unknown } }).cause;
+  return typeof cause?.code === 'string' ? cause.code : undefined;
+}
+
+function transportDetail(err: unknown, timing: ClientTiming): string {
+  if ((err as Error).name === 'TimeoutError') return `no answer within ${timing.attemptTimeoutMs} ms`;
+  const cause = (err as { cause?: { message?: string } }).cause;
+  return causeCode(err) ?? cause?.message ?? (err as Error).message;
+}
+
+/** TLS verification failures: retrying the same endpoint and CA cannot help. */
+const TLS_FAILURE = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS|ERR_SSL|HOSTNAME/;
+
+/**
+ * What is worth another attempt. Every retried call is idempotent: reads, server-side
+ * apply, and a uid-guarded delete. A 500 "failed to create typed patch object" is the
+ * manifest's fault (it does not fit the kind's schema), so it is not retried.
+ */
+function verdict(err: unknown): Verdict {
+  if (err instanceof ApiException) {
+    const code = err.code;
+    const headers = (err.headers ?? {}) as Record<string, string | undefined>;
+    const afterMs = retryAfterMs(headers['retry-after']);
+    const after = afterMs === undefined ? {} : { afterMs };
+    if (code === 429 || code === 502 || code === 503 || code === 504) return { retry: true, ...after };
+    if (code === 500) return { retry: !bodyText(err).includes('failed to create typed patch object') };
+    return { retry: false };
+  }
+  return { retry: isFetchFailure(err) && !TLS_FAILURE.test(causeCode(err) ?? '') };
+}
+
+function bodyText(err: ApiException<unknown>): string {
+  const body = err.body;
+  if (typeof body === 'string') return body;
+  try {
+    return JSON.stringify(body) ?? '';
+  } catch {
+    return '';
   }
 }
 
