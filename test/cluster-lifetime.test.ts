@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startContainerApi, type ContainerApi } from '../sandbox/google/container-api.ts';
 import { REPO, configYaml, fixture, webTarget } from './support/config.ts';
+import { ClusterRegistry } from '../src/cluster/registry.ts';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.ts';
 import { startFunction, type RunningFunction } from './support/function.ts';
 import { kubectl, kubectlJson, sandbox, useSandboxEnv } from './support/sandbox.ts';
@@ -29,6 +30,10 @@ async function liveImages(nss: string[]): Promise<(string | undefined)[]> {
   const { items } = await kubectlJson<List>(['get', 'deployments', '--all-namespaces']);
   const images = new Map(items.filter((d) => d.metadata.name === 'web').map((d) => [d.metadata.namespace, d.spec.template.spec.containers[0]?.image]));
   return nss.map((ns) => images.get(ns));
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await sleep(10);
 }
 
 describe('client lifetime: 20 concurrent deploys through a gke cluster', () => {
@@ -63,6 +68,25 @@ describe('client lifetime: 20 concurrent deploys through a gke cluster', () => {
     return fn.post('/deploy', { target: `t${i}`, image: `${REPO}:${tag}-${i}` });
   }
 
+  test('a lookup that returns the same endpoint and CA keeps the client and its connections', async () => {
+    const info = await sandbox();
+    const ns = (await namespaces('keep', 1))[0]!;
+    const registry = new ClusterRegistry(new Map([['c', { gke: { project: info.project, location: info.location, name: info.cluster, cacheTtlSeconds: 1 } }]]));
+    try {
+      const cm = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'keep', namespace: ns }, data: { k: 'v' } };
+      await (await registry.client('c')).apply(cm, { dryRun: false, force: false });
+      const lookups = containerApi.getClusterCount();
+      const connections = proxy.connections();
+      await sleep(1_100); // past the 1 s TTL: the next client looks the cluster up again
+      const client = await registry.client('c');
+      assert.equal(containerApi.getClusterCount(), lookups + 1, 'looked up again');
+      assert.ok(await client.get(cm));
+      assert.equal(proxy.connections(), connections, 'the same keep-alive connection served the call');
+    } finally {
+      await registry.close();
+    }
+  });
+
   test('a lookup-cache expiry in the middle fails none of them', async () => {
     const { fn, nss } = await start('expiry', 1);
     try {
@@ -94,8 +118,10 @@ describe('client lifetime: 20 concurrent deploys through a gke cluster', () => {
       assert.equal((await deploy(fn, 0, 'warm')).status, 200);
       const lookups = containerApi.getClusterCount();
       proxy.set({ delayMs: 200 });
+      const seen = proxy.requests().length;
       const pending = Promise.all(Array.from({ length: N }, (_, i) => deploy(fn, i, 'drop')));
-      await sleep(300);
+      // Drop every connection once deploys are under way (each request is held 200 ms).
+      await until(() => proxy.requests().length >= seen + N);
       assert.ok(proxy.dropConnections() > 0, 'connections were open when they were dropped');
       const results = await pending;
       proxy.set({ delayMs: 0 });

@@ -19,6 +19,10 @@ import { startFaultProxy, type FaultKind, type FaultProxy } from './support/faul
 import { startFunction } from './support/function.ts';
 import { accessToken, namespace, sandbox } from './support/sandbox.ts';
 
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((r) => setTimeout(r, 10));
+}
+
 const configMap = (ns: string, name: string, data: Record<string, string> = { k: 'v' }) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: ns }, data });
 
 describe('Kubernetes API calls through the fault proxy', () => {
@@ -104,6 +108,25 @@ describe('Kubernetes API calls through the fault proxy', () => {
       await assert.rejects(client.get(configMap(ns, 'cm-reset')), (err) => err instanceof DeployError && err.code === 'CLUSTER_UNAVAILABLE');
     } finally {
       proxy.set({ rate: 0, kinds: { '429': 1, '500': 1, '503': 1, reset: 1, 'reset-after': 1, stall: 1 } });
+    }
+  });
+
+  test("the caller's signal stops the retries before the budget does", async () => {
+    const signalled = new ClusterRegistry(new Map([['c', { endpoint: { server: proxy.server, caFile: proxy.caFile, tokenFile } }]]), { budgetMs: 30_000 });
+    proxy.set({ rate: 1, kinds: { '503': 1 } });
+    try {
+      const controller = new AbortController();
+      const c = await signalled.client('c', { signal: controller.signal });
+      const started = Date.now();
+      const seen = proxy.requests().length;
+      const failed = assert.rejects(c.get(configMap(ns, 'cm-signal')), (err) => err instanceof ApiException && err.code === 503);
+      await until(() => proxy.requests().length >= seen + 2); // failed, and retried
+      controller.abort();
+      await failed;
+      assert.ok(Date.now() - started < 5_000, `stopped after ${Date.now() - started} ms (budget 30 s)`);
+    } finally {
+      proxy.set({ rate: 0, kinds: { '429': 1, '500': 1, '503': 1, reset: 1, 'reset-after': 1, stall: 1 } });
+      await signalled.close();
     }
   });
 

@@ -55,6 +55,8 @@ export interface FaultProxy {
   counts(): FaultCounts;
   /** Every request so far, in arrival order. */
   requests(): SeenRequest[];
+  /** TLS connections accepted so far (a client that reuses its pool opens no new ones). */
+  connections(): number;
   /** Total faults injected so far. */
   injected(): number;
   set(change: Partial<FaultSettings>): void;
@@ -104,6 +106,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   const random = prng(opts.seed ?? 1);
   const counts = Object.fromEntries(['forwarded', ...FAULT_KINDS].map((k) => [k, 0])) as FaultCounts;
   const seen: SeenRequest[] = [];
+  let accepted = 0;
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
 
@@ -189,6 +192,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     }
   });
   server.on('secureConnection', (s: Socket) => {
+    accepted++;
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
@@ -202,6 +206,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     caPem,
     counts: () => ({ ...counts }),
     requests: () => [...seen],
+    connections: () => accepted,
     injected: () => FAULT_KINDS.reduce((s, k) => s + counts[k], 0),
     set(change) {
       Object.assign(settings, change);
