@@ -14,6 +14,13 @@ import { startFaultProxy, type FaultProxy } from './support/fault-proxy.ts';
 import { startFunction, type RunningFunction } from './support/function.ts';
 import { kubectl, kubectlJson, sandbox, useSandboxEnv } from './support/sandbox.ts';
 
+/** web.yaml scaled to zero: many Deployments here, and their Pods would only load the sandbox for later tests. */
+function idleWeb(): string {
+  const yaml = fixture('manifests/web.yaml');
+  assert.match(yaml, /replicas: 2\n/);
+  return yaml.replace('replicas: 2\n', 'replicas: 0\n');
+}
+
 const N = 20;
 
 /** N fresh namespaces in one kubectl call. */
@@ -60,7 +67,7 @@ describe('client lifetime: 20 concurrent deploys through a gke cluster', () => {
     const nss = await namespaces(prefix, N);
     const gke = { project: info.project, location: info.location, name: info.cluster, ...(cacheTtlSeconds && { cacheTtlSeconds }) };
     const targets = Object.fromEntries(nss.map((ns, i) => [`t${i}`, webTarget(ns)]));
-    const fn = await startFunction(configYaml({ clusters: { sandbox: { gke } }, targets }), { 'web.yaml': fixture('manifests/web.yaml') });
+    const fn = await startFunction(configYaml({ clusters: { sandbox: { gke } }, targets }), { 'web.yaml': idleWeb() });
     return { fn, nss };
   }
 

@@ -8,6 +8,13 @@ import { REPO, configYaml, fixture, gkeCluster, webTarget } from './support/conf
 import { startFunction } from './support/function.ts';
 import { control, namespace, stats, useSandboxEnv } from './support/sandbox.ts';
 
+/** web.yaml scaled to zero: many Deployments here, and their Pods would only load the sandbox for later tests. */
+function idleWeb(): string {
+  const yaml = fixture('manifests/web.yaml');
+  assert.match(yaml, /replicas: 2\n/);
+  return yaml.replace('replicas: 2\n', 'replicas: 0\n');
+}
+
 const DEPLOYS = 50;
 const SPREAD_MS = 20_000;
 
@@ -16,7 +23,7 @@ test('5-second tokens: 50 deploys over 20 s all succeed', { timeout: 90_000 }, a
   const ns = await namespace('expiry');
   await control({ tokenLifetimeSeconds: 5 });
   const fn = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns) } }), {
-    'web.yaml': fixture('manifests/web.yaml'),
+    'web.yaml': idleWeb(),
   });
   try {
     const fetchesBefore = (await stats()).metadata.token;

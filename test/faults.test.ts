@@ -9,6 +9,13 @@ import { startFaultProxy, type FaultProxy } from './support/fault-proxy.ts';
 import { startFunction, type RunningFunction } from './support/function.ts';
 import { accessToken, kubectl, kubectlJson, sandbox } from './support/sandbox.ts';
 
+/** web.yaml scaled to zero: many Deployments here, and their Pods would only load the sandbox for later tests. */
+function idleWeb(): string {
+  const yaml = fixture('manifests/web.yaml');
+  assert.match(yaml, /replicas: 2\n/);
+  return yaml.replace('replicas: 2\n', 'replicas: 0\n');
+}
+
 const INTENTS = 100;
 const PARALLEL = 20;
 const MAX_DELIVERIES = 5;
@@ -29,7 +36,7 @@ before(async () => {
       clusters: { sandbox: { endpoint: { server: proxy.server, caFile: proxy.caFile, tokenFile: 'token' } } },
       targets: Object.fromEntries(nss.map((ns, i) => [`t${i}`, webTarget(ns)])),
     }),
-    { 'web.yaml': fixture('manifests/web.yaml'), token: await accessToken(info.serviceAccount) },
+    { 'web.yaml': idleWeb(), token: await accessToken(info.serviceAccount) },
   );
 });
 after(async () => {
