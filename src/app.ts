@@ -2,7 +2,7 @@
 import { ConfigError, loadConfigFile, type Config } from './config/load.ts';
 import { ClusterRegistry } from './cluster/registry.ts';
 import { deployer } from './deploy/pipeline.ts';
-import { jsonLogger, type Logger } from './report/log.ts';
+import { jsonLogger, registerSecret, type Logger } from './report/log.ts';
 import { router, type Handler } from './sources/router.ts';
 
 export interface App {
@@ -12,6 +12,10 @@ export interface App {
 }
 
 export function createApp(config: Config, log: Logger = jsonLogger(), env = process.env): App {
+  // Webhook secrets are blanked out of every log line, wherever a bug might put them.
+  for (const name of [config.auth.github?.secretEnv, config.auth.gitlab?.tokenEnv]) {
+    if (name) registerSecret(env[name]?.replace(/[\r\n]+$/, ''));
+  }
   const clusters = new ClusterRegistry(config.clusters);
   const handler = router({ config, deploy: deployer({ config, clusters }), log, deadlineMs: deadlineMs(env) });
   return { config, handler, close: () => clusters.close() };

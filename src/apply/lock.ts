@@ -34,6 +34,8 @@ export async function lockTarget(client: KubeClient, namespace: string, target: 
       if (!(err instanceof ApiException && err.code === 409)) throw apiError(err, ref, 'lock (create Lease)');
     }
     const current = await client.get(ref).catch((err: unknown) => { throw apiError(err, ref, 'lock (read Lease)'); });
+    // Ours already: a retried create (or take-over) whose first answer was lost.
+    if (current && (current as { spec?: { holderIdentity?: string } }).spec?.holderIdentity === holder) return { release: () => release(client, current) };
     if (current && expired(current)) {
       // Its holder died mid-deploy: take it over, if nobody else did first.
       try {

@@ -1,6 +1,9 @@
-// A Kubernetes client for one cluster connection: @kubernetes/client-node's generic
-// object API over one keep-alive, CA-verifying connection pool, with the token asked
-// for on every request (so refreshes need no new client) and one retry after a 401.
+// Kubernetes clients: @kubernetes/client-node's generic object API over keep-alive,
+// CA-verifying connection pools. A `Channel` is one pool for one endpoint and CA; the
+// registry keeps it for as long as lookups return that endpoint and CA, and closes a
+// replaced one only once no request uses it. A `KubeClient` is what a deploy calls: it
+// asks for the cluster's current channel on every attempt, refreshes the token once
+// after a 401, and retries transient faults (429, 5xx, resets, timeouts) within a budget.
 import {
   ApiException,
   HttpMethod,
@@ -15,11 +18,20 @@ import {
 } from '@kubernetes/client-node';
 import { Agent } from 'undici';
 import { DeployError } from '../errors.ts';
-import type { ClusterAccess, Connection } from './connection.ts';
+import type { Connection } from './connection.ts';
+import { retrying, retryAfterMs, type Backoff, type Verdict } from './retry.ts';
 
 /** The manager of this deployer's own bookkeeping writes (Leases); applies use one manager per target. */
 export const FIELD_MANAGER = 'gke-deployer';
-const REQUEST_TIMEOUT_MS = 30_000;
+
+export interface ClientTiming extends Backoff {
+  /** One request, from sending to the end of the answer. */
+  attemptTimeoutMs: number;
+  /** How long one call keeps retrying transient faults. */
+  budgetMs: number;
+}
+
+export const DEFAULT_TIMING: ClientTiming = { attemptTimeoutMs: 15_000, budgetMs: 8_000, baseMs: 100, capMs: 2_000 };
 
 /** The generic object API, plus the two things its public methods do not offer. */
 class ObjectApi extends KubernetesObjectApi {
@@ -46,6 +58,24 @@ class ObjectApi extends KubernetesObjectApi {
     return this.requestPromise(ctx, RAW);
   }
 
+  /** The live object as the server sent it: no typed model drops or reshapes a field. */
+  async readRaw(obj: KubernetesObject): Promise<KubernetesObject> {
+    return this.getPath(await this.specUriPath(header(obj), 'read'));
+  }
+
+  /** The URL path of a kind's collection in `namespace` (or cluster-wide). */
+  collectionPath(apiVersion: string, kind: string, namespace?: string): Promise<string> {
+    return this.specUriPath({ apiVersion, kind, metadata: { ...(namespace !== undefined && { namespace }) } }, 'list');
+  }
+
+  /** GET any path: JSON as parsed JSON, text (pod logs) as a string. */
+  getPath<T>(path: string, query: Record<string, string> = {}): Promise<T> {
+    const ctx = this.configuration.baseServer.makeRequestContext(path, HttpMethod.GET);
+    ctx.setHeaderParam('Accept', 'application/json, */*;q=0.8');
+    for (const [k, v] of Object.entries(query)) ctx.setQueryParam(k, v);
+    return this.requestPromise(ctx, RAW) as Promise<T>;
+  }
+
   /** POST (create) or PUT (replace) the object as written: no typed model reshapes it. */
   async write(obj: KubernetesObject, method: 'create' | 'replace'): Promise<KubernetesObject> {
     const ctx = this.configuration.baseServer.makeRequestContext(await this.specUriPath(obj, method), method === 'create' ? HttpMethod.POST : HttpMethod.PUT);
@@ -64,24 +94,6 @@ class ObjectApi extends KubernetesObjectApi {
     ctx.setBody(JSON.stringify(ops));
     return this.requestPromise(ctx, RAW);
   }
-
-  /** The live object as the server sent it: no typed model drops or reshapes a field. */
-  async readRaw(obj: KubernetesObject): Promise<KubernetesObject> {
-    return this.getPath(await this.specUriPath(header(obj), 'read'));
-  }
-
-  /** The URL path of a kind's collection in `namespace` (or cluster-wide). */
-  collectionPath(apiVersion: string, kind: string, namespace?: string): Promise<string> {
-    return this.specUriPath({ apiVersion, kind, metadata: { ...(namespace !== undefined && { namespace }) } }, 'list');
-  }
-
-  /** GET any path: JSON as parsed JSON, text (pod logs) as a string. */
-  getPath<T>(path: string, query: Record<string, string> = {}): Promise<T> {
-    const ctx = this.configuration.baseServer.makeRequestContext(path, HttpMethod.GET);
-    ctx.setHeaderParam('Accept', 'application/json, */*;q=0.8');
-    for (const [k, v] of Object.entries(query)) ctx.setQueryParam(k, v);
-    return this.requestPromise(ctx, RAW) as Promise<T>;
-  }
 }
 
 /** The serializer's pass-through type: responses stay plain JSON. */
@@ -93,14 +105,24 @@ export interface ApplyOptions {
   fieldManager: string;
 }
 
-export class KubeClient {
-  private readonly access: ClusterAccess;
-  private readonly connection: Connection;
+/** A channel that was closed between being handed out and being used: take the current one. */
+class ChannelClosed extends Error {}
+
+/** The lookup itself failed: it did its own retrying (or cannot be helped by any). */
+class LookupFailed extends Error {}
+
+/** One keep-alive pool and object API for one server, CA and client certificate. */
+export class Channel {
+  /** The latest lookup that resolved to this channel: its credentials sign each request. */
+  private connection: Connection;
   private readonly agent: Agent;
   private readonly api: ObjectApi;
+  private readonly attemptTimeoutMs: number;
+  private active = 0;
+  private retired = false;
+  private closing: Promise<void> | undefined;
 
-  constructor(access: ClusterAccess, connection: Connection) {
-    this.access = access;
+  constructor(connection: Connection, attemptTimeoutMs: number) {
     this.connection = connection;
     this.agent = new Agent({
       keepAliveTimeout: 30_000,
@@ -110,6 +132,7 @@ export class KubeClient {
         rejectUnauthorized: true,
       },
     });
+    this.attemptTimeoutMs = attemptTimeoutMs;
     this.api = new ObjectApi(
       createConfiguration({
         baseServer: new ServerConfiguration(connection.server.replace(/\/$/, ''), {}),
@@ -118,69 +141,122 @@ export class KubeClient {
     );
   }
 
-  /** Every request: the current token (so refreshes need no new client), this connection's pool, a timeout. */
-  private async authenticate(ctx: RequestContext): Promise<void> {
+  /** Every request: the latest lookup's token, this pool, a timeout. */
+  async authenticate(ctx: RequestContext): Promise<void> {
     const authorization = await this.connection.credentials.authorization();
     if (authorization) ctx.setHeaderParam('Authorization', authorization);
     ctx.setDispatcher(this.agent);
-    ctx.setSignal(AbortSignal.timeout(REQUEST_TIMEOUT_MS));
+    ctx.setSignal(AbortSignal.timeout(this.attemptTimeoutMs));
   }
 
   get server(): string {
     return this.connection.server;
   }
 
-  /** Whether this client was built for `connection` (a new lookup gives a new client). */
-  uses(connection: Connection): boolean {
-    return this.connection === connection;
+  get current(): Connection {
+    return this.connection;
+  }
+
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  /** Whether `connection` reaches the same server with the same trust and identity material. */
+  fits(connection: Connection): boolean {
+    const c = this.connection;
+    if (connection === c) return true;
+    return (
+      connection.server === c.server &&
+      sameBuffer(connection.ca, c.ca) &&
+      sameBuffer(connection.clientCert?.cert, c.clientCert?.cert) &&
+      sameBuffer(connection.clientCert?.key, c.clientCert?.key)
+    );
+  }
+
+  /** A newer lookup with the same endpoint and CA: keep the pool, sign with its credentials. */
+  adopt(connection: Connection): void {
+    this.connection = connection;
+  }
+
+  async run<T>(fn: (api: ObjectApi) => Promise<T>): Promise<T> {
+    if (this.closing) throw new ChannelClosed('channel closed');
+    this.active++;
+    try {
+      return await fn(this.api);
+    } finally {
+      this.active--;
+      if (this.retired && this.active === 0) void this.close();
+    }
+  }
+
+  /** Replaced by a channel to another endpoint or CA: close once no request uses it. */
+  retire(): void {
+    this.retired = true;
+    if (this.active === 0) void this.close();
+  }
+
+  close(): Promise<void> {
+    // undici lets requests already dispatched finish before the pool closes.
+    this.closing ??= this.agent.close().catch(() => {});
+    return this.closing;
+  }
+}
+
+function sameBuffer(a: Buffer | undefined, b: Buffer | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && a.equals(b));
+}
+
+/** Where a KubeClient gets the cluster's current channel, and reports a transport failure. */
+export interface ChannelSource {
+  channel(): Promise<Channel>;
+  /** The connection failed at the transport level: its lookup may be stale. */
+  failed(connection: Connection): void;
+}
+
+export class KubeClient {
+  private readonly source: ChannelSource;
+  private readonly timing: ClientTiming;
+  private readonly signal: AbortSignal | undefined;
+
+  constructor(source: ChannelSource, timing: ClientTiming = DEFAULT_TIMING, signal?: AbortSignal) {
+    this.source = source;
+    this.timing = timing;
+    this.signal = signal;
   }
 
   isNamespaced(apiVersion: string, kind: string): Promise<boolean | undefined> {
-    return this.call(() => this.api.isNamespaced(apiVersion, kind));
+    return this.call((api) => api.isNamespaced(apiVersion, kind));
   }
 
   /** The live object, or undefined when it does not exist. */
   async get(obj: KubernetesObject): Promise<KubernetesObject | undefined> {
     try {
-      return await this.call(() => this.api.readRaw(obj));
+      return await this.call((api) => api.readRaw(obj));
     } catch (err) {
       if (err instanceof ApiException && err.code === 404) return undefined;
       throw err;
     }
   }
 
-  /** POST: fails with 409 when the object exists (for locks, where "absent" must be checked and acted on at once). */
+  /** POST: 409 when the object exists (for locks, where "absent" must be checked and acted on at once). */
   create(obj: KubernetesObject): Promise<KubernetesObject> {
-    return this.call(() => this.api.write(obj, 'create'));
+    return this.call((api) => api.write(obj, 'create'));
   }
 
-  /** PUT: fails with 409 unless the object is still at the `metadata.resourceVersion` it carries. */
+  /** PUT: 409 unless the object is still at the `metadata.resourceVersion` it carries. */
   replace(obj: KubernetesObject): Promise<KubernetesObject> {
-    return this.call(() => this.api.write(obj, 'replace'));
+    return this.call((api) => api.write(obj, 'replace'));
   }
 
   /** RFC 6902 JSON patch (a `test` op makes it conditional). */
   jsonPatch(obj: KubernetesObject, ops: unknown[]): Promise<KubernetesObject> {
-    return this.call(() => this.api.jsonPatch(obj, ops));
-  }
-
-  /** Server-side apply: one PATCH, creates the object when absent. */
-  apply(obj: KubernetesObject, opts: ApplyOptions): Promise<KubernetesObject> {
-    return this.call(() => this.api.serverSideApply(obj, opts));
-  }
-
-  /**
-   * Deletes exactly this object: the uid guards against a newer one of the same name, a
-   * resourceVersion against a change since it was read. Dependents go in the background.
-   */
-  async delete(obj: KubernetesObject, preconditions: { uid: string; resourceVersion?: string }): Promise<void> {
-    await this.call(() => this.api.delete(header(obj), undefined, undefined, undefined, undefined, 'Background', { preconditions }));
+    return this.call((api) => api.jsonPatch(obj, ops));
   }
 
   /** A collection's items, with the list's resourceVersion to watch from. */
   async list(apiVersion: string, kind: string, namespace: string, query: Record<string, string> = {}): Promise<{ items: KubernetesObject[]; resourceVersion: string; path: string }> {
-    const path = await this.call(() => this.api.collectionPath(apiVersion, kind, namespace));
-    const list = await this.call(() => this.api.getPath<{ items?: KubernetesObject[]; metadata?: { resourceVersion?: string } }>(path, query));
+    const path = await this.call((api) => api.collectionPath(apiVersion, kind, namespace));
+    const list = await this.call((api) => api.getPath<{ items?: KubernetesObject[]; metadata?: { resourceVersion?: string } }>(path, query));
     // List items carry no apiVersion/kind of their own.
     const items = (list.items ?? []).map((item) => ({ apiVersion, kind, ...item }));
     return { items, resourceVersion: list.metadata?.resourceVersion ?? '', path };
@@ -188,50 +264,129 @@ export class KubeClient {
 
   /** Plain-text GET, e.g. a Pod's log. */
   text(path: string, query: Record<string, string> = {}): Promise<string> {
-    return this.call(() => this.api.getPath<string>(path, query));
+    return this.call((api) => api.getPath<string>(path, query));
   }
 
   /**
-   * One watch request (client-node's Watch over this client's connection and credentials).
-   * Resolves with an AbortController once the stream is open; `done` is called once when it ends.
+   * One watch request (client-node's Watch over the cluster's current channel). Resolves
+   * with an AbortController once the stream is open; `done` is called once when it ends.
    */
-  watch(path: string, query: Record<string, string>, onEvent: (type: string, obj: KubernetesObject) => void, done: (err: unknown) => void): Promise<AbortController> {
-    const config = { getCurrentCluster: () => ({ server: this.server.replace(/\/$/, '') }), applySecurityAuthentication: (ctx: RequestContext) => this.authenticate(ctx) };
+  async watch(path: string, query: Record<string, string>, onEvent: (type: string, obj: KubernetesObject) => void, done: (err: unknown) => void): Promise<AbortController> {
+    const channel = await this.source.channel();
+    const config = { getCurrentCluster: () => ({ server: channel.server.replace(/\/$/, '') }), applySecurityAuthentication: (ctx: RequestContext) => channel.authenticate(ctx) };
     return new Watch(config as unknown as KubeConfig).watch(path, query, (type: string, obj: KubernetesObject) => onEvent(type, obj), done);
   }
 
   /** The API server said 401 to a request made outside `call` (a watch). */
-  invalidateCredentials(): void {
-    this.connection.credentials.invalidate();
+  async invalidateCredentials(): Promise<void> {
+    (await this.source.channel()).current.credentials.invalidate();
   }
 
-  close(): Promise<void> {
-    return this.agent.close();
+  /** Server-side apply: one PATCH, creates the object when absent. Idempotent, so safe to retry. */
+  apply(obj: KubernetesObject, opts: ApplyOptions): Promise<KubernetesObject> {
+    return this.call((api) => api.serverSideApply(obj, opts));
   }
 
-  private async call<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * Deletes exactly this object: the uid guards against a newer one of the same name, a
+   * resourceVersion against a change since it was read. Dependents go in the background.
+   */
+  async delete(obj: KubernetesObject, preconditions: { uid: string; resourceVersion?: string }): Promise<void> {
+    await this.call(async (api, retry) => {
+      try {
+        await api.delete(header(obj), undefined, undefined, undefined, undefined, 'Background', { preconditions });
+      } catch (err) {
+        // A retry after an answer was lost: the first attempt deleted it.
+        if (!(retry && err instanceof ApiException && err.code === 404)) throw err;
+      }
+    });
+  }
+
+  private async call<T>(fn: (api: ObjectApi, retry: boolean) => Promise<T>): Promise<T> {
+    let refreshed = false;
+    let server = '';
     try {
-      return await fn();
+      return await retrying(
+        async (n) => {
+          for (;;) {
+            const channel = await this.source.channel().catch((err: unknown) => Promise.reject(new LookupFailed('lookup failed', { cause: err })));
+            server = channel.server;
+            const connection = channel.current;
+            try {
+              return await channel.run((api) => fn(api, n > 0));
+            } catch (err) {
+              if (err instanceof ChannelClosed) continue;
+              if (err instanceof ApiException && err.code === 401 && !refreshed) {
+                // Expired or revoked token: refresh once. A second 401 is real.
+                refreshed = true;
+                connection.credentials.invalidate();
+                continue;
+              }
+              // The endpoint may have moved or the CA rotated: the next attempt looks the cluster up again.
+              if (isTransportError(err)) this.source.failed(connection);
+              throw err;
+            }
+          }
+        },
+        { ...this.timing, deadline: Date.now() + this.timing.budgetMs, classify: verdict, ...(this.signal && { signal: this.signal }) },
+      );
     } catch (err) {
-      if (!(err instanceof ApiException && err.code === 401)) throw this.transportError(err);
-    }
-    // Expired or revoked token: refresh once. A second 401 is real.
-    this.connection.credentials.invalidate();
-    try {
-      return await fn();
-    } catch (err) {
-      throw this.transportError(err);
+      if (err instanceof LookupFailed) throw err.cause;
+      if (!isTransportError(err)) throw err;
+      throw new DeployError('CLUSTER_UNAVAILABLE', `cannot reach the Kubernetes API at ${server}: ${transportDetail(err, this.timing)}`, { cause: err });
     }
   }
+}
 
-  private transportError(err: unknown): unknown {
-    if (err instanceof ApiException || err instanceof DeployError) return err;
-    // fetch failed: refused, reset, timed out, or TLS verification failed. The endpoint
-    // may have moved or the CA rotated, so the next call looks the cluster up again.
-    this.access.invalidate();
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    const detail = cause?.code ?? cause?.message ?? (err as Error).message;
-    return new DeployError('CLUSTER_UNAVAILABLE', `cannot reach the Kubernetes API at ${this.server}: ${detail}`, { cause: err });
+/** Not an answer from the API server: refused, reset, timed out, TLS verification failed, or no token to send. */
+function isTransportError(err: unknown): boolean {
+  return !(err instanceof ApiException || err instanceof DeployError || err instanceof ChannelClosed || err instanceof LookupFailed);
+}
+
+/** fetch's own failures: the request died on the way (undici's TypeError with a cause) or timed out. */
+function isFetchFailure(err: unknown): boolean {
+  return (err instanceof TypeError && err.cause !== undefined) || (err as Error | undefined)?.name === 'TimeoutError';
+}
+
+function causeCode(err: unknown): string | undefined {
+  const cause = (err as { cause?: { code?: unknown } }).cause;
+  return typeof cause?.code === 'string' ? cause.code : undefined;
+}
+
+function transportDetail(err: unknown, timing: ClientTiming): string {
+  if ((err as Error).name === 'TimeoutError') return `no answer within ${timing.attemptTimeoutMs} ms`;
+  const cause = (err as { cause?: { message?: string } }).cause;
+  return causeCode(err) ?? cause?.message ?? (err as Error).message;
+}
+
+/** TLS verification failures: retrying the same endpoint and CA cannot help. */
+const TLS_FAILURE = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS|ERR_SSL|HOSTNAME/;
+
+/**
+ * What is worth another attempt. Every retried call is idempotent: reads, server-side
+ * apply, and a uid-guarded delete. A 500 "failed to create typed patch object" is the
+ * manifest's fault (it does not fit the kind's schema), so it is not retried.
+ */
+function verdict(err: unknown): Verdict {
+  if (err instanceof ApiException) {
+    const code = err.code;
+    const headers = (err.headers ?? {}) as Record<string, string | undefined>;
+    const afterMs = retryAfterMs(headers['retry-after']);
+    const after = afterMs === undefined ? {} : { afterMs };
+    if (code === 429 || code === 502 || code === 503 || code === 504) return { retry: true, ...after };
+    if (code === 500) return { retry: !bodyText(err).includes('failed to create typed patch object') };
+    return { retry: false };
+  }
+  return { retry: isFetchFailure(err) && !TLS_FAILURE.test(causeCode(err) ?? '') };
+}
+
+function bodyText(err: ApiException<unknown>): string {
+  const body = err.body;
+  if (typeof body === 'string') return body;
+  try {
+    return JSON.stringify(body) ?? '';
+  } catch {
+    return '';
   }
 }
 

@@ -20,8 +20,12 @@ export interface Connection {
 export interface ClusterAccess {
   /** Cached while valid; concurrent callers share one lookup. */
   connect(): Promise<Connection>;
-  /** A transport or TLS failure suggests a moved endpoint or rotated CA: look up again. */
-  invalidate(): void;
+  /**
+   * A transport or TLS failure suggests a moved endpoint or rotated CA: look up again.
+   * With `connection`, only if it is still the current one: a failure on an older
+   * connection must not throw away a newer lookup.
+   */
+  invalidate(connection?: Connection): void;
 }
 
 /** One in-flight promise for concurrent callers; a rejected one is not kept. */

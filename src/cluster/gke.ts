@@ -3,6 +3,7 @@ import type { ClusterManagerClient } from '@google-cloud/container';
 import { DeployError } from '../errors.ts';
 import { caFile, loadCa } from './ca-file.ts';
 import { shared, type ClusterAccess, type Connection, type Credentials } from './connection.ts';
+import { retrying, type Backoff } from './retry.ts';
 
 export interface GkeSpec {
   project: string;
@@ -11,10 +12,18 @@ export interface GkeSpec {
   cacheTtlSeconds: number;
 }
 
-const LOOKUP_TIMEOUT_MS = 10_000;
+/** How long one getCluster may take, and how long a lookup keeps retrying. */
+export interface LookupTiming extends Backoff {
+  attemptTimeoutMs: number;
+  budgetMs: number;
+}
+
+const DEFAULT_LOOKUP_TIMING: LookupTiming = { attemptTimeoutMs: 10_000, budgetMs: 8_000, baseMs: 100, capMs: 2_000 };
 
 // gRPC status codes that mean "try again later" rather than "fix your config".
 const TRANSIENT_GRPC = new Set([4 /* DEADLINE_EXCEEDED */, 8 /* RESOURCE_EXHAUSTED */, 13 /* INTERNAL */, 14 /* UNAVAILABLE */]);
+// Of those, the ones worth retrying at once: quota (8) and server bugs (13) rarely clear in seconds.
+const RETRY_GRPC = new Set([4, 14]);
 
 export class GkeAccess implements ClusterAccess {
   private readonly spec: GkeSpec;
@@ -22,11 +31,13 @@ export class GkeAccess implements ClusterAccess {
   private readonly credentials: Credentials;
   private cached: { connection: Connection; expiresAt: number } | undefined;
   private readonly lookup = shared(() => this.fetch());
+  private readonly timing: LookupTiming;
 
-  constructor(spec: GkeSpec, containerApi: () => Promise<ClusterManagerClient>, credentials: Credentials) {
+  constructor(spec: GkeSpec, containerApi: () => Promise<ClusterManagerClient>, credentials: Credentials, timing: Partial<LookupTiming> = {}) {
     this.spec = spec;
     this.containerApi = containerApi;
     this.credentials = credentials;
+    this.timing = { ...DEFAULT_LOOKUP_TIMING, ...timing };
   }
 
   get resourceName(): string {
@@ -38,16 +49,22 @@ export class GkeAccess implements ClusterAccess {
     return this.lookup();
   }
 
-  invalidate(): void {
-    this.cached = undefined;
+  invalidate(connection?: Connection): void {
+    if (!connection || connection === this.cached?.connection) this.cached = undefined;
   }
 
   private async fetch(): Promise<Connection> {
     let cluster;
     try {
-      // The library's default retries UNAVAILABLE for ~30 s; a deploy source would rather
-      // answer "retry later" sooner (Pub/Sub redelivers, webhooks are retried by the sender).
-      [cluster] = await (await this.containerApi()).getCluster({ name: this.resourceName }, { timeout: LOOKUP_TIMEOUT_MS });
+      const client = await this.containerApi();
+      // Our own retries (the library's would keep at it for its whole timeout): a deploy
+      // source would rather answer "retry later" soon (Pub/Sub redelivers).
+      const grpcCode = (err: unknown) => (err as { code?: unknown }).code;
+      [cluster] = await retrying(() => client.getCluster({ name: this.resourceName }, { timeout: this.timing.attemptTimeoutMs, retry: null }), {
+        ...this.timing,
+        deadline: Date.now() + this.timing.budgetMs,
+        classify: (err) => ({ retry: RETRY_GRPC.has(grpcCode(err) as number) }),
+      });
     } catch (err) {
       const { code, details } = err as { code?: unknown; details?: unknown };
       const detail = typeof details === 'string' && details !== '' ? details : (err as Error).message;

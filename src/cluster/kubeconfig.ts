@@ -77,7 +77,7 @@ export class KubeconfigAccess implements ClusterAccess {
     return this.connection;
   }
 
-  invalidate(): void {
-    this.connection = undefined;
+  invalidate(connection?: Connection): void {
+    if (!connection || connection === this.connection) this.connection = undefined;
   }
 }

@@ -1,62 +1,98 @@
-// One ClusterAccess per configured cluster, built on first use, and one KubeClient
-// per live connection: a warm instance reuses lookups, tokens and sockets.
+// One ClusterAccess per configured cluster, built on first use, and one channel (a
+// keep-alive pool) per endpoint and CA: a warm instance reuses lookups, tokens and
+// sockets. A lookup that returns the same endpoint and CA keeps the channel; one that
+// returns another retires the old channel, which closes once its last request is done.
 import type { ClusterManagerClient } from '@google-cloud/container';
 import type { ClusterSpec } from '../config/schema.ts';
 import { AdcToken } from './adc-token.ts';
-import { KubeClient } from './client.ts';
-import type { ClusterAccess } from './connection.ts';
+import { Channel, DEFAULT_TIMING, KubeClient, type ChannelSource, type ClientTiming } from './client.ts';
+import type { ClusterAccess, Connection } from './connection.ts';
 import { containerApiClient } from './container-api.ts';
 import { GkeAccess } from './gke.ts';
 import { inClusterAccess } from './in-cluster.ts';
 import { KubeconfigAccess } from './kubeconfig.ts';
 import { StaticEndpointAccess } from './static-endpoint.ts';
 
-export class ClusterRegistry {
-  private readonly specs: ReadonlyMap<string, ClusterSpec>;
-  private readonly accesses = new Map<string, ClusterAccess>();
-  private readonly clients = new Map<string, KubeClient>();
-  private containerApi: Promise<ClusterManagerClient> | undefined;
-  private adc: AdcToken | undefined;
+/** The channels of one cluster. */
+class ClusterChannels implements ChannelSource {
+  private readonly access: ClusterAccess;
+  private readonly attemptTimeoutMs: number;
+  private current: Channel | undefined;
+  private closed = false;
 
-  constructor(specs: ReadonlyMap<string, ClusterSpec>) {
-    this.specs = specs;
+  constructor(access: ClusterAccess, attemptTimeoutMs: number) {
+    this.access = access;
+    this.attemptTimeoutMs = attemptTimeoutMs;
   }
 
-  async client(name: string): Promise<KubeClient> {
-    const access = this.access(name);
-    const connection = await access.connect();
-    let client = this.clients.get(name);
-    if (!client?.uses(connection)) {
-      void client?.close();
-      client = new KubeClient(access, connection);
-      this.clients.set(name, client);
+  async channel(): Promise<Channel> {
+    const connection = await this.access.connect();
+    if (this.closed) throw new Error('the cluster registry is closed');
+    const channel = this.current;
+    if (channel && !channel.closed && channel.fits(connection)) {
+      channel.adopt(connection);
+      return channel;
     }
-    return client;
+    // Requests still running on the old channel finish there; it closes after the last.
+    channel?.retire();
+    this.current = new Channel(connection, this.attemptTimeoutMs);
+    return this.current;
+  }
+
+  failed(connection: Connection): void {
+    this.access.invalidate(connection);
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.clients.values()].map((c) => c.close()));
-    this.clients.clear();
+    this.closed = true;
+    await this.current?.close();
+  }
+}
+
+export class ClusterRegistry {
+  private readonly specs: ReadonlyMap<string, ClusterSpec>;
+  private readonly timing: ClientTiming;
+  private readonly clusters = new Map<string, ClusterChannels>();
+  private containerApi: Promise<ClusterManagerClient> | undefined;
+  private adc: AdcToken | undefined;
+
+  /** `timing` overrides the request timeout and retry budget (tests make them short). */
+  constructor(specs: ReadonlyMap<string, ClusterSpec>, timing: Partial<ClientTiming> = {}) {
+    this.specs = specs;
+    this.timing = { ...DEFAULT_TIMING, ...timing };
+  }
+
+  /**
+   * A client for one deploy. `signal` stops its retries (e.g. the request's deadline).
+   * Looks the cluster up (or reuses the lookup) first, so a lookup failure surfaces here.
+   */
+  async client(name: string, opts: { signal?: AbortSignal } = {}): Promise<KubeClient> {
+    let cluster = this.clusters.get(name);
+    if (!cluster) {
+      cluster = new ClusterChannels(this.access(name), this.timing.attemptTimeoutMs);
+      this.clusters.set(name, cluster);
+    }
+    await cluster.channel();
+    return new KubeClient(cluster, this.timing, opts.signal);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.clusters.values()].map((c) => c.close()));
+    this.clusters.clear();
     await (await this.containerApi)?.close();
   }
 
   private access(name: string): ClusterAccess {
-    let access = this.accesses.get(name);
-    if (access) return access;
     const spec = this.specs.get(name);
     if (!spec) throw new Error(`unknown cluster "${name}"`); // config validation makes this unreachable
     if ('gke' in spec) {
       // All GKE clusters are reached as the instance's own service account.
       this.adc ??= new AdcToken();
-      access = new GkeAccess(spec.gke, () => (this.containerApi ??= containerApiClient()), this.adc);
-    } else if ('endpoint' in spec) {
-      access = new StaticEndpointAccess(spec.endpoint);
-    } else if ('inCluster' in spec) {
-      access = inClusterAccess(spec.inCluster === true ? undefined : spec.inCluster.serviceAccountDir);
-    } else {
-      access = new KubeconfigAccess(spec.kubeconfig.path, spec.kubeconfig.context);
+      const { budgetMs, baseMs, capMs } = this.timing;
+      return new GkeAccess(spec.gke, () => (this.containerApi ??= containerApiClient()), this.adc, { budgetMs, baseMs, capMs });
     }
-    this.accesses.set(name, access);
-    return access;
+    if ('endpoint' in spec) return new StaticEndpointAccess(spec.endpoint);
+    if ('inCluster' in spec) return inClusterAccess(spec.inCluster === true ? undefined : spec.inCluster.serviceAccountDir);
+    return new KubeconfigAccess(spec.kubeconfig.path, spec.kubeconfig.context);
   }
 }

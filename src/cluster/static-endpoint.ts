@@ -24,7 +24,8 @@ export class StaticEndpointAccess implements ClusterAccess {
     return Promise.resolve(this.connection);
   }
 
-  invalidate(): void {
-    this.connection = undefined; // re-read the CA file: it may have been rotated
+  invalidate(connection?: Connection): void {
+    // Re-read the CA file: it may have been rotated.
+    if (!connection || connection === this.connection) this.connection = undefined;
   }
 }

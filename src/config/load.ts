@@ -9,6 +9,7 @@ import { configSchema, type AuthConfig, type ClusterSpec, type Rule, type Target
 import { parseManifests } from '../apply/manifests.ts';
 import { isRecord } from '../guards.ts';
 import { kubeconfigProblems } from '../cluster/kubeconfig.ts';
+import { productionProblems } from './production.ts';
 
 export interface Target extends TargetSpec {
   name: string;
@@ -35,7 +36,7 @@ export class ConfigError extends Error {
   }
 }
 
-export function loadConfigFile(file: string): Config {
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Config {
   const abs = path.resolve(file);
   let text: string;
   try {
@@ -43,11 +44,14 @@ export function loadConfigFile(file: string): Config {
   } catch (err) {
     throw new ConfigError(abs, [`cannot read the file: ${(err as Error).message}`]);
   }
-  return parseConfig(text, abs);
+  return parseConfig(text, abs, env);
 }
 
-/** `file` names where `text` came from; relative paths in it resolve against its folder. */
-export function parseConfig(text: string, file: string): Config {
+/**
+ * `file` names where `text` came from; relative paths in it resolve against its folder.
+ * `env` is where webhook secrets are looked up and tells a Cloud Run start (K_SERVICE).
+ */
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) throw new ConfigError(file, doc.errors.map((e) => `YAML: ${e.message}`));
   const raw: unknown = doc.toJS();
@@ -120,8 +124,8 @@ export function parseConfig(text: string, file: string): Config {
   }
   for (const [source, key] of [['github', 'secretEnv'], ['gitlab', 'tokenEnv']] as const) {
     const settings = rawAuth[source];
-    const env = isRecord(settings) ? settings[key] : undefined;
-    if (typeof env === 'string' && !process.env[env]?.trim()) problems.push(`auth.${source}.${key}: environment variable ${env} is not set`);
+    const name = isRecord(settings) ? settings[key] : undefined;
+    if (typeof name === 'string' && !env[name]?.trim()) problems.push(`auth.${source}.${key}: environment variable ${name} is not set`);
   }
   for (const source of ['github', 'gitlab', 'artifact-registry', 'cloud-build'] as const) {
     const needs = source === 'github' || source === 'gitlab' ? source : 'pubsub';
@@ -133,6 +137,8 @@ export function parseConfig(text: string, file: string): Config {
       );
     }
   }
+
+  problems.push(...productionProblems(raw, env));
 
   if (!parsed.success || problems.length > 0) throw new ConfigError(file, problems);
 

@@ -1,5 +1,6 @@
 // Structured logs in the Cloud Logging JSON format: one line per event on stdout.
-// Callers pass fields, never credentials; `redact` is a second line of defence.
+// Callers pass fields, never credentials; `redact` is a second line of defence, over
+// field names, field values and the message text alike.
 export type Severity = 'DEBUG' | 'INFO' | 'NOTICE' | 'WARNING' | 'ERROR';
 
 export interface LogFields {
@@ -14,12 +15,52 @@ export interface LogFields {
 
 export type Logger = (severity: Severity, message: string, fields?: LogFields) => void;
 
+const REDACTED = '[redacted]';
 const SECRET_KEYS = /token|secret|password|authorization|signature|credential|^ca$|cadata/i;
+/** Cheap test first: most lines hold none of these. */
+const MAYBE_CREDENTIAL = /eyJ|ya29\.|bearer/i;
+const CREDENTIALS: [RegExp, string][] = [
+  // A JWT, or any one base64url segment of one (`{"` encodes as `eyJ`).
+  [/eyJ[\w-]{10,}(?:\.[\w-]*){0,2}/g, REDACTED],
+  // Google OAuth access tokens.
+  [/ya29\.[\w.-]+/g, REDACTED],
+  [/\b(bearer)\s+[^\s"',;]+/gi, `$1 ${REDACTED}`],
+];
+/** Values only shorter than this are not registered: they would blank out ordinary words. */
+const MIN_SECRET_LENGTH = 8;
+const secrets = new Set<string>();
+
+/** Values that must never appear in a log line (webhook secrets), registered at start-up. */
+export function registerSecret(value: string | undefined): void {
+  if (value !== undefined && value.length >= MIN_SECRET_LENGTH) secrets.add(value);
+}
+
+export function redactText(text: string): string {
+  let out = text;
+  if (MAYBE_CREDENTIAL.test(out)) for (const [pattern, replacement] of CREDENTIALS) out = out.replace(pattern, replacement);
+  for (const secret of secrets) if (out.includes(secret)) out = out.split(secret).join(REDACTED);
+  return out;
+}
 
 export function redact(fields: LogFields): Record<string, unknown> {
+  return redactRecord(fields, 0);
+}
+
+const MAX_DEPTH = 6;
+
+function redactRecord(fields: Record<string, unknown>, depth: number): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(fields)) out[k] = SECRET_KEYS.test(k) ? '[redacted]' : v;
+  for (const [k, v] of Object.entries(fields)) out[k] = SECRET_KEYS.test(k) ? REDACTED : redactValue(v, depth + 1);
   return out;
+}
+
+function redactValue(v: unknown, depth: number): unknown {
+  if (typeof v === 'string') return redactText(v);
+  if (depth > MAX_DEPTH || typeof v !== 'object' || v === null) return v;
+  if (Array.isArray(v)) return v.map((x) => redactValue(x, depth + 1));
+  const proto = Object.getPrototypeOf(v) as unknown;
+  // Plain objects only: a Buffer or a class instance is serialised as it is.
+  return proto === Object.prototype || proto === null ? redactRecord(v as Record<string, unknown>, depth) : v;
 }
 
 export function jsonLogger(write: (line: string) => void = (l) => process.stdout.write(l)): Logger {
@@ -28,7 +69,7 @@ export function jsonLogger(write: (line: string) => void = (l) => process.stdout
     write(
       `${JSON.stringify({
         severity,
-        message,
+        message: redactText(message),
         ...(trace !== undefined && { 'logging.googleapis.com/trace': trace }),
         ...redact(rest),
         time: new Date().toISOString(),

@@ -59,7 +59,7 @@ export async function listWatch(client: KubeClient, spec: WatchSpec, onEvent: (t
       });
       if (signal.aborted) return;
       const status = (ended as { statusCode?: number } | null | undefined)?.statusCode;
-      if (status === 401) client.invalidateCredentials();
+      if (status === 401) await client.invalidateCredentials().catch(() => undefined);
       if (status === 410) relist = true;
       if (ended) {
         // A dropped connection or a refused watch: back off a little, then resume.

@@ -5,7 +5,19 @@ import { OAuth2Client } from 'google-auth-library';
 import type { Request } from '@google-cloud/functions-framework';
 import type { CallerAuth, OidcSettings } from '../../config/schema.ts';
 import { DeployError } from '../../errors.ts';
+import { isRecord } from '../../guards.ts';
 import { bearerToken } from '../http.ts';
+
+/** As google-auth-library allows. */
+const CLOCK_SKEW_S = 300;
+const GOOGLE_ISSUERS = ['accounts.google.com', 'https://accounts.google.com'];
+
+type Reason = 'malformed' | 'unknown signing key' | 'expired' | 'not yet valid' | 'wrong issuer' | 'wrong audience' | 'bad signature';
+
+interface Decoded {
+  header: Record<string, unknown>;
+  payload: Record<string, unknown>;
+}
 
 export class OidcVerifier {
   // One client per process: it caches the certs for as long as Google says.
@@ -15,15 +27,26 @@ export class OidcVerifier {
     this.client = new OAuth2Client(certsUrl ? { endpoints: { oauth2FederatedSignonPemCertsUrl: certsUrl } } : {});
   }
 
-  /** Returns the caller's email; throws UNAUTHENTICATED (never saying which check, to the caller, beyond a reason). */
+  /**
+   * Returns the caller's email; throws UNAUTHENTICATED with a fixed reason. The library's
+   * messages quote the token (or its claims), and a caller may present any secret as a
+   * bearer token, so none of its text reaches the answer or the log.
+   */
   async verify(token: string | undefined, settings: OidcSettings): Promise<string> {
     if (!token) throw new DeployError('UNAUTHENTICATED', 'missing bearer token (Authorization: Bearer <Google-signed ID token>)');
+    const decoded = decode(token);
+    if (!decoded) throw invalid('malformed');
+    let kids: string[];
+    try {
+      kids = Object.keys((await this.client.getFederatedSignonCertsAsync()).certs);
+    } catch {
+      throw new DeployError('UNAUTHENTICATED', 'cannot verify ID tokens now: Google\'s signing certificates could not be fetched');
+    }
     let payload;
     try {
-      const ticket = await this.client.verifyIdToken({ idToken: token, audience: settings.audience });
-      payload = ticket.getPayload();
-    } catch (err) {
-      throw new DeployError('UNAUTHENTICATED', `invalid ID token: ${(err as Error).message.split('\n')[0]?.slice(0, 200) ?? ''}`);
+      payload = (await this.client.verifyIdToken({ idToken: token, audience: settings.audience })).getPayload();
+    } catch {
+      throw invalid(reasonFor(decoded, kids, settings.audience));
     }
     if (!payload?.email || payload.email_verified !== true) {
       throw new DeployError('UNAUTHENTICATED', 'ID token has no verified email');
@@ -33,6 +56,38 @@ export class OidcVerifier {
     }
     return payload.email;
   }
+}
+
+function invalid(reason: Reason): DeployError {
+  return new DeployError('UNAUTHENTICATED', `invalid ID token: ${reason}`);
+}
+
+/** Header and claims of a JWT, unverified; undefined when it is not one. */
+function decode(token: string): Decoded | undefined {
+  const parts = token.split('.');
+  if (parts.length !== 3) return undefined;
+  try {
+    const [header, payload] = parts.slice(0, 2).map((p) => JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as unknown);
+    return isRecord(header) && isRecord(payload) ? { header, payload } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why the library refused the token, told from the token itself. Claims come first: a
+ * token that is both forged and expired is reported expired, which tells a forger nothing.
+ */
+function reasonFor({ header, payload }: Decoded, kids: string[], audience: string): Reason {
+  if (typeof header.kid !== 'string' || !kids.includes(header.kid)) return 'unknown signing key';
+  const now = Date.now() / 1000;
+  if (typeof payload.exp !== 'number' || typeof payload.iat !== 'number') return 'malformed';
+  if (now > payload.exp + CLOCK_SKEW_S) return 'expired';
+  if (now < payload.iat - CLOCK_SKEW_S) return 'not yet valid';
+  if (typeof payload.iss !== 'string' || !GOOGLE_ISSUERS.includes(payload.iss)) return 'wrong issuer';
+  const aud = payload.aud;
+  if (!(aud === audience || (Array.isArray(aud) && aud.includes(audience)))) return 'wrong audience';
+  return 'bad signature';
 }
 
 /** A source's `authenticate` for a route protected by OIDC (or explicitly by nothing). */

@@ -1,0 +1,23 @@
+// Settings that are fine on a laptop but weaken trust on Cloud Run. K_SERVICE is set on
+// every Cloud Run service, so its presence is what "production" means here.
+import { isRecord } from '../guards.ts';
+
+const CALLER_ROUTES = ['direct', 'pubsub', 'scheduler'] as const;
+
+/** Problems with `raw` (the parsed YAML) and `env` when running on Cloud Run; none elsewhere. */
+export function productionProblems(raw: unknown, env: NodeJS.ProcessEnv): string[] {
+  if (!env.K_SERVICE) return [];
+  const why = `is refused in production (K_SERVICE is set)`;
+  const auth = isRecord(raw) && isRecord(raw.auth) ? raw.auth : {};
+  const problems: string[] = [];
+  for (const route of CALLER_ROUTES) {
+    if (auth[route] === 'none') problems.push(`auth.${route}: "none" ${why}: give it an OIDC audience and serviceAccounts`);
+  }
+  if (typeof auth.certsUrl === 'string' && !auth.certsUrl.startsWith('https://')) {
+    problems.push(`auth.certsUrl: must be https:// in production (K_SERVICE is set), got ${auth.certsUrl}`);
+  }
+  if (env.CONTAINER_API_ENDPOINT) {
+    problems.push(`CONTAINER_API_ENDPOINT: a plaintext Container API endpoint ${why}; unset it to use Google's`);
+  }
+  return problems;
+}
