@@ -41,24 +41,27 @@ export async function startFunction(configYaml: string, files: Record<string, st
     url,
     dir,
     logs,
-    async post(route, body, headers = {}) {
-      const res = await fetch(url + route, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...headers },
-        body: typeof body === 'string' ? body : JSON.stringify(body),
-      });
-      const text = await res.text();
-      let parsed: Record<string, unknown>;
-      try {
-        parsed = JSON.parse(text) as Record<string, unknown>;
-      } catch {
-        parsed = { raw: text };
-      }
-      return { status: res.status, body: parsed };
-    },
+    post: (route, body, headers) => postJson(url, route, body, headers),
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await app.close();
     },
   };
+}
+
+/** POSTs JSON (or a raw string) and reads the answer as JSON, or `{raw}` when it is not. */
+export async function postJson(url: string, route: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(url + route, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    parsed = { raw: text };
+  }
+  return { status: res.status, body: parsed };
 }

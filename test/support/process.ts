@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { postJson } from './function.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const cli = path.join(root, 'node_modules/@google-cloud/functions-framework/build/src/main.js');
@@ -69,17 +70,7 @@ export async function spawnFunction(configYaml: string, files: Record<string, st
   return {
     url,
     logs,
-    async post(route, body, headers = {}) {
-      const res = await fetch(url + route, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
-      const text = await res.text();
-      let parsed: Record<string, unknown>;
-      try {
-        parsed = JSON.parse(text) as Record<string, unknown>;
-      } catch {
-        parsed = { raw: text };
-      }
-      return { status: res.status, body: parsed };
-    },
+    post: (route, body, headers) => postJson(url, route, body, headers),
     async close() {
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
