@@ -10,6 +10,7 @@ import { createApp } from '../../src/app.ts';
 import { loadConfigFile } from '../../src/config/load.ts';
 import type { Logger } from '../../src/report/log.ts';
 import { guardServer } from '../../src/sources/body-limit.ts';
+import { recordOutput, rememberConfiguredSecrets } from './leaks.ts';
 
 export interface RunningFunction {
   url: string;
@@ -27,7 +28,12 @@ export async function startFunction(configYaml: string, files: Record<string, st
   for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
   await writeFile(path.join(dir, 'deployer.yaml'), configYaml);
   const logs: RunningFunction['logs'] = [];
-  const log: Logger = (severity, message, fields) => logs.push({ severity, message, ...fields });
+  const log: Logger = (severity, message, fields) => {
+    const line = { severity, message, ...fields };
+    recordOutput(JSON.stringify(line));
+    logs.push(line);
+  };
+  rememberConfiguredSecrets(configYaml, { ...process.env, ...env });
   const app = createApp(loadConfigFile(path.join(dir, 'deployer.yaml')), log, { ...process.env, ...env });
   const name = `deploy-test-${++seq}`;
   ff.http(name, app.handler);
@@ -57,6 +63,7 @@ export async function postJson(url: string, route: string, body: unknown, header
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await res.text();
+  recordOutput(text);
   let parsed: Record<string, unknown>;
   try {
     parsed = JSON.parse(text) as Record<string, unknown>;

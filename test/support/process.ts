@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { postJson } from './function.ts';
+import { recordOutput, rememberConfiguredSecrets } from './leaks.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const cli = path.join(root, 'node_modules/@google-cloud/functions-framework/build/src/main.js');
@@ -33,6 +34,7 @@ export async function spawnFunction(configYaml: string, files: Record<string, st
   const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-proc-'));
   for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
   await writeFile(path.join(dir, 'deployer.yaml'), configYaml);
+  rememberConfiguredSecrets(configYaml, { ...process.env, ...env });
   const port = await freePort();
   const child: ChildProcess = spawn(process.execPath, [cli, '--target=deploy', `--source=${path.join(root, 'src/index.ts')}`, `--port=${port}`], {
     cwd: dir,
@@ -47,6 +49,7 @@ export async function spawnFunction(configYaml: string, files: Record<string, st
     const lines = buffered.split('\n');
     buffered = lines.pop() ?? '';
     for (const line of lines) {
+      recordOutput(line);
       try {
         logs.push(JSON.parse(line) as Record<string, unknown>);
       } catch {
