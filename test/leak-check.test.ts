@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { findLeaks, leakCheckCounts, recordOutput, rememberConfiguredSecrets, rememberSecret } from '../support/leaks.ts';
+import { findLeaks, leakCheckCounts, recordOutput, rememberConfiguredSecrets, rememberSecret } from './support/leaks.ts';
 
 test('a remembered secret in a recorded output is a leak; redacted output is not', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'leaks-'));
