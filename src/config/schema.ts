@@ -43,6 +43,13 @@ const gke = z.strictObject({
   name: nonEmpty,
   /** How long a warm instance trusts the endpoint and CA it looked up. */
   cacheTtlSeconds: z.number().int().positive().default(600),
+  /** Which control-plane endpoint to reach (src/cluster/gke-endpoint.ts); absent means `auto`, which picks from what the cluster offers. */
+  endpoint: z.enum(['auto', 'dns', 'internal', 'public', 'connect-gateway']).optional(),
+  /** Fleet membership for `connect-gateway`: projects/P/locations/L/memberships/M (default: the cluster's own `fleet.membership`). */
+  membership: z
+    .string()
+    .regex(/^(\/\/gkehub\.googleapis\.com\/)?projects\/[^/\s]+\/locations\/[^/\s]+\/memberships\/[^/\s]+$/, 'must be projects/PROJECT/locations/LOCATION/memberships/NAME')
+    .optional(),
 });
 
 const endpoint = z.strictObject({
