@@ -43,7 +43,7 @@ async function caFiles(dir: string): Promise<string[]> {
 const gke = (info: SandboxInfo, name: string, extra: Record<string, unknown> = {}) => ({ gke: { project: info.project, location: info.location, name, ...extra } });
 
 function errorOf(body: Record<string, unknown>): { code?: string; message?: string } {
-  return (body.error ?? {}) as { code?: string; message?: string };
+  return (body.error ?? {});
 }
 
 const imageOf = (d: { spec: { template: { spec: { containers: { image: string }[] } } } }) => d.spec.template.spec.containers[0]?.image;
@@ -118,7 +118,7 @@ describe('GKE endpoint kinds', () => {
     assert.match(error.message ?? '', /internal \(127\.0\.0\.1:\d+\)/);
     assert.match(error.message ?? '', /connect-gateway \(projects\//);
     assert.deepEqual(await fronts(), before, 'no front was dialled');
-    assert.equal(await exists('deployment', 'web', ns.public!), false);
+    assert.equal(await exists('deployment', 'web', ns.public), false);
   });
 
   test('connect-gateway: discovery, apply, rollout watch and Pod logs through the gateway front', async () => {
