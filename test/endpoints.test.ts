@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { REPO, configYaml, fixture, webTarget } from './support/config.ts';
 import { spawnFunction, type FunctionProcess } from './support/process.ts';
-import { exists, kubectlJson, namespace, sandbox, useSandboxEnv } from './support/sandbox.ts';
+import { exists, kubectlJson, namespace, sandbox, stats, useSandboxEnv } from './support/sandbox.ts';
 import type { SandboxInfo } from '../sandbox/index.ts';
 
 interface FrontCounts {
@@ -56,7 +56,7 @@ describe('GKE endpoint kinds', () => {
 
   before(async () => {
     info = await useSandboxEnv();
-    for (const key of ['auto', 'internal', 'public', 'gateway']) ns[key] = await namespace(`ep-${key}`);
+    for (const key of ['auto', 'internal', 'public', 'gateway', 'rollback']) ns[key] = await namespace(`ep-${key}`);
     tmp = await mkdtemp(path.join(tmpdir(), 'gke-deployer-ep-'));
     const config = configYaml({
       clusters: {
@@ -71,6 +71,7 @@ describe('GKE endpoint kinds', () => {
         internal: webTarget(ns.internal!, { cluster: 'private-internal' }),
         public: webTarget(ns.public!, { cluster: 'private-public' }),
         gateway: webTarget(ns.gateway!, { cluster: 'gateway', preDeploy: ['migrate.yaml'] }),
+        rollback: webTarget(ns.rollback!, { cluster: 'gateway' }),
       },
     });
     fn = await spawnFunction(config, { 'web.yaml': fixture('manifests/web.yaml'), 'migrate.yaml': fixture('manifests/migrate.yaml') }, { ...info.env, TMPDIR: tmp });
@@ -141,6 +142,22 @@ describe('GKE endpoint kinds', () => {
     assert.equal(end.dns, before.dns);
     assert.equal(end.internal, before.internal);
     assert.equal((await caFiles(tmp)).length, 1, 'the gateway adds no CA file');
+  });
+
+  test('connect-gateway, warm: no new lookup, and a failing rollout is rolled back through the gateway', async () => {
+    const lookups = (await stats()).containerApi.getCluster;
+    const before = await fronts();
+    const good = await fn.post('/deploy', { target: 'rollback', image: `${REPO}:1.0.0` });
+    assert.equal(good.status, 200, JSON.stringify(good.body));
+    assert.equal(good.body.status, 'ready');
+    const bad = await fn.post('/deploy', { target: 'rollback', image: `${REPO}:fail-pull-1` });
+    assert.equal(bad.body.status, 'rolled-back', JSON.stringify(bad.body));
+    const end = await fronts();
+    assert.ok(end.connectGateway > before.connectGateway);
+    assert.equal(end.dns, before.dns);
+    assert.equal(end.internal, before.internal);
+    assert.equal((await stats()).containerApi.getCluster, lookups, 'the lookup is reused within its TTL');
+    assert.equal(imageOf(await kubectlJson(['-n', ns.rollback!, 'get', 'deployment', 'web'])), `${REPO}:1.0.0`);
   });
 });
 
