@@ -114,6 +114,7 @@ export function chooseEndpoint(choice: EndpointChoice, offered: Offered, opts: {
       const m = /^projects\/([^/]+)\/locations\/([^/]+)\/memberships\/([^/]+)$/.exec(membership);
       if (!m) return refuse(`membership ${membership} is not projects/P/locations/L/memberships/M`);
       const base = (opts.gateway ?? CONNECT_GATEWAY).replace(/\/$/, '');
+      if (!base.startsWith('https://')) return refuse(`CONNECT_GATEWAY_ENDPOINT must be an https:// URL, got ${base}`);
       return {
         kind: 'connect-gateway',
         server: `${base}/v1/projects/${m[1]}/locations/${m[2]}/gkeMemberships/${m[3]}`,
