@@ -20,6 +20,8 @@ export interface Fronts {
   counts(): Record<FrontName, number>;
   /** Serve the certificate of the other CA (tests of refusal) or the right one again. */
   setCa(change: Record<string, string>): Record<FrontName, FrontCa>;
+  /** Answer the next n requests of a front 401, as an API server does to an expired token. */
+  unauthorized(change: Record<string, number>): Record<FrontName, number>;
   close(): Promise<void>;
 }
 
@@ -40,6 +42,7 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
   const agent = new https.Agent({ keepAlive: true, ca: opts.upstreamCa });
   const counts: Record<FrontName, number> = { dns: 0, internal: 0, connectGateway: 0 };
   const ca: Record<FrontName, FrontCa> = { ...RIGHT_CA };
+  const refuse: Record<FrontName, number> = { dns: 0, internal: 0, connectGateway: 0 };
 
   const forward = (req: IncomingMessage, res: ServerResponse, path: string): void => {
     const headers = { ...req.headers, host: upstream.host };
@@ -59,6 +62,13 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
   const start = async (name: FrontName, route: (url: string) => string | undefined): Promise<{ server: https.Server; port: number }> => {
     const server = https.createServer({ ...opts.certs[RIGHT_CA[name]] }, (req, res) => {
       counts[name]++;
+      if (refuse[name] > 0) {
+        refuse[name]--;
+        const status = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401 };
+        req.resume();
+        res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify(status));
+        return;
+      }
       const path = route(req.url ?? '/');
       if (path === undefined) {
         res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 404, message: `sandbox ${name} front: no such path ${req.url ?? ''}` } }));
@@ -105,6 +115,14 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
         // New handshakes only: kept-alive connections keep the certificate they were made with.
         for (const [i, name] of (['dns', 'internal', 'connectGateway'] as const).entries()) servers[i]?.setSecureContext(opts.certs[ca[name]]);
         return { ...ca };
+      },
+      unauthorized(change) {
+        for (const [name, n] of Object.entries(change)) {
+          if (!(name in RIGHT_CA)) throw new Error(`unknown front ${JSON.stringify(name)}`);
+          if (!Number.isInteger(n) || n < 0 || n > 100) throw new Error(`front 401 count must be an integer 0..100, got ${JSON.stringify(n)}`);
+        }
+        Object.assign(refuse, change);
+        return { ...refuse };
       },
       async close() {
         agent.destroy();

@@ -26,10 +26,12 @@ async function fronts(): Promise<FrontCounts> {
   return stats.fronts;
 }
 
-async function frontCa(change: Partial<Record<keyof FrontCounts, 'public' | 'cluster'>>): Promise<void> {
-  const res = await fetch((await sandbox()).control, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ frontCa: change }) });
+async function frontControl(change: { frontCa?: Partial<Record<keyof FrontCounts, 'public' | 'cluster'>>; frontUnauthorized?: Partial<Record<keyof FrontCounts, number>> }): Promise<void> {
+  const res = await fetch((await sandbox()).control, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(change) });
   assert.equal(res.status, 200, await res.text());
 }
+
+const frontCa = (change: Partial<Record<keyof FrontCounts, 'public' | 'cluster'>>) => frontControl({ frontCa: change });
 
 /** CA files the process wrote: gke-deployer-ca-*\/*.crt under its TMPDIR. */
 async function caFiles(dir: string): Promise<string[]> {
@@ -158,6 +160,28 @@ describe('GKE endpoint kinds', () => {
     assert.equal(end.internal, before.internal);
     assert.equal((await stats()).containerApi.getCluster, lookups, 'the lookup is reused within its TTL');
     assert.equal(imageOf(await kubectlJson(['-n', ns.rollback!, 'get', 'deployment', 'web'])), `${REPO}:1.0.0`);
+  });
+});
+
+describe('401 through the gateway', () => {
+  test('a 401 from the Connect gateway refreshes the ADC token and retries once', async () => {
+    const info = await useSandboxEnv();
+    const ns = await namespace('ep-401');
+    const config = configYaml({ clusters: { gateway: gke(info, info.cluster, { endpoint: 'connect-gateway' }) }, targets: { web: webTarget(ns, { cluster: 'gateway' }) } });
+    const fn = await spawnFunction(config, { 'web.yaml': fixture('manifests/web.yaml') }, info.env);
+    try {
+      const warm = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.0.0` });
+      assert.equal(warm.body.status, 'ready', JSON.stringify(warm.body));
+      const tokens = (await stats()).metadata.token;
+      await frontControl({ frontUnauthorized: { connectGateway: 1 } });
+      const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.0.1` });
+      assert.equal(res.body.status, 'ready', JSON.stringify(res.body));
+      assert.equal((await stats()).metadata.token, tokens + 1, 'one fresh token after the 401');
+      assert.equal(imageOf(await kubectlJson(['-n', ns, 'get', 'deployment', 'web'])), `${REPO}:1.0.1`);
+    } finally {
+      await frontControl({ frontUnauthorized: { connectGateway: 0 } });
+      await fn.close();
+    }
   });
 });
 

@@ -60,6 +60,8 @@ export interface ControlState {
   containerApiFailure: string | null;
   /** Which CA's certificate each API front serves ('public' | 'cluster'), once attached. */
   frontCa?: Record<string, string>;
+  /** How many of each front's next requests are answered 401. */
+  frontUnauthorized?: Record<string, number>;
 }
 
 /** How /control and /stats reach the API fronts, which start after the control plane. */
@@ -67,6 +69,8 @@ export interface FrontsLink {
   counts(): Record<string, number>;
   /** Throws on an unknown front or CA name. */
   setCa(change: Record<string, string>): Record<string, string>;
+  /** Answer each front's next n requests 401. Throws on an unknown front or a bad count. */
+  unauthorized(change: Record<string, number>): Record<string, number>;
 }
 
 export interface IdentityServer {
@@ -279,8 +283,19 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
         throw new HttpError(400, err instanceof Error ? err.message : String(err));
       }
     }
+    let frontUnauthorized: Record<string, number> | undefined;
+    if (change.frontUnauthorized !== undefined) {
+      const v: unknown = change.frontUnauthorized;
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HttpError(400, 'frontUnauthorized must be an object');
+      if (!fronts) throw new HttpError(400, 'no API fronts are attached to this identity server');
+      try {
+        frontUnauthorized = fronts.unauthorized(v as Record<string, number>);
+      } catch (err) {
+        throw new HttpError(400, err instanceof Error ? err.message : String(err));
+      }
+    }
     tokenLifetime = lifetime;
-    return { tokenLifetimeSeconds: tokenLifetime, containerApiFailure: containerApi?.getFailure() ?? null, ...(frontCa && { frontCa }) };
+    return { tokenLifetimeSeconds: tokenLifetime, containerApiFailure: containerApi?.getFailure() ?? null, ...(frontCa && { frontCa }), ...(frontUnauthorized && { frontUnauthorized }) };
   }
 
   const stats = (): GoogleStats => ({
@@ -346,7 +361,7 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
         return json(200, stats());
       case 'POST /control': {
         const body = await readJsonObject(req);
-        onlyKeys(body, ['tokenLifetimeSeconds', 'containerApiFailure', 'frontCa']);
+        onlyKeys(body, ['tokenLifetimeSeconds', 'containerApiFailure', 'frontCa', 'frontUnauthorized']);
         return json(200, control(body));
       }
       case 'POST /metadata-server': {
