@@ -9,6 +9,8 @@ Sandbox is up (state in ${info.dir}/sandbox.json).
   Kubernetes API     ${info.server}   (CA ${info.caFile})
   kubectl            ${info.kubectl} --kubeconfig ${info.kubeconfig} get pods -A
   GKE cluster        projects/${info.project}/locations/${info.location}/clusters/${info.cluster}
+  private cluster    projects/${info.project}/locations/${info.location}/clusters/${info.privateCluster}
+  API fronts         dns ${info.fronts.dns}, internal ${info.fronts.internal}, gateway ${info.fronts.connectGateway}   (public CA ${info.publicCaFile})
   Container API      ${info.env.CONTAINER_API_ENDPOINT} (gRPC, plaintext)
   Metadata/identity  ${info.identity}   (stats: ${info.stats})
   Pub/Sub emulator   ${info.pubsub ?? '(off)'}

@@ -4,6 +4,8 @@
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ensureBinaries } from './binaries.ts';
+import { makeFrontCerts } from './front-certs.ts';
+import { startFronts, type Fronts } from './fronts.ts';
 import { startGoogleFakes, type GoogleFakes } from './google/index.ts';
 import { startControlPlane, type ControlPlane } from './kube/index.ts';
 import { isRunning } from './process.ts';
@@ -12,6 +14,10 @@ import { startPubsubEmulator, type PubsubEmulator } from './pubsub.ts';
 export const PROJECT = 'sandbox-project';
 export const LOCATION = 'europe-west1';
 export const CLUSTER = 'sandbox';
+/** A second cluster (the same apiserver) whose public endpoint is disabled: reached by its DNS or internal endpoint. */
+export const PRIVATE_CLUSTER = 'sandbox-private';
+/** Fleet memberships of the two clusters (Connect gateway). */
+export const MEMBERSHIPS = { cluster: `projects/${PROJECT}/locations/${LOCATION}/memberships/${CLUSTER}`, privateCluster: `projects/${PROJECT}/locations/${LOCATION}/memberships/${PRIVATE_CLUSTER}` };
 /** The identity the function runs as (the metadata server's default service account). */
 export const DEPLOYER_SA = `deployer@${PROJECT}.iam.gserviceaccount.com`;
 
@@ -27,15 +33,23 @@ export interface SandboxInfo {
   location: string;
   cluster: string;
   serviceAccount: string;
-  /** Environment that makes the function use the sandbox. */
+  /** Environment that makes the function use the sandbox (NODE_EXTRA_CA_CERTS: the public CA, read at process start). */
   env: Record<string, string>;
-  /** GET: { containerApi: { getCluster }, metadata: { token } } */
+  /** The cluster whose public endpoint is disabled (DNS endpoint open to external traffic, internal endpoint). */
+  privateCluster: string;
+  /** The "public" CA: what the DNS front and the gateway front chain to (stands in for the system trust store). */
+  publicCaFile: string;
+  /** The API fronts to the same apiserver. dns and internal are host:port; connectGateway is the gateway's base URL. */
+  fronts: { dns: string; internal: string; connectGateway: string };
+  /** Fleet memberships (projects/P/locations/L/memberships/M) of `cluster` and `privateCluster`. */
+  memberships: { cluster: string; privateCluster: string };
+  /** GET: { containerApi: { getCluster }, metadata: { token }, fronts: { dns, internal, connectGateway } } */
   stats: string;
   /** POST {identity}/id-token {audience, email} → {token}; POST {identity}/access-token {email} → {token}. */
   identity: string;
   /** PEM certs URL for OIDC verification (auth.certsUrl). */
   certsUrl: string;
-  /** POST {tokenLifetimeSeconds?, containerApiFailure?} */
+  /** POST {tokenLifetimeSeconds?, containerApiFailure?, frontCa?: {dns?|internal?|connectGateway?: 'public'|'cluster'}} */
   control: string;
   pubsub?: string;
   pids: number[];
@@ -46,6 +60,7 @@ export interface Sandbox {
   controlPlane: ControlPlane;
   google: GoogleFakes;
   pubsub?: PubsubEmulator;
+  fronts: Fronts;
   stop(): Promise<void>;
 }
 
@@ -88,8 +103,27 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     const grant = await controlPlane.kubectl(['create', 'clusterrolebinding', 'gke-deployer-edit', '--clusterrole=edit', `--user=${DEPLOYER_SA}`]);
     if (grant.code !== 0) throw new Error(`granting the deployer RBAC failed: ${grant.stderr}`);
 
+    const certs = await makeFrontCerts(controlPlane.dir, controlPlane);
+    const fronts = await startFronts({ upstream: controlPlane.server, upstreamCa: controlPlane.caPem, certs, memberships: () => Object.values(MEMBERSHIPS) });
+    stops.push(() => fronts.close());
+    google.identity.attachFronts(fronts);
+
     const server = new URL(controlPlane.server);
-    google.addCluster({ project: PROJECT, location: LOCATION, name: CLUSTER, endpoint: server.host, caPem: controlPlane.caPem });
+    // The public cluster's DNS endpoint refuses external traffic, so `auto` keeps using its public IP.
+    google.addCluster({ project: PROJECT, location: LOCATION, name: CLUSTER, endpoint: server.host, caPem: controlPlane.caPem, dnsEndpoint: fronts.dns, membership: MEMBERSHIPS.cluster });
+    google.addCluster({
+      project: PROJECT,
+      location: LOCATION,
+      name: PRIVATE_CLUSTER,
+      // With the public endpoint off, GKE's legacy `endpoint` field holds the private one.
+      endpoint: fronts.internal,
+      publicEndpoint: false,
+      privateEndpoint: fronts.internal,
+      dnsEndpoint: fronts.dns,
+      dnsAllowExternalTraffic: true,
+      membership: MEMBERSHIPS.privateCluster,
+      caPem: controlPlane.caPem,
+    });
 
     const info: SandboxInfo = {
       dir,
@@ -101,10 +135,16 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       location: LOCATION,
       cluster: CLUSTER,
       serviceAccount: DEPLOYER_SA,
+      privateCluster: PRIVATE_CLUSTER,
+      publicCaFile: certs.publicCaFile,
+      fronts: { dns: fronts.dns, internal: fronts.internal, connectGateway: fronts.connectGateway },
+      memberships: MEMBERSHIPS,
       env: {
         GCE_METADATA_HOST: google.identity.metadataHost,
         GOOGLE_CLOUD_PROJECT: PROJECT,
         CONTAINER_API_ENDPOINT: google.containerApiEndpoint,
+        CONNECT_GATEWAY_ENDPOINT: fronts.connectGateway,
+        NODE_EXTRA_CA_CERTS: certs.publicCaFile,
         ...(pubsub && { PUBSUB_EMULATOR_HOST: pubsub.host }),
       },
       stats: `${google.identityUrl}/stats`,
@@ -116,7 +156,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     };
     await writeFile(path.join(dir, 'sandbox.json'), `${JSON.stringify(info, null, 2)}\n`);
     log(`sandbox ready in ${((Date.now() - started) / 1000).toFixed(1)}s (binaries already built)`);
-    return { info, controlPlane, google, ...(pubsub && { pubsub }), stop: stopAll };
+    return { info, controlPlane, google, fronts, ...(pubsub && { pubsub }), stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

@@ -16,7 +16,7 @@ export function createApp(config: Config, log: Logger = jsonLogger(), env = proc
   for (const name of [config.auth.github?.secretEnv, config.auth.gitlab?.tokenEnv]) {
     if (name) registerSecret(env[name]?.replace(/[\r\n]+$/, ''));
   }
-  const clusters = new ClusterRegistry(config.clusters);
+  const clusters = new ClusterRegistry(config.clusters, {}, { log, env });
   const handler = router({ config, deploy: deployer({ config, clusters }), log, deadlineMs: deadlineMs(env) });
   return { config, handler, close: () => clusters.close() };
 }

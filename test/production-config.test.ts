@@ -44,6 +44,13 @@ test('in production, "none" caller auth, an http certsUrl and a plaintext Contai
   assert.deepEqual(problems(weak, { CONTAINER_API_ENDPOINT: '127.0.0.1:8089' }), []);
 });
 
+test('in production, another Connect gateway (it would receive the ADC token) is refused', () => {
+  const got = problems(yaml(`{ direct: ${OIDC} }`), { ...CLOUD_RUN, CONNECT_GATEWAY_ENDPOINT: 'https://127.0.0.1:8443' });
+  assert.equal(got.length, 1, got.join('\n'));
+  assert.match(got[0]!, /^CONNECT_GATEWAY_ENDPOINT: /);
+  assert.deepEqual(problems(yaml(`{ direct: ${OIDC} }`), { CONNECT_GATEWAY_ENDPOINT: 'https://127.0.0.1:8443' }), []);
+});
+
 test('in production, a config without weakening settings loads', () => {
   assert.deepEqual(problems(yaml(`{ direct: ${OIDC}, certsUrl: "https://www.googleapis.com/oauth2/v1/certs" }`), CLOUD_RUN), []);
 });

@@ -32,6 +32,16 @@ export interface ClusterSpec {
   caPem: string;
   /** currentMasterVersion; defaults to a GKE-style version string. */
   masterVersion?: string;
+  /** ipEndpointsConfig.enablePublicEndpoint; default true. When false, `endpoint` is the private one (as on GKE). */
+  publicEndpoint?: boolean;
+  /** ipEndpointsConfig.privateEndpoint (and privateClusterConfig.privateEndpoint): 'host:port'. */
+  privateEndpoint?: string;
+  /** dnsEndpointConfig.endpoint: 'host:port' standing in for a *.gke.goog name. */
+  dnsEndpoint?: string;
+  /** dnsEndpointConfig.allowExternalTraffic; default false. */
+  dnsAllowExternalTraffic?: boolean;
+  /** fleet.membership, as projects/P/locations/L/memberships/M (served with GKE's //gkehub.googleapis.com/ prefix). */
+  membership?: string;
 }
 
 export interface ContainerApi {
@@ -102,6 +112,7 @@ function requestedName(req: GetClusterRequest): { name: string } | { error: stri
 function clusterMessage(spec: ClusterSpec, created: Date): Record<string, unknown> {
   const selfLink = `https://container.googleapis.com/v1/${clusterKey(spec.project, spec.location, spec.name)}`;
   const id = createHash('sha256').update(selfLink).digest('hex').slice(0, 32);
+  const publicOn = spec.publicEndpoint ?? true;
   return {
     name: spec.name,
     location: spec.location,
@@ -113,9 +124,25 @@ function clusterMessage(spec: ClusterSpec, created: Date): Record<string, unknow
     status: 'RUNNING',
     currentMasterVersion: spec.masterVersion ?? '1.34.4-gke.1000',
     createTime: created.toISOString(),
+    // The v1 field names GKE serves; the older privateClusterConfig mirrors the IP endpoints.
     controlPlaneEndpointsConfig: {
-      ipEndpointsConfig: { enabled: true, enablePublicEndpoint: true, publicEndpoint: spec.endpoint },
+      ipEndpointsConfig: {
+        enabled: true,
+        enablePublicEndpoint: publicOn,
+        ...(publicOn && { publicEndpoint: spec.endpoint }),
+        ...(spec.privateEndpoint && { privateEndpoint: spec.privateEndpoint }),
+      },
+      ...(spec.dnsEndpoint && { dnsEndpointConfig: { endpoint: spec.dnsEndpoint, allowExternalTraffic: spec.dnsAllowExternalTraffic ?? false } }),
     },
+    ...(spec.privateEndpoint && {
+      privateClusterConfig: {
+        enablePrivateNodes: true,
+        enablePrivateEndpoint: !publicOn,
+        privateEndpoint: spec.privateEndpoint,
+        ...(publicOn && { publicEndpoint: spec.endpoint }),
+      },
+    }),
+    ...(spec.membership && { fleet: { project: spec.project, membership: `//gkehub.googleapis.com/${spec.membership}` } }),
   };
 }
 

@@ -14,6 +14,8 @@ import { selfSignedCertPem } from './x509.ts';
 export interface GoogleStats {
   containerApi: { getCluster: number };
   metadata: { token: number };
+  /** Requests per API front (sandbox/fronts.ts), once attached. */
+  fronts?: Record<string, number>;
 }
 
 /** How /control and /stats reach the Container API fake (wired by startGoogleFakes). */
@@ -56,6 +58,19 @@ export interface TokenReviewStatus {
 export interface ControlState {
   tokenLifetimeSeconds: number;
   containerApiFailure: string | null;
+  /** Which CA's certificate each API front serves ('public' | 'cluster'), once attached. */
+  frontCa?: Record<string, string>;
+  /** How many of each front's next requests are answered 401. */
+  frontUnauthorized?: Record<string, number>;
+}
+
+/** How /control and /stats reach the API fronts, which start after the control plane. */
+export interface FrontsLink {
+  counts(): Record<string, number>;
+  /** Throws on an unknown front or CA name. */
+  setCa(change: Record<string, string>): Record<string, string>;
+  /** Answer each front's next n requests 401. Throws on an unknown front or a bad count. */
+  unauthorized(change: Record<string, number>): Record<string, number>;
 }
 
 export interface IdentityServer {
@@ -73,6 +88,7 @@ export interface IdentityServer {
   /** Applies the same knobs as POST /control; throws on invalid values. */
   control(change: Partial<ControlState>): ControlState;
   stats(): GoogleStats;
+  attachFronts(link: FrontsLink): void;
   close(): Promise<void>;
 }
 
@@ -171,6 +187,7 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
   const defaultSa = email(opts.serviceAccount, 'serviceAccount');
   let tokenLifetime = int(opts.tokenLifetimeSeconds ?? 3600, 'tokenLifetimeSeconds', 1, MAX_LIFETIME);
   const containerApi = opts.containerApi;
+  let fronts: FrontsLink | undefined;
 
   // Signing key for ID tokens, served as an X.509 cert (v1) and a JWK (v3). The
   // unknown key signs forged tokens for bad-signature tests.
@@ -255,13 +272,36 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
         throw new HttpError(400, err instanceof Error ? err.message : String(err));
       }
     }
+    let frontCa: Record<string, string> | undefined;
+    if (change.frontCa !== undefined) {
+      const v: unknown = change.frontCa;
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HttpError(400, 'frontCa must be an object');
+      if (!fronts) throw new HttpError(400, 'no API fronts are attached to this identity server');
+      try {
+        frontCa = fronts.setCa(v as Record<string, string>);
+      } catch (err) {
+        throw new HttpError(400, err instanceof Error ? err.message : String(err));
+      }
+    }
+    let frontUnauthorized: Record<string, number> | undefined;
+    if (change.frontUnauthorized !== undefined) {
+      const v: unknown = change.frontUnauthorized;
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HttpError(400, 'frontUnauthorized must be an object');
+      if (!fronts) throw new HttpError(400, 'no API fronts are attached to this identity server');
+      try {
+        frontUnauthorized = fronts.unauthorized(v as Record<string, number>);
+      } catch (err) {
+        throw new HttpError(400, err instanceof Error ? err.message : String(err));
+      }
+    }
     tokenLifetime = lifetime;
-    return { tokenLifetimeSeconds: tokenLifetime, containerApiFailure: containerApi?.getFailure() ?? null };
+    return { tokenLifetimeSeconds: tokenLifetime, containerApiFailure: containerApi?.getFailure() ?? null, ...(frontCa && { frontCa }), ...(frontUnauthorized && { frontUnauthorized }) };
   }
 
   const stats = (): GoogleStats => ({
     containerApi: { getCluster: containerApi?.getClusterCount() ?? 0 },
     metadata: { token: metadataTokenFetches },
+    ...(fronts && { fronts: fronts.counts() }),
   });
 
   function metadata(sa: string, req: http.IncomingMessage, url: URL, res: http.ServerResponse): void {
@@ -321,7 +361,7 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
         return json(200, stats());
       case 'POST /control': {
         const body = await readJsonObject(req);
-        onlyKeys(body, ['tokenLifetimeSeconds', 'containerApiFailure']);
+        onlyKeys(body, ['tokenLifetimeSeconds', 'containerApiFailure', 'frontCa', 'frontUnauthorized']);
         return json(200, control(body));
       }
       case 'POST /metadata-server': {
@@ -431,6 +471,9 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
     reviewToken,
     control,
     stats,
+    attachFronts(link) {
+      fronts = link;
+    },
     async close() {
       const servers = [server, ...(await Promise.all(instances.values())).map((i) => i.server)];
       await Promise.all(

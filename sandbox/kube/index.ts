@@ -41,6 +41,8 @@ export interface ControlPlane {
   readonly server: string;
   readonly caPem: string;
   readonly caFile: string;
+  /** The cluster CA's private key (the sandbox's other fronts get certificates from it). */
+  readonly caKeyFile: string;
   /** Bearer token of `admin` (group system:masters). */
   readonly adminToken: string;
   /** Admin kubeconfig, usable by kubectl and client libraries. */
@@ -195,6 +197,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     server,
     caPem,
     caFile: certs.caFile,
+    caKeyFile: certs.caKeyFile,
     adminToken,
     kubeconfig: l.adminKubeconfig,
     dir,

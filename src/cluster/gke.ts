@@ -1,8 +1,10 @@
 // `gke:` clusters: endpoint and CA from the Container API, access token from ADC.
 import type { ClusterManagerClient } from '@google-cloud/container';
 import { DeployError } from '../errors.ts';
+import type { Logger } from '../report/log.ts';
 import { caFile, loadCa } from './ca-file.ts';
 import { shared, type ClusterAccess, type Connection, type Credentials } from './connection.ts';
+import { chooseEndpoint, offeredEndpoints, type EndpointChoice } from './gke-endpoint.ts';
 import { retrying, type Backoff } from './retry.ts';
 
 export interface GkeSpec {
@@ -10,6 +12,16 @@ export interface GkeSpec {
   location: string;
   name: string;
   cacheTtlSeconds: number;
+  /** Default 'auto'. */
+  endpoint?: EndpointChoice | undefined;
+  membership?: string | undefined;
+}
+
+export interface GkeOptions {
+  /** Where the endpoint choice is logged, once per lookup. */
+  log?: Logger;
+  /** CONNECT_GATEWAY_ENDPOINT (https://host[:port]) replaces connectgateway.googleapis.com, as CONTAINER_API_ENDPOINT does for the Container API. */
+  connectGateway?: string | undefined;
 }
 
 /** How long one getCluster may take, and how long a lookup keeps retrying. */
@@ -32,9 +44,11 @@ export class GkeAccess implements ClusterAccess {
   private cached: { connection: Connection; expiresAt: number } | undefined;
   private readonly lookup = shared(() => this.fetch());
   private readonly timing: LookupTiming;
+  private readonly opts: GkeOptions;
 
-  constructor(spec: GkeSpec, containerApi: () => Promise<ClusterManagerClient>, credentials: Credentials, timing: Partial<LookupTiming> = {}) {
+  constructor(spec: GkeSpec, containerApi: () => Promise<ClusterManagerClient>, credentials: Credentials, timing: Partial<LookupTiming> = {}, opts: GkeOptions = {}) {
     this.spec = spec;
+    this.opts = opts;
     this.containerApi = containerApi;
     this.credentials = credentials;
     this.timing = { ...DEFAULT_LOOKUP_TIMING, ...timing };
@@ -75,16 +89,21 @@ export class GkeAccess implements ClusterAccess {
         { cause: err },
       );
     }
-    const endpoint = cluster.endpoint;
-    const caB64 = cluster.masterAuth?.clusterCaCertificate;
-    if (!endpoint || !caB64) {
-      throw new DeployError('CONTAINER_API_ERROR', `cluster ${this.resourceName} has no endpoint or CA (status ${String(cluster.status)})`);
+    const chosen = chooseEndpoint(this.spec.endpoint ?? 'auto', offeredEndpoints(cluster), {
+      resource: this.resourceName,
+      membership: this.spec.membership,
+      gateway: this.opts.connectGateway,
+    });
+    // Only IP endpoints present the cluster CA; the DNS endpoint and the gateway carry
+    // publicly trusted certificates, checked against the system store (no CA file).
+    let ca: Buffer | undefined;
+    if (chosen.usesClusterCa) {
+      const caB64 = cluster.masterAuth?.clusterCaCertificate;
+      if (!caB64) throw new DeployError('CONTAINER_API_ERROR', `cluster ${this.resourceName} has no CA certificate (status ${String(cluster.status)})`);
+      ca = loadCa(caFile(Buffer.from(caB64, 'base64')));
     }
-    const connection: Connection = {
-      server: `https://${endpoint}`,
-      ca: loadCa(caFile(Buffer.from(caB64, 'base64'))),
-      credentials: this.credentials,
-    };
+    this.opts.log?.('INFO', `cluster ${this.resourceName}: using the ${chosen.kind} endpoint (${chosen.reason})`, { endpointKind: chosen.kind, server: chosen.server });
+    const connection: Connection = { server: chosen.server, ...(ca && { ca }), credentials: this.credentials };
     this.cached = { connection, expiresAt: Date.now() + this.spec.cacheTtlSeconds * 1000 };
     return connection;
   }

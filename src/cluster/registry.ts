@@ -4,6 +4,7 @@
 // returns another retires the old channel, which closes once its last request is done.
 import type { ClusterManagerClient } from '@google-cloud/container';
 import type { ClusterSpec } from '../config/schema.ts';
+import type { Logger } from '../report/log.ts';
 import { AdcToken } from './adc-token.ts';
 import { Channel, DEFAULT_TIMING, KubeClient, type ChannelSource, type ClientTiming } from './client.ts';
 import type { ClusterAccess, Connection } from './connection.ts';
@@ -49,16 +50,24 @@ class ClusterChannels implements ChannelSource {
   }
 }
 
+export interface RegistryOptions {
+  log?: Logger;
+  /** Read for CONNECT_GATEWAY_ENDPOINT. */
+  env?: Record<string, string | undefined>;
+}
+
 export class ClusterRegistry {
   private readonly specs: ReadonlyMap<string, ClusterSpec>;
   private readonly timing: ClientTiming;
   private readonly clusters = new Map<string, ClusterChannels>();
   private containerApi: Promise<ClusterManagerClient> | undefined;
   private adc: AdcToken | undefined;
+  private readonly opts: RegistryOptions;
 
   /** `timing` overrides the request timeout and retry budget (tests make them short). */
-  constructor(specs: ReadonlyMap<string, ClusterSpec>, timing: Partial<ClientTiming> = {}) {
+  constructor(specs: ReadonlyMap<string, ClusterSpec>, timing: Partial<ClientTiming> = {}, opts: RegistryOptions = {}) {
     this.specs = specs;
+    this.opts = opts;
     this.timing = { ...DEFAULT_TIMING, ...timing };
   }
 
@@ -89,7 +98,10 @@ export class ClusterRegistry {
       // All GKE clusters are reached as the instance's own service account.
       this.adc ??= new AdcToken();
       const { budgetMs, baseMs, capMs } = this.timing;
-      return new GkeAccess(spec.gke, () => (this.containerApi ??= containerApiClient()), this.adc, { budgetMs, baseMs, capMs });
+      return new GkeAccess(spec.gke, () => (this.containerApi ??= containerApiClient()), this.adc, { budgetMs, baseMs, capMs }, {
+        ...(this.opts.log && { log: this.opts.log }),
+        connectGateway: (this.opts.env ?? process.env).CONNECT_GATEWAY_ENDPOINT,
+      });
     }
     if ('endpoint' in spec) return new StaticEndpointAccess(spec.endpoint);
     if ('inCluster' in spec) return inClusterAccess(spec.inCluster === true ? undefined : spec.inCluster.serviceAccountDir);

@@ -19,5 +19,9 @@ export function productionProblems(raw: unknown, env: NodeJS.ProcessEnv): string
   if (env.CONTAINER_API_ENDPOINT) {
     problems.push(`CONTAINER_API_ENDPOINT: a plaintext Container API endpoint ${why}; unset it to use Google's`);
   }
+  if (env.CONNECT_GATEWAY_ENDPOINT) {
+    // It receives the ADC access token: only Google's own gateway may.
+    problems.push(`CONNECT_GATEWAY_ENDPOINT: another Connect gateway than connectgateway.googleapis.com ${why}; unset it`);
+  }
   return problems;
 }

@@ -37,12 +37,27 @@ const pubsubAuth = z.union(
 /** Pub/Sub message kinds a target accepts beyond its rules (Artifact Registry and Cloud Build messages reach it only through rules). */
 export const MESSAGE_KINDS = ['intent'] as const;
 
+const ENDPOINT_KINDS = ['auto', 'dns', 'internal', 'public', 'connect-gateway'] as const;
+type EndpointKindName = (typeof ENDPOINT_KINDS)[number];
+
 const gke = z.strictObject({
   project: nonEmpty,
   location: nonEmpty,
   name: nonEmpty,
   /** How long a warm instance trusts the endpoint and CA it looked up. */
   cacheTtlSeconds: z.number().int().positive().default(600),
+  /** Which control-plane endpoint to reach (src/cluster/gke-endpoint.ts); absent means `auto`, which picks from what the cluster offers. */
+  // A refined string, not z.enum: an enum's failure aborts the cluster union, whose
+  // error would then only say "must have exactly one of gke, …" without the path.
+  endpoint: z
+    .string()
+    .refine((v): v is EndpointKindName => (ENDPOINT_KINDS as readonly string[]).includes(v), 'must be auto, dns, internal, public or connect-gateway')
+    .optional(),
+  /** Fleet membership for `connect-gateway`: projects/P/locations/L/memberships/M (default: the cluster's own `fleet.membership`). */
+  membership: z
+    .string()
+    .regex(/^(\/\/gkehub\.googleapis\.com\/)?projects\/[^/\s]+\/locations\/[^/\s]+\/memberships\/[^/\s]+$/, 'must be projects/PROJECT/locations/LOCATION/memberships/NAME')
+    .optional(),
 });
 
 const endpoint = z.strictObject({

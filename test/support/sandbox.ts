@@ -56,6 +56,8 @@ export async function namespace(prefix = 't'): Promise<string> {
 export interface Stats {
   containerApi: { getCluster: number };
   metadata: { token: number };
+  /** Requests per API front (sandbox/fronts.ts). */
+  fronts?: { dns: number; internal: number; connectGateway: number };
 }
 
 export async function stats(): Promise<Stats> {

@@ -145,3 +145,26 @@ test('targets.accept: only the intent kind, off by default, and only where /pubs
     ['targets.a.accept: intent needs auth.pubsub (without it /pubsub is not served)'],
   );
 });
+
+test('clusters.<name>.gke.endpoint and membership: one of the kinds, a full membership name', () => {
+  const config = parseConfig(
+    `auth: { direct: none }
+clusters:
+  gw: { gke: { project: p, location: l, name: n, endpoint: connect-gateway, membership: projects/p/locations/global/memberships/m } }
+  dns: { gke: { project: p, location: l, name: n, endpoint: dns } }
+targets: { t: { cluster: gw, namespace: n, deployment: web, images: [r.io/a/b] } }
+`,
+    '/nowhere/deployer.yaml',
+  );
+  assert.deepEqual(config.clusters.get('gw'), { gke: { project: 'p', location: 'l', name: 'n', cacheTtlSeconds: 600, endpoint: 'connect-gateway', membership: 'projects/p/locations/global/memberships/m' } });
+  const got = problems(`
+auth: { direct: none }
+clusters:
+  a: { gke: { project: p, location: l, name: n, endpoint: private } }
+  b: { gke: { project: p, location: l, name: n, endpoint: connect-gateway, membership: m } }
+targets: { t: { cluster: a, namespace: n, deployment: web, images: [r.io/a/b] } }
+`);
+  assert.equal(got.length, 2, got.join('\n'));
+  assert.match(got[0] ?? '', /^clusters\.a\.gke\.endpoint: must be auto, dns, internal, public or connect-gateway/);
+  assert.match(got[1] ?? '', /^clusters\.b\.gke\.membership: must be projects\/PROJECT\/locations\/LOCATION\/memberships\/NAME/);
+});
