@@ -49,7 +49,7 @@ describe('POST /deploy, gke target', () => {
     assert.equal(await liveImage(ns), `${REPO}:1.0.0`);
     const line = fn.logs.find((l) => l.requestId === first.body.requestId);
     assert.equal(line?.severity, 'INFO');
-    assert.equal(line?.trace, `projects/sandbox-project/traces/${traceId}`);
+    assert.equal(line?.['logging.googleapis.com/trace'], `projects/sandbox-project/traces/${traceId}`);
     assert.equal(line?.target, 'web');
     assert.equal(typeof line?.durationMs, 'number');
     const svc = await kubectlJson<{ spec: { ports: { port: number }[] } }>(['-n', ns, 'get', 'service', 'web']);

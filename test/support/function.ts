@@ -8,13 +8,16 @@ import * as ff from '@google-cloud/functions-framework';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { createApp } from '../../src/app.ts';
 import { loadConfigFile } from '../../src/config/load.ts';
-import type { Logger } from '../../src/report/log.ts';
+import { jsonLogger } from '../../src/report/log.ts';
 import { guardServer } from '../../src/sources/body-limit.ts';
 
 export interface RunningFunction {
   url: string;
   dir: string;
+  /** Parsed log entries, as Cloud Logging would see them (the trace is `logging.googleapis.com/trace`). */
   logs: { severity: string; message: string; [k: string]: unknown }[];
+  /** The exact text the production logger wrote, one JSON line per entry: what leak checks search. */
+  lines: string[];
   post(route: string, body: unknown, headers?: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }>;
   close(): Promise<void>;
 }
@@ -27,7 +30,12 @@ export async function startFunction(configYaml: string, files: Record<string, st
   for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
   await writeFile(path.join(dir, 'deployer.yaml'), configYaml);
   const logs: RunningFunction['logs'] = [];
-  const log: Logger = (severity, message, fields) => logs.push({ severity, message, ...fields });
+  const lines: string[] = [];
+  // The production logger (redaction and all), writing to memory instead of stdout.
+  const log = jsonLogger((line) => {
+    lines.push(line);
+    logs.push(JSON.parse(line) as RunningFunction['logs'][number]);
+  });
   const app = createApp(loadConfigFile(path.join(dir, 'deployer.yaml')), log, { ...process.env, ...env });
   const name = `deploy-test-${++seq}`;
   ff.http(name, app.handler);
@@ -41,6 +49,7 @@ export async function startFunction(configYaml: string, files: Record<string, st
     url,
     dir,
     logs,
+    lines,
     async post(route, body, headers = {}) {
       const res = await fetch(url + route, {
         method: 'POST',
