@@ -13,7 +13,8 @@ import { selfSignedCertPem } from './x509.ts';
 
 export interface GoogleStats {
   containerApi: { getCluster: number };
-  metadata: { token: number };
+  /** `lastExpiresAt`: when the last metadata-server token expires (ms since the epoch; 0 before the first). */
+  metadata: { token: number; lastExpiresAt: number };
   /** TokenReviews answered unauthenticated because of rejectNextTokenReviews. */
   tokenReview: { rejected: number };
 }
@@ -191,6 +192,7 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
 
   const tokens = new Map<string, { email: string; expiresAt: number; metadata: boolean }>();
   let metadataTokenFetches = 0;
+  let lastExpiresAt = 0;
   let rejectNext = 0;
   let rejected = 0;
 
@@ -276,7 +278,7 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
 
   const stats = (): GoogleStats => ({
     containerApi: { getCluster: containerApi?.getClusterCount() ?? 0 },
-    metadata: { token: metadataTokenFetches },
+    metadata: { token: metadataTokenFetches, lastExpiresAt },
     tokenReview: { rejected },
   });
 
@@ -309,6 +311,7 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
       case 'token': {
         metadataTokenFetches++;
         const { token, expiresIn } = mintAccessToken(sa, tokenLifetime, true);
+        lastExpiresAt = tokens.get(token)?.expiresAt ?? 0;
         res.writeHead(200, { 'Content-Type': 'application/json' });
         res.end(JSON.stringify({ access_token: token, expires_in: expiresIn, token_type: 'Bearer' }));
         return;

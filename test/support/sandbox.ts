@@ -54,7 +54,7 @@ export async function namespace(prefix = 't'): Promise<string> {
 
 export interface Stats {
   containerApi: { getCluster: number };
-  metadata: { token: number };
+  metadata: { token: number; lastExpiresAt: number };
   tokenReview: { rejected: number };
 }
 
