@@ -1,5 +1,5 @@
 // What the README promises and no other test showed through the sandbox: the health
-// route, the start-up WARNING for "none", the NOT_FOUND and CONTAINER_NOT_FOUND answers,
+// route, the start-up WARNING for "none", the NOT_FOUND, CLUSTER_ERROR and CONTAINER_NOT_FOUND answers,
 // the clusterScoped allow path, reconcile of an image-only target and of a deleted
 // Deployment, and a kubeconfig credential asked for again after a 401.
 import assert from 'node:assert/strict';
@@ -226,4 +226,21 @@ test('kubeconfig: an exec credential is kept until the cluster answers 401, then
   } finally {
     await fn.close();
   }
+});
+
+test('a refusal the deployer has no name for (413 from the API server) → 502 CLUSTER_ERROR, nothing applied', async (t) => {
+  const info = await useSandboxEnv();
+  const ns = await namespace('cluster-error');
+  // Over the API server's 3 MiB request limit: it answers 413, a status no other code covers.
+  const big = stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'big' }, data: { blob: 'x'.repeat(3.5 * 1024 * 1024) } });
+  const fn = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns, { manifests: ['web.yaml', 'big.yaml'] }) } }), {
+    'web.yaml': fixture('manifests/web.yaml'),
+    'big.yaml': big,
+  });
+  t.after(() => fn.close());
+  const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:1` });
+  assert.equal(res.status, 502, JSON.stringify(res.body));
+  assert.equal(codeOf(res.body), 'CLUSTER_ERROR');
+  assert.equal(await exists('deployment', 'web', ns), false, 'the whole target is refused, the valid Deployment too');
+  assert.equal(await exists('configmap', 'big', ns), false);
 });
