@@ -31,11 +31,14 @@ async function liveImage(ns: string, name = 'web'): Promise<string | undefined> 
 describe('POST /deploy, gke target', () => {
   let fn: RunningFunction;
   let ns: string;
+  let firstNs: string;
 
   before(async () => {
     const info = await useSandboxEnv();
     ns = await namespace('web');
-    fn = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns) } }), {
+    firstNs = await namespace('web-first');
+    // first: only the create/configure/unchanged test deploys it, so it starts from nothing in any test order.
+    fn = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns), first: webTarget(firstNs) } }), {
       'web.yaml': fixture('manifests/web.yaml'),
     });
   });
@@ -43,48 +46,48 @@ describe('POST /deploy, gke target', () => {
 
   test('creates, then configures, then reports unchanged — as the API server sees it', async () => {
     const traceId = '105445aa7843bc8bf206b12000100000';
-    const first = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.0.0` }, { 'x-cloud-trace-context': `${traceId}/1;o=1` });
+    const first = await fn.post('/deploy', { target: 'first', image: `${REPO}:1.0.0` }, { 'x-cloud-trace-context': `${traceId}/1;o=1` });
     assert.equal(first.status, 200, JSON.stringify(first.body));
     assert.equal(first.body.status, 'ready');
     assert.deepEqual(
       (first.body.objects as Record<string, unknown>[]).map(({ kind, name, namespace, action, readiness }) => ({ kind, name, namespace, action, readiness })),
       [
-        { kind: 'Deployment', name: 'web', namespace: ns, action: 'created', readiness: 'ready' },
-        { kind: 'Service', name: 'web', namespace: ns, action: 'created', readiness: 'applied' },
+        { kind: 'Deployment', name: 'web', namespace: firstNs, action: 'created', readiness: 'ready' },
+        { kind: 'Service', name: 'web', namespace: firstNs, action: 'created', readiness: 'applied' },
       ],
     );
-    assert.equal(await liveImage(ns), `${REPO}:1.0.0`);
+    assert.equal(await liveImage(firstNs), `${REPO}:1.0.0`);
     const line = fn.logs.find((l) => l.requestId === first.body.requestId);
     assert.equal(line?.severity, 'INFO');
     assert.equal(line?.['logging.googleapis.com/trace'], `projects/sandbox-project/traces/${traceId}`);
-    assert.equal(line?.target, 'web');
+    assert.equal(line?.target, 'first');
     assert.equal(typeof line?.durationMs, 'number');
-    const svc = await kubectlJson<{ spec: { ports: { port: number }[] } }>(['-n', ns, 'get', 'service', 'web']);
+    const svc = await kubectlJson<{ spec: { ports: { port: number }[] } }>(['-n', firstNs, 'get', 'service', 'web']);
     assert.equal(svc.spec.ports[0]?.port, 80);
 
-    const second = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.1.0` });
+    const second = await fn.post('/deploy', { target: 'first', image: `${REPO}:1.1.0` });
     assert.equal(second.status, 200);
     assert.deepEqual(
       (second.body.objects as { action: string }[]).map((o) => o.action),
       ['configured', 'unchanged'],
     );
-    assert.equal(await liveImage(ns), `${REPO}:1.1.0`);
+    assert.equal(await liveImage(firstNs), `${REPO}:1.1.0`);
 
-    const revision = (await kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', 'web'])).metadata.annotations['deployment.kubernetes.io/revision'];
-    const third = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.1.0` });
+    const revision = (await kubectlJson<Deployment>(['-n', firstNs, 'get', 'deployment', 'web'])).metadata.annotations['deployment.kubernetes.io/revision'];
+    const third = await fn.post('/deploy', { target: 'first', image: `${REPO}:1.1.0` });
     assert.equal(third.status, 200);
     assert.deepEqual(
       (third.body.objects as { action: string }[]).map((o) => o.action),
       ['unchanged', 'unchanged'],
     );
-    const live = await kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', 'web']);
+    const live = await kubectlJson<Deployment>(['-n', firstNs, 'get', 'deployment', 'web']);
     // A new event with the same image only records the event: no new ReplicaSet, no restart.
     assert.equal(live.metadata.annotations['deployment.kubernetes.io/revision'], revision, 'an identical deploy starts no rollout');
     assert.equal(live.metadata.annotations['gke-deployer/event-id'], third.body.requestId);
-    const replay = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.1.0`, eventId: String(third.body.requestId), eventTime: live.metadata.annotations['gke-deployer/event-time'] });
+    const replay = await fn.post('/deploy', { target: 'first', image: `${REPO}:1.1.0`, eventId: String(third.body.requestId), eventTime: live.metadata.annotations['gke-deployer/event-time'] });
     assert.equal(replay.body.status, 'duplicate');
     // Any write, annotation-only included, bumps resourceVersion and the managedFields time.
-    await assertUnwritten(ns, live, 'the same event again writes nothing');
+    await assertUnwritten(firstNs, live, 'the same event again writes nothing');
     assert.equal(live.metadata.annotations['gke-deployer/image'], `${REPO}:1.1.0`);
     assert.equal(live.metadata.annotations['gke-deployer/source'], 'direct');
     // The stamp names the deploy that set the current image.
@@ -92,10 +95,12 @@ describe('POST /deploy, gke target', () => {
     assert.match(live.metadata.annotations['kubernetes.io/change-cause'] ?? '', /1\.1\.0/);
 
     // kwok runs the pods: the rollout really completes.
-    await kubectl(['-n', ns, 'rollout', 'status', 'deployment/web', '--timeout=90s']);
+    await kubectl(['-n', firstNs, 'rollout', 'status', 'deployment/web', '--timeout=90s']);
   });
 
   test('a dry run validates and reports but changes nothing', async () => {
+    // Its own starting point, whichever tests ran before.
+    assert.equal((await fn.post('/deploy', { target: 'web', image: `${REPO}:dry-base` })).status, 200);
     const before = await kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', 'web']);
     const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:9.9.9`, dryRun: true });
     assert.equal(res.status, 200, JSON.stringify(res.body));

@@ -13,15 +13,18 @@ const CALLER = 'ci@sandbox-project.iam.gserviceaccount.com';
 describe('POST /deploy with auth.direct OIDC', () => {
   let fn: RunningFunction;
   let ns: string;
+  let refusedNs: string;
 
   before(async () => {
     const info = await useSandboxEnv();
     ns = await namespace('auth');
+    refusedNs = await namespace('auth-refused');
     fn = await startFunction(
       configYaml({
         auth: { direct: { audience: AUDIENCE, serviceAccounts: [CALLER] }, certsUrl: info.certsUrl },
         clusters: { sandbox: gkeCluster(info) },
-        targets: { web: webTarget(ns) },
+        // guarded: only refused requests name it, so "nothing applied" holds in any test order.
+        targets: { web: webTarget(ns), guarded: webTarget(refusedNs) },
       }),
       { 'web.yaml': fixture('manifests/web.yaml') },
     );
@@ -51,10 +54,10 @@ describe('POST /deploy with auth.direct OIDC', () => {
     test(`${name} → 401, nothing applied, the token in neither answer nor log`, async () => {
       const sent = await headers();
       const from = fn.lines.length;
-      const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:1` }, sent);
+      const res = await fn.post('/deploy', { target: 'guarded', image: `${REPO}:1` }, sent);
       assert.equal(res.status, 401, JSON.stringify(res.body));
       assert.equal((res.body.error as { code: string }).code, 'UNAUTHENTICATED');
-      assert.equal(await exists('deployment', 'web', ns), false);
+      assert.equal(await exists('deployment', 'web', refusedNs), false);
       if (sent.authorization) assertNotEchoed(sent.authorization.slice('Bearer '.length), res.body, from);
     });
   }
