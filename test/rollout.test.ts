@@ -286,3 +286,38 @@ describe('a target that only runs a Job', () => {
     }
   });
 });
+
+describe('/pubsub and the rollout', () => {
+  test('a message whose image fails is rolled back and acknowledged (a redelivery would only fail again)', async () => {
+    const info = await useSandboxEnv();
+    const ns = await namespace('ro');
+    const fn = await startFunction(
+      configYaml({
+        auth: { direct: 'none', pubsub: 'none' },
+        clusters: { sandbox: gkeCluster(info) },
+        targets: { web: webTarget(ns) },
+        rules: [{ source: 'artifact-registry', repository: REPO, targets: ['web'] }],
+      }),
+      { 'web.yaml': fixture('manifests/web.yaml') },
+    );
+    const push = (tag: string, id: string) => ({
+      message: { data: Buffer.from(JSON.stringify({ action: 'INSERT', tag: `${REPO}:${tag}` })).toString('base64'), messageId: id, publishTime: new Date().toISOString() },
+      subscription: 'projects/sandbox-project/subscriptions/gke-deployer-rollout',
+    });
+    try {
+      const good = await fn.post('/pubsub', push('1.0.0', '7000001'));
+      assert.equal(good.status, 200, JSON.stringify(good.body));
+      assert.equal((good.body.results as Result[])[0]?.status, 'ready');
+      const bad = await fn.post('/pubsub', push('fail-pull-9', '7000002'));
+      assert.equal(bad.status, 200, JSON.stringify(bad.body));
+      assert.equal(bad.body.acknowledged, true);
+      const result = (bad.body.results as Result[])[0];
+      assert.equal(result?.status, 'rolled-back');
+      assert.match(result?.reason ?? '', /^ImagePullBackOff/);
+      assert.ok(fn.logs.some((l) => l.severity === 'ERROR' && l.requestId === '7000002' && l.status === 'rolled-back'));
+      assert.equal(image(await deployment(ns)), `${REPO}:1.0.0`);
+    } finally {
+      await fn.close();
+    }
+  });
+});

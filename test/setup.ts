@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { readSandboxInfo, startSandbox, type Sandbox } from '../sandbox/index.ts';
 import { isRunning } from '../sandbox/process.ts';
+import { findLeaks, leakCheckCounts, resetLeakCheck } from './support/leaks.ts';
 
 let sandbox: Sandbox | undefined;
 
@@ -20,6 +21,7 @@ export async function globalSetup(): Promise<void> {
   const reuse = process.env.SANDBOX_DIR;
   if (reuse && (await alive(reuse))) {
     console.error(`[test] reusing the sandbox in ${reuse}`);
+    resetLeakCheck(reuse);
     return;
   }
   const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-test-'));
@@ -30,5 +32,15 @@ export async function globalSetup(): Promise<void> {
 }
 
 export async function globalTeardown(): Promise<void> {
+  const dir = process.env.SANDBOX_DIR;
   await sandbox?.stop();
+  if (!dir) return;
+  // Every token and secret the tests used, against every log line and answer the function gave.
+  const leaks = findLeaks(dir);
+  const { secrets, outputs } = leakCheckCounts(dir);
+  console.error(`[test] leak check: ${secrets} secrets against ${outputs} log lines and answers: ${leaks.length} leaked`);
+  if (leaks.length > 0) {
+    for (const leak of leaks) console.error(`[test] LEAKED ${leak.secret} in: ${leak.line}`);
+    throw new Error(`${leaks.length} secrets appeared in the function's logs or answers`);
+  }
 }

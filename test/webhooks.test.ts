@@ -265,3 +265,24 @@ describe('POST /webhooks/gitlab', () => {
     assert.equal(await exists('deployment', 'web', ns), false);
   });
 });
+
+describe('webhooks and the rollout', () => {
+  test('a push whose image fails is answered 200 rolled-back; replaying the delivery is a duplicate', async (t) => {
+    const { fn, ns } = await deployerWith(t, [
+      { source: 'github', repository: 'Codertocat/Hello-World', branch: 'master', image: `${GHCR}:fail-pull-\${shortSha}`, targets: ['web'] },
+    ]);
+    const good = await fn.post('/deploy', { target: 'web', image: `${GHCR}:1.0.0` });
+    assert.equal(good.status, 200, JSON.stringify(good.body));
+    const body = event('github-push');
+    const res = await github(fn, 'push', body, { 'x-github-delivery': 'b1a2c3d4-0000-4000-8000-00000000f411' });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.status, 'rolled-back');
+    assert.match(String(res.body.reason), /^ImagePullBackOff/);
+    assert.equal(await liveImage(ns), `${GHCR}:1.0.0`);
+    // A captured delivery sent again: same id, same signature. Nothing is deployed again.
+    const replay = await github(fn, 'push', body, { 'x-github-delivery': 'b1a2c3d4-0000-4000-8000-00000000f411' });
+    assert.equal(replay.status, 200, JSON.stringify(replay.body));
+    assert.equal(replay.body.status, 'duplicate');
+    assert.equal(await liveImage(ns), `${GHCR}:1.0.0`);
+  });
+});

@@ -2,6 +2,7 @@
 // in the target's namespace, held while a deploy decides (stale? duplicate?) and writes.
 // Cloud Run runs many instances, so an in-process mutex would not do. The Lease expires
 // on its own if its holder dies; it is not held through the rollout wait.
+import { randomBytes } from 'node:crypto';
 import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
 import type { KubeClient } from '../cluster/client.ts';
 import { DeployError } from '../errors.ts';
@@ -19,7 +20,9 @@ export function leaseName(target: string): string {
 }
 
 /** Waits for the Lease until `deadline`; then CLUSTER_UNAVAILABLE (retryable: a redelivery tries again). */
-export async function lockTarget(client: KubeClient, namespace: string, target: string, holder: string, deadline: number): Promise<Lock> {
+export async function lockTarget(client: KubeClient, namespace: string, target: string, requestId: string, deadline: number): Promise<Lock> {
+  // Unique per attempt: a redelivery of the same request must not take the Lease for its own.
+  const holder = `${requestId.slice(0, 100)}/${randomBytes(6).toString('hex')}`;
   const ref = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: leaseName(target), namespace } };
   const lease = (resourceVersion?: string): KubernetesObject & { spec: unknown } => ({
     ...ref,

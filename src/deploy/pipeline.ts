@@ -1,9 +1,8 @@
 // source → DeployIntent → policy → cluster access → [preDeploy Jobs] → apply → rollout
 // (wait, roll back on failure) → DeployResult, which the report stage logs.
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { Config, Target } from '../config/load.ts';
+import type { Config } from '../config/load.ts';
 import type { ClusterRegistry } from '../cluster/registry.ts';
-import type { KubeClient } from '../cluster/client.ts';
 import { applyImage, applyObjects, recordedImage, type Applied } from '../apply/apply.ts';
 import { objectDiff } from '../apply/diff.ts';
 import { apiError } from '../apply/errors.ts';
@@ -13,10 +12,8 @@ import { anchorOf, judge } from '../apply/order.ts';
 import { renderManifests, type Stamp } from '../apply/render.ts';
 import { DeployError } from '../errors.ts';
 import { authorize, resolveTarget } from '../policy/policy.ts';
-import { jobLogTail } from '../rollout/job-logs.ts';
 import { runPreDeploy } from '../rollout/pre-deploy.ts';
-import { imageBefore, rollback } from '../rollout/rollback.ts';
-import { waitForRollout, type WaitResult } from '../rollout/wait.ts';
+import { rollOut } from '../rollout/rollout.ts';
 import type { DeployIntent } from './intent.ts';
 import type { DeployResult, ObjectResult } from './result.ts';
 
@@ -36,8 +33,6 @@ export interface DeployContext {
 
 export type Deployer = (intent: DeployIntent, ctx?: DeployContext) => Promise<DeployResult>;
 
-/** Workload kinds a rollback restores (a Job is not rolled back: it ran). */
-const RESTORABLE = new Set(['Deployment', 'StatefulSet', 'DaemonSet']);
 /** Of the request's time, what is kept back for a rollback and its wait (at most a minute). */
 const ROLLBACK_SHARE = 0.25;
 const ROLLBACK_RESERVE_MAX_MS = 60_000;
@@ -124,60 +119,22 @@ export function deployer({ config, clusters }: Deps): Deployer {
     } finally {
       await lock?.release();
     }
-    const reports: ObjectResult[] = applied.map((a) => ({ ...a.report }));
     if (intent.dryRun) {
       return result('dry-run', { objects: applied.map((a) => ({ ...a.report, diff: objectDiff(a.change.before, a.change.after) })) });
     }
-    if (!target.rollout.wait) return result('applied', { objects: reports });
+    if (!target.rollout.wait) return result('applied', { objects: applied.map((a) => a.report) });
 
-    const waited = await waitForRollout(client, applied.map((a) => a.change.after), waitOpts);
-    const objectsWith = (w: WaitResult) => merge(reports, w);
-    if (waited.state === 'ready') {
-      return result(applied.some((a) => RESTORABLE.has(a.report.kind) || a.report.kind === 'Job') ? 'ready' : 'applied', { objects: objectsWith(waited) });
-    }
-    // Out of time before the rollout said either way, with the request ending: unknown state.
-    if (waited.state === 'timed-out' && waitEnd < rolloutEnd) {
-      return result('timed-out', { stage: 'rollout', reason: waited.reason ?? 'the request deadline came first', objects: objectsWith(waited) });
-    }
-    const reason = waited.state === 'timed-out' ? `Timeout: ${target.rollout.timeout / 1000}s passed; ${waited.reason ?? ''}` : (waited.reason ?? 'the rollout failed');
-    const logs = await failedJobLogs(client, applied, waited, target);
-    const failed = (extra: Partial<DeployResult> = {}) => result('failed', { stage: 'rollout', reason, failedImage: image.ref, objects: objectsWith(waited), ...(logs && { logs }), ...extra });
-
-    const changes = applied.filter((a) => RESTORABLE.has(a.report.kind) && (a.report.action === 'created' || a.report.action === 'configured')).map((a) => a.change);
-    if (!target.rollout.rollback) return failed();
-    if (changes.length === 0) return failed({ reason: `${reason} (nothing to roll back: this deploy changed no workload)` });
-    const restoredImage = imageBefore(changes[0]!, target.container);
-    const undone = await rollback(client, changes, fieldManager);
-    if (!undone.ok) return failed({ reason: `${reason}; ${undone.reason}` });
-    const again = await waitForRollout(client, undone.restored, { ...waitOpts, deadline: Math.min(Date.now() + target.rollout.timeout, deadline) });
-    const rolledBack = merge(
-      undone.restored.map((o) => ({ kind: o.kind ?? '', name: o.metadata?.name ?? '', namespace: target.namespace, action: 'configured' as const })),
-      again,
-    );
-    if (again.state !== 'ready') {
-      return failed({ stage: 'rollback', reason: `${reason}; the rollback did not become ready: ${again.reason ?? again.state}`, rolledBack });
-    }
-    return result('rolled-back', {
-      stage: 'rollout',
-      reason,
-      failedImage: image.ref,
-      ...(restoredImage !== undefined && { restoredImage }),
-      objects: objectsWith(waited),
-      rolledBack,
-      ...(undone.deleted.length > 0 && { deleted: undone.deleted.map((o) => `${o.kind ?? ''}/${o.metadata?.name ?? ''}`) }),
+    const { status, ...rest } = await rollOut(client, applied, {
+      ...waitOpts,
+      rolloutEnd,
+      requestDeadline: deadline,
+      timeoutMs: target.rollout.timeout,
+      rollback: target.rollout.rollback,
+      fieldManager,
+      image: image.ref,
+      ...container,
     });
+    return result(status, rest);
   };
 }
 
-function merge(reports: ObjectResult[], waited: WaitResult): ObjectResult[] {
-  return reports.map((r) => {
-    const w = waited.objects.find((o) => o.kind === r.kind && o.name === r.name);
-    return w ? { ...r, readiness: w.readiness, message: w.message, ...(w.readyMs !== undefined && { readyMs: w.readyMs }) } : r;
-  });
-}
-
-/** A target that runs a Job: its failure is explained by the Job's own log. */
-async function failedJobLogs(client: KubeClient, applied: Applied[], waited: WaitResult, target: Target): Promise<string[] | undefined> {
-  const job = applied.find((a) => a.report.kind === 'Job' && waited.objects.some((o) => o.kind === 'Job' && o.name === a.report.name && o.readiness === 'failed'));
-  return job ? jobLogTail(client, job.change.after, target.namespace, target.container) : undefined;
-}

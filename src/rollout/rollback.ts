@@ -90,6 +90,12 @@ function restoreBody(c: Change, resourceVersion: string): KubernetesObject {
   const applied = structuredClone(c.applied) as KubernetesObject & { spec?: { template?: PodTemplate } };
   const annotations = Object.fromEntries(Object.entries(applied.metadata?.annotations ?? {}).filter(([k]) => !STAMPS.has(k)));
   for (const [k, v] of Object.entries(before.metadata?.annotations ?? {})) if (STAMPS.has(k)) annotations[k] = v;
+  // The failed event stays recorded: it was handled (rolled back), so its redelivery or a
+  // replay is a duplicate and an older event stays stale, instead of failing all over again.
+  for (const k of [ANNOTATIONS.eventId, ANNOTATIONS.eventTime]) {
+    const v = applied.metadata?.annotations?.[k];
+    if (v !== undefined) annotations[k] = v;
+  }
   const template = applied.spec?.template;
   if (template && c.imageOnly) {
     // Only the image field is ours: restore just that.

@@ -10,6 +10,7 @@ import { createApp } from '../../src/app.ts';
 import { loadConfigFile } from '../../src/config/load.ts';
 import { jsonLogger } from '../../src/report/log.ts';
 import { guardServer } from '../../src/sources/body-limit.ts';
+import { recordOutput, rememberConfiguredSecrets } from './leaks.ts';
 
 export interface RunningFunction {
   url: string;
@@ -31,11 +32,14 @@ export async function startFunction(configYaml: string, files: Record<string, st
   await writeFile(path.join(dir, 'deployer.yaml'), configYaml);
   const logs: RunningFunction['logs'] = [];
   const lines: string[] = [];
-  // The production logger (redaction and all), writing to memory instead of stdout.
+  // The production logger (redaction and all), writing to memory instead of stdout; every
+  // line also goes to the suite-wide leak check (./leaks.ts).
   const log = jsonLogger((line) => {
     lines.push(line);
+    recordOutput(line.trimEnd());
     logs.push(JSON.parse(line) as RunningFunction['logs'][number]);
   });
+  rememberConfiguredSecrets(configYaml, { ...process.env, ...env });
   const app = createApp(loadConfigFile(path.join(dir, 'deployer.yaml')), log, { ...process.env, ...env });
   const name = `deploy-test-${++seq}`;
   ff.http(name, app.handler);
@@ -50,24 +54,28 @@ export async function startFunction(configYaml: string, files: Record<string, st
     dir,
     logs,
     lines,
-    async post(route, body, headers = {}) {
-      const res = await fetch(url + route, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...headers },
-        body: typeof body === 'string' ? body : JSON.stringify(body),
-      });
-      const text = await res.text();
-      let parsed: Record<string, unknown>;
-      try {
-        parsed = JSON.parse(text) as Record<string, unknown>;
-      } catch {
-        parsed = { raw: text };
-      }
-      return { status: res.status, body: parsed };
-    },
+    post: (route, body, headers) => postJson(url, route, body, headers),
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await app.close();
     },
   };
+}
+
+/** POSTs JSON (or a raw string) and reads the answer as JSON, or `{raw}` when it is not. */
+export async function postJson(url: string, route: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(url + route, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  recordOutput(text);
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    parsed = { raw: text };
+  }
+  return { status: res.status, body: parsed };
 }

@@ -6,6 +6,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { postJson } from './function.ts';
+import { recordOutput, rememberConfiguredSecrets } from './leaks.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const cli = path.join(root, 'node_modules/@google-cloud/functions-framework/build/src/main.js');
@@ -32,6 +34,7 @@ export async function spawnFunction(configYaml: string, files: Record<string, st
   const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-proc-'));
   for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
   await writeFile(path.join(dir, 'deployer.yaml'), configYaml);
+  rememberConfiguredSecrets(configYaml, { ...process.env, ...env });
   const port = await freePort();
   const child: ChildProcess = spawn(process.execPath, [cli, '--target=deploy', `--source=${path.join(root, 'src/index.ts')}`, `--port=${port}`], {
     cwd: dir,
@@ -46,6 +49,7 @@ export async function spawnFunction(configYaml: string, files: Record<string, st
     const lines = buffered.split('\n');
     buffered = lines.pop() ?? '';
     for (const line of lines) {
+      recordOutput(line);
       try {
         logs.push(JSON.parse(line) as Record<string, unknown>);
       } catch {
@@ -69,17 +73,7 @@ export async function spawnFunction(configYaml: string, files: Record<string, st
   return {
     url,
     logs,
-    async post(route, body, headers = {}) {
-      const res = await fetch(url + route, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
-      const text = await res.text();
-      let parsed: Record<string, unknown>;
-      try {
-        parsed = JSON.parse(text) as Record<string, unknown>;
-      } catch {
-        parsed = { raw: text };
-      }
-      return { status: res.status, body: parsed };
-    },
+    post: (route, body, headers) => postJson(url, route, body, headers),
     async close() {
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 3000);

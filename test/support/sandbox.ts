@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { readSandboxInfo, type SandboxInfo } from '../../sandbox/index.ts';
+import { rememberSecret } from './leaks.ts';
 
 const exec = promisify(execFile);
 let cached: SandboxInfo | undefined;
@@ -70,11 +71,15 @@ export async function control(change: { tokenLifetimeSeconds?: number; container
 export async function idToken(req: { audience: string; email: string; emailVerified?: boolean; expiresInSeconds?: number; signWithUnknownKey?: boolean }): Promise<string> {
   const res = await fetch(`${(await sandbox()).identity}/id-token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(req) });
   if (!res.ok) throw new Error(`id-token: ${res.status} ${await res.text()}`);
-  return ((await res.json()) as { token: string }).token;
+  const { token } = (await res.json()) as { token: string };
+  rememberSecret(token);
+  return token;
 }
 
 export async function accessToken(email: string, lifetimeSeconds?: number): Promise<string> {
   const res = await fetch(`${(await sandbox()).identity}/access-token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, lifetimeSeconds }) });
   if (!res.ok) throw new Error(`access-token: ${res.status} ${await res.text()}`);
-  return ((await res.json()) as { token: string }).token;
+  const { token } = (await res.json()) as { token: string };
+  rememberSecret(token);
+  return token;
 }

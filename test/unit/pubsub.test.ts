@@ -165,7 +165,8 @@ describe('the three kinds of message', () => {
   test('(c) a successful Cloud Build deploys its pushed image by digest, one deploy per target', () => {
     const d = receive(event('cloud-build-success'));
     assert.equal(d.id, '13672601782019873');
-    assert.deepEqual(d.intents, [{ target: 'web', image: `${REPO}:v1.4.0@${DIGEST}`, dryRun: false, source: 'pubsub/cloud-build' }]);
+    // Ordered by when the build finished, not when the notification was published.
+    assert.deepEqual(d.intents, [{ target: 'web', image: `${REPO}:v1.4.0@${DIGEST}`, dryRun: false, source: 'pubsub/cloud-build', eventTime: '2025-03-14T09:31:05.996184Z' }]);
     assert.equal(d.context?.buildId, '5f4b2c1e-8d3a-4e7b-9c61-2a0f9e8d7c6b');
     assert.equal(d.context?.buildStatus, 'SUCCESS');
     assert.equal(d.context?.commit, '8f3c2a1d9b7e6f5a4c3b2a1908f7e6d5c4b3a291');

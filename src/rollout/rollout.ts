@@ -1,0 +1,80 @@
+// The rollout stage: wait for what was applied; when it fails, roll back and wait for
+// that; say how it ended. Knows nothing of where the deploy came from.
+import type { KubeClient } from '../cluster/client.ts';
+import type { Applied } from '../apply/apply.ts';
+import type { DeployResult, ObjectResult } from '../deploy/result.ts';
+import { jobLogTail } from './job-logs.ts';
+import { imageBefore, rollback } from './rollback.ts';
+import { waitForRollout, type WaitOptions, type WaitResult } from './wait.ts';
+
+/** Workload kinds a rollback restores (a Job is not rolled back: it ran). */
+const RESTORABLE = new Set(['Deployment', 'StatefulSet', 'DaemonSet']);
+
+export interface RolloutOptions extends WaitOptions {
+  /** When `rollout.timeout` passes: the wait's own `deadline` is earlier when the request ends first. */
+  rolloutEnd: number;
+  /** The request's deadline: the rollback's wait ends by then. */
+  requestDeadline: number;
+  timeoutMs: number;
+  rollback: boolean;
+  fieldManager: string;
+  /** The image deployed (the failed one, if it fails). */
+  image: string;
+  container?: string;
+}
+
+export type RolloutOutcome = Pick<DeployResult, 'status' | 'stage' | 'reason' | 'failedImage' | 'restoredImage' | 'objects' | 'rolledBack' | 'deleted' | 'logs'>;
+
+export async function rollOut(client: KubeClient, applied: readonly Applied[], o: RolloutOptions): Promise<RolloutOutcome> {
+  const reports = applied.map((a) => a.report);
+  const waited = await waitForRollout(client, applied.map((a) => a.change.after), o);
+  const objects = merge(reports, waited);
+  if (waited.state === 'ready') {
+    return { status: applied.some((a) => RESTORABLE.has(a.report.kind) || a.report.kind === 'Job') ? 'ready' : 'applied', objects };
+  }
+  // Out of time before the rollout said either way, with the request ending: unknown state.
+  if (waited.state === 'timed-out' && o.deadline < o.rolloutEnd) {
+    return { status: 'timed-out', stage: 'rollout', reason: waited.reason ?? 'the request deadline came first', objects };
+  }
+  const reason = waited.state === 'timed-out' ? `Timeout: ${o.timeoutMs / 1000}s passed; ${waited.reason ?? ''}` : (waited.reason ?? 'the rollout failed');
+  const logs = await failedJobLogs(client, applied, waited, o);
+  const failed = (extra: Partial<RolloutOutcome> = {}): RolloutOutcome => ({ status: 'failed', stage: 'rollout', reason, failedImage: o.image, objects, ...(logs && { logs }), ...extra });
+
+  const changes = applied.filter((a) => RESTORABLE.has(a.report.kind) && (a.report.action === 'created' || a.report.action === 'configured')).map((a) => a.change);
+  if (!o.rollback) return failed();
+  if (changes.length === 0) return failed({ reason: `${reason} (nothing to roll back: this deploy changed no workload)` });
+  const restoredImage = imageBefore(changes[0]!, o.container);
+  const undone = await rollback(client, changes, o.fieldManager);
+  if (!undone.ok) return failed({ reason: `${reason}; ${undone.reason}` });
+  const again = await waitForRollout(client, undone.restored, { ...o, deadline: Math.min(Date.now() + o.timeoutMs, o.requestDeadline) });
+  const rolledBack = merge(
+    undone.restored.map((obj) => ({ kind: obj.kind ?? '', name: obj.metadata?.name ?? '', namespace: o.namespace, action: 'configured' as const })),
+    again,
+  );
+  if (again.state !== 'ready') {
+    return failed({ stage: 'rollback', reason: `${reason}; the rollback did not become ready: ${again.reason ?? again.state}`, rolledBack });
+  }
+  return {
+    status: 'rolled-back',
+    stage: 'rollout',
+    reason,
+    failedImage: o.image,
+    ...(restoredImage !== undefined && { restoredImage }),
+    objects,
+    rolledBack,
+    ...(undone.deleted.length > 0 && { deleted: undone.deleted.map((obj) => `${obj.kind ?? ''}/${obj.metadata?.name ?? ''}`) }),
+  };
+}
+
+function merge(reports: readonly ObjectResult[], waited: WaitResult): ObjectResult[] {
+  return reports.map((r) => {
+    const w = waited.objects.find((x) => x.kind === r.kind && x.name === r.name);
+    return w ? { ...r, readiness: w.readiness, message: w.message, ...(w.readyMs !== undefined && { readyMs: w.readyMs }) } : { ...r };
+  });
+}
+
+/** A target that runs a Job: its failure is explained by the Job's own log. */
+async function failedJobLogs(client: KubeClient, applied: readonly Applied[], waited: WaitResult, o: RolloutOptions): Promise<string[] | undefined> {
+  const job = applied.find((a) => a.report.kind === 'Job' && waited.objects.some((x) => x.kind === 'Job' && x.name === a.report.name && x.readiness === 'failed'));
+  return job ? jobLogTail(client, job.change.after, o.namespace, o.container) : undefined;
+}
