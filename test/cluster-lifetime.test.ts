@@ -75,7 +75,7 @@ describe('client lifetime: 20 concurrent deploys through a gke cluster', () => {
     return fn.post('/deploy', { target: `t${i}`, image: `${REPO}:${tag}-${i}` });
   }
 
-  test('a lookup that returns the same endpoint and CA keeps the client and its connections', async () => {
+  test('a lookup that returns the same endpoint and CA keeps the client and its connections', async (t) => {
     const info = await sandbox();
     const ns = (await namespaces('keep', 1))[0]!;
     const registry = new ClusterRegistry(new Map([['c', { gke: { project: info.project, location: info.location, name: info.cluster, cacheTtlSeconds: 1 } }]]));
@@ -84,8 +84,11 @@ describe('client lifetime: 20 concurrent deploys through a gke cluster', () => {
       await (await registry.client('c')).apply(cm, { dryRun: false, force: false, fieldManager: 'gke-deployer/test' });
       const lookups = containerApi.getClusterCount();
       const connections = proxy.connections();
-      await sleep(1_100); // past the 1 s TTL: the next client looks the cluster up again
+      // Past the 1 s TTL by moving the clock (Date only: sockets and timers stay real), not by sleeping.
+      t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+      t.mock.timers.tick(1_100);
       const client = await registry.client('c');
+      t.mock.timers.reset();
       assert.equal(containerApi.getClusterCount(), lookups + 1, 'looked up again');
       assert.ok(await client.get(cm));
       assert.equal(proxy.connections(), connections, 'the same keep-alive connection served the call');

@@ -1,6 +1,6 @@
 // How a warm instance notices change: an ADC token refused by the cluster is fetched
-// anew (not served again from the library's cache), and an endpoint that stops
-// answering makes the retried call look the cluster up again.
+// anew (not served again from the library's cache) and the call retried once, and an
+// endpoint that stops answering makes the retried call look the cluster up again.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -10,7 +10,7 @@ import { startContainerApi } from '../sandbox/google/container-api.ts';
 import { startIdentityServer } from '../sandbox/google/identity.ts';
 import { REPO, configYaml, fixture, gkeCluster, webTarget } from './support/config.ts';
 import { startFunction } from './support/function.ts';
-import { namespace, useSandboxEnv } from './support/sandbox.ts';
+import { control, namespace, stats, useSandboxEnv } from './support/sandbox.ts';
 
 /** A TCP proxy to `port` that can be closed, like an endpoint that moved away. */
 async function proxyTo(port: number): Promise<{ port: number; close(): Promise<void> }> {
@@ -35,7 +35,7 @@ async function proxyTo(port: number): Promise<{ port: number; close(): Promise<v
   };
 }
 
-test('ADC tokens: cached until a quarter of their lifetime is left, shared by concurrent callers, refetched after a 401', async () => {
+test('ADC tokens: cached until a quarter of their lifetime is left, shared by concurrent callers, refetched after a 401', async (t) => {
   const identity = await startIdentityServer({ project: 'sandbox-project', serviceAccount: 'd@sandbox-project.iam.gserviceaccount.com', tokenLifetimeSeconds: 4 });
   const saved = { host: process.env.GCE_METADATA_HOST, project: process.env.GOOGLE_CLOUD_PROJECT };
   process.env.GCE_METADATA_HOST = identity.metadataHost;
@@ -53,13 +53,44 @@ test('ADC tokens: cached until a quarter of their lifetime is left, shared by co
     assert.notEqual(c, a, 'a refused token is never handed out again');
     assert.equal(identity.stats().metadata.token, 2);
 
-    await new Promise((r) => setTimeout(r, 3200)); // within the last quarter of 4 s
+    // Move the clock (Date only: sockets and timers stay real) into the last quarter of
+    // the 4 s lifetime, instead of sleeping there.
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+    t.mock.timers.tick(2900);
+    assert.equal(await token.authorization(), c, 'still outside the last quarter');
+    assert.equal(identity.stats().metadata.token, 2);
+    t.mock.timers.tick(300);
     assert.notEqual(await token.authorization(), c);
     assert.equal(identity.stats().metadata.token, 3);
+    t.mock.timers.reset();
   } finally {
     process.env.GCE_METADATA_HOST = saved.host;
     process.env.GOOGLE_CLOUD_PROJECT = saved.project;
     await identity.close();
+  }
+});
+
+test('gke: the cluster refuses the token once (401) → one token refresh → the retry deploys', async () => {
+  const info = await useSandboxEnv();
+  const ns = await namespace('revoked');
+  // A cold function: its first token is the one the cluster refuses (a warm token would
+  // be served from the API server's authentication cache without a review).
+  const fn = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns) } }), {
+    'web.yaml': fixture('manifests/web.yaml'),
+  });
+  try {
+    const before = await stats();
+    await control({ rejectNextTokenReviews: 1 });
+    const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:revoked` });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.status, 'ready');
+    const now = await stats();
+    assert.equal(now.tokenReview.rejected - before.tokenReview.rejected, 1, 'the cluster refused one token');
+    assert.equal(now.metadata.token - before.metadata.token, 2, 'the first token, then exactly one refresh');
+    assert.equal(now.containerApi.getCluster - before.containerApi.getCluster, 1, 'a 401 refreshes the token, not the lookup');
+  } finally {
+    await control({ rejectNextTokenReviews: 0 });
+    await fn.close();
   }
 });
 

@@ -12,8 +12,15 @@ import { startFunction, type RunningFunction } from './support/function.ts';
 import { control, kubectl, kubectlJson, namespace, stats, useSandboxEnv } from './support/sandbox.ts';
 
 interface Deployment {
-  metadata: { annotations: Record<string, string>; generation: number; resourceVersion: string };
+  metadata: { annotations: Record<string, string>; generation: number; resourceVersion: string; managedFields: { manager: string; operation: string; time: string }[] };
   spec: { template: { spec: { containers: { name: string; image: string }[] } } };
+}
+
+/** The Deployment was not written since `before`: same resourceVersion, same managedFields (times included). */
+async function assertUnwritten(ns: string, before: Deployment, message: string): Promise<void> {
+  const now = await kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', 'web']);
+  assert.equal(now.metadata.resourceVersion, before.metadata.resourceVersion, message);
+  assert.deepEqual(now.metadata.managedFields, before.metadata.managedFields, message);
 }
 
 async function liveImage(ns: string, name = 'web'): Promise<string | undefined> {
@@ -24,11 +31,14 @@ async function liveImage(ns: string, name = 'web'): Promise<string | undefined> 
 describe('POST /deploy, gke target', () => {
   let fn: RunningFunction;
   let ns: string;
+  let firstNs: string;
 
   before(async () => {
     const info = await useSandboxEnv();
     ns = await namespace('web');
-    fn = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns) } }), {
+    firstNs = await namespace('web-first');
+    // first: only the create/configure/unchanged test deploys it, so it starts from nothing in any test order.
+    fn = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns), first: webTarget(firstNs) } }), {
       'web.yaml': fixture('manifests/web.yaml'),
     });
   });
@@ -36,48 +46,48 @@ describe('POST /deploy, gke target', () => {
 
   test('creates, then configures, then reports unchanged — as the API server sees it', async () => {
     const traceId = '105445aa7843bc8bf206b12000100000';
-    const first = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.0.0` }, { 'x-cloud-trace-context': `${traceId}/1;o=1` });
+    const first = await fn.post('/deploy', { target: 'first', image: `${REPO}:1.0.0` }, { 'x-cloud-trace-context': `${traceId}/1;o=1` });
     assert.equal(first.status, 200, JSON.stringify(first.body));
     assert.equal(first.body.status, 'ready');
     assert.deepEqual(
       (first.body.objects as Record<string, unknown>[]).map(({ kind, name, namespace, action, readiness }) => ({ kind, name, namespace, action, readiness })),
       [
-        { kind: 'Deployment', name: 'web', namespace: ns, action: 'created', readiness: 'ready' },
-        { kind: 'Service', name: 'web', namespace: ns, action: 'created', readiness: 'applied' },
+        { kind: 'Deployment', name: 'web', namespace: firstNs, action: 'created', readiness: 'ready' },
+        { kind: 'Service', name: 'web', namespace: firstNs, action: 'created', readiness: 'applied' },
       ],
     );
-    assert.equal(await liveImage(ns), `${REPO}:1.0.0`);
+    assert.equal(await liveImage(firstNs), `${REPO}:1.0.0`);
     const line = fn.logs.find((l) => l.requestId === first.body.requestId);
     assert.equal(line?.severity, 'INFO');
-    assert.equal(line?.trace, `projects/sandbox-project/traces/${traceId}`);
-    assert.equal(line?.target, 'web');
+    assert.equal(line?.['logging.googleapis.com/trace'], `projects/sandbox-project/traces/${traceId}`);
+    assert.equal(line?.target, 'first');
     assert.equal(typeof line?.durationMs, 'number');
-    const svc = await kubectlJson<{ spec: { ports: { port: number }[] } }>(['-n', ns, 'get', 'service', 'web']);
+    const svc = await kubectlJson<{ spec: { ports: { port: number }[] } }>(['-n', firstNs, 'get', 'service', 'web']);
     assert.equal(svc.spec.ports[0]?.port, 80);
 
-    const second = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.1.0` });
+    const second = await fn.post('/deploy', { target: 'first', image: `${REPO}:1.1.0` });
     assert.equal(second.status, 200);
     assert.deepEqual(
       (second.body.objects as { action: string }[]).map((o) => o.action),
       ['configured', 'unchanged'],
     );
-    assert.equal(await liveImage(ns), `${REPO}:1.1.0`);
+    assert.equal(await liveImage(firstNs), `${REPO}:1.1.0`);
 
-    const revision = (await kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', 'web'])).metadata.annotations['deployment.kubernetes.io/revision'];
-    const third = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.1.0` });
+    const revision = (await kubectlJson<Deployment>(['-n', firstNs, 'get', 'deployment', 'web'])).metadata.annotations['deployment.kubernetes.io/revision'];
+    const third = await fn.post('/deploy', { target: 'first', image: `${REPO}:1.1.0` });
     assert.equal(third.status, 200);
     assert.deepEqual(
       (third.body.objects as { action: string }[]).map((o) => o.action),
       ['unchanged', 'unchanged'],
     );
-    const live = await kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', 'web']);
+    const live = await kubectlJson<Deployment>(['-n', firstNs, 'get', 'deployment', 'web']);
     // A new event with the same image only records the event: no new ReplicaSet, no restart.
     assert.equal(live.metadata.annotations['deployment.kubernetes.io/revision'], revision, 'an identical deploy starts no rollout');
     assert.equal(live.metadata.annotations['gke-deployer/event-id'], third.body.requestId);
-    const rv = live.metadata.resourceVersion;
-    const replay = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.1.0`, eventId: String(third.body.requestId), eventTime: live.metadata.annotations['gke-deployer/event-time'] });
+    const replay = await fn.post('/deploy', { target: 'first', image: `${REPO}:1.1.0`, eventId: String(third.body.requestId), eventTime: live.metadata.annotations['gke-deployer/event-time'] });
     assert.equal(replay.body.status, 'duplicate');
-    assert.equal((await kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', 'web'])).metadata.resourceVersion, rv, 'the same event again writes nothing');
+    // Any write, annotation-only included, bumps resourceVersion and the managedFields time.
+    await assertUnwritten(firstNs, live, 'the same event again writes nothing');
     assert.equal(live.metadata.annotations['gke-deployer/image'], `${REPO}:1.1.0`);
     assert.equal(live.metadata.annotations['gke-deployer/source'], 'direct');
     // The stamp names the deploy that set the current image.
@@ -85,16 +95,18 @@ describe('POST /deploy, gke target', () => {
     assert.match(live.metadata.annotations['kubernetes.io/change-cause'] ?? '', /1\.1\.0/);
 
     // kwok runs the pods: the rollout really completes.
-    await kubectl(['-n', ns, 'rollout', 'status', 'deployment/web', '--timeout=90s']);
+    await kubectl(['-n', firstNs, 'rollout', 'status', 'deployment/web', '--timeout=90s']);
   });
 
   test('a dry run validates and reports but changes nothing', async () => {
-    const before = await liveImage(ns);
+    // Its own starting point, whichever tests ran before.
+    assert.equal((await fn.post('/deploy', { target: 'web', image: `${REPO}:dry-base` })).status, 200);
+    const before = await kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', 'web']);
     const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:9.9.9`, dryRun: true });
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.equal(res.body.status, 'dry-run');
     assert.equal((res.body.objects as { action: string }[])[0]?.action, 'configured');
-    assert.equal(await liveImage(ns), before);
+    await assertUnwritten(ns, before, 'a dry run writes nothing');
   });
 
   test('warm instance: ten more deploys cost no Container API call and no token fetch', async () => {
@@ -109,14 +121,32 @@ describe('POST /deploy, gke target', () => {
     assert.equal(now.metadata.token - before.metadata.token, 0);
   });
 
-  test('the cluster CA is written once, mode 0600, whatever the number of requests', async () => {
-    await Promise.all([1, 2, 3].map((i) => fn.post('/deploy', { target: 'web', image: `${REPO}:3.0.${i}` })));
+});
+
+test('the cluster CA is written once, mode 0600, however many lookups return it', async () => {
+  const info = await useSandboxEnv();
+  const [a, b] = [await namespace('ca-a'), await namespace('ca-b')];
+  // Two cluster entries for the one sandbox cluster: two lookups, each handing back the same CA.
+  const fn = await startFunction(
+    configYaml({
+      clusters: { one: gkeCluster(info), two: gkeCluster(info) },
+      targets: { a: webTarget(a, { cluster: 'one' }), b: webTarget(b, { cluster: 'two' }) },
+    }),
+    { 'web.yaml': fixture('manifests/web.yaml') },
+  );
+  try {
+    const before = await stats();
+    const results = await Promise.all(['a', 'b', 'a', 'b'].map((target, i) => fn.post('/deploy', { target, image: `${REPO}:3.0.${i}`, eventTime: new Date(0).toISOString() })));
+    for (const r of results) assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal((await stats()).containerApi.getCluster - before.containerApi.getCluster, 2, 'each cluster entry looked up once');
     const dir = caFileDir();
     assert.ok(dir, 'a CA file was written');
     const files = readdirSync(dir);
     assert.equal(files.length, 1, `one CA file, got ${files.join(', ')}`);
     assert.equal(statSync(path.join(dir, files[0]!)).mode & 0o777, 0o600);
-  });
+  } finally {
+    await fn.close();
+  }
 });
 
 test('a cold instance: concurrent first requests share one cluster lookup and one token fetch', async () => {
@@ -139,23 +169,27 @@ test('a cold instance: concurrent first requests share one cluster lookup and on
   }
 });
 
-test('short-lived tokens: with 5-second tokens, deploys 10 s apart all succeed', async () => {
+test('short-lived tokens: with 2-second tokens, each deploy after the last token expired succeeds with a new one', async () => {
   const info = await useSandboxEnv();
   const ns = await namespace('expiry');
-  await control({ tokenLifetimeSeconds: 5 });
+  await control({ tokenLifetimeSeconds: 2 });
   const fn = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns) } }), {
     'web.yaml': fixture('manifests/web.yaml'),
   });
   try {
-    const before = await stats();
     for (const tag of ['1', '2', '3']) {
+      const before = await stats();
       const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:${tag}` });
       assert.equal(res.status, 200, JSON.stringify(res.body));
       assert.equal(await liveImage(ns), `${REPO}:${tag}`);
-      if (tag !== '3') await sleep(10_000);
+      const after = await stats();
+      // The previous token had expired at the cluster: this deploy fetched its own.
+      assert.ok(after.metadata.token > before.metadata.token, `deploy ${tag} fetched a token`);
+      // Wait for the event itself: the last token handed out has expired (at most its 2 s lifetime).
+      const left = after.metadata.lastExpiresAt - Date.now();
+      assert.ok(left <= 2_000, `the last token expires within its lifetime (${left} ms)`);
+      if (left > 0) await sleep(left + 50);
     }
-    // Each deploy found its token expired (or nearly) and fetched a new one.
-    assert.ok((await stats()).metadata.token - before.metadata.token >= 3);
   } finally {
     await control({ tokenLifetimeSeconds: 3600 });
     await fn.close();

@@ -75,19 +75,37 @@ interface Push {
   at: number;
 }
 
-/** Sits between the emulator and the function: forwards each push and records what was answered. */
+/** Marks a sentinel message (see pastAckDeadline): the recorder answers it itself. */
+const SENTINEL = { 'gke-deployer-test': 'sentinel' };
+
+/**
+ * Sits between the emulator and the function: forwards each push and records what was
+ * answered. A sentinel's first push is held unanswered, so the emulator delivers it again
+ * once its ack deadline has passed; its second push is acknowledged here.
+ */
 async function recorder(fn: RunningFunction): Promise<{ url: string; pushes: Push[]; of(id: string): Push[]; close(): Promise<void> }> {
   const pushes: Push[] = [];
+  const held = new Set<http.ServerResponse>();
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
       let messageId: string | undefined;
+      let sentinel = false;
       try {
-        messageId = (JSON.parse(body.toString('utf8')) as Envelope).message.messageId;
+        const message = (JSON.parse(body.toString('utf8')) as Envelope).message;
+        messageId = message.messageId;
+        sentinel = message.attributes?.['gke-deployer-test'] === SENTINEL['gke-deployer-test'];
       } catch {
         messageId = undefined;
+      }
+      if (sentinel) {
+        const first = !pushes.some((p) => p.messageId === messageId);
+        pushes.push({ messageId, status: first ? 0 : 200, body: {}, at: Date.now() });
+        if (first) held.add(res);
+        else res.writeHead(204).end();
+        return;
       }
       void fetch(fn.url + (req.url ?? '/'), { method: 'POST', headers: { 'content-type': req.headers['content-type'] ?? '' }, body }).then(async (answer) => {
         const text = await answer.text();
@@ -105,10 +123,22 @@ async function recorder(fn: RunningFunction): Promise<{ url: string; pushes: Pus
     of: (id) => pushes.filter((p) => p.messageId === id),
     close: () =>
       new Promise<void>((resolve) => {
+        for (const res of held) res.destroy();
         server.close(() => resolve());
         server.closeAllConnections(); // the emulator keeps its connections alive
       }),
   };
+}
+
+/**
+ * Waits for the event "the ack deadline of every message published so far has passed":
+ * a sentinel, published now, whose first push goes unanswered, is delivered again only
+ * once its own deadline (which started after theirs) has passed. An unacknowledged
+ * earlier message would have been redelivered by then.
+ */
+async function pastAckDeadline(pubsub: PubsubRest, topic: string, rec: Awaited<ReturnType<typeof recorder>>): Promise<void> {
+  const id = await pubsub.publish(topic, { data: '{}', attributes: SENTINEL });
+  await until('the sentinel\'s redelivery after its ack deadline', () => rec.of(id).length >= 2, (ACK_DEADLINE_SECONDS + 20) * 1000);
 }
 
 /** A TCP proxy to the API server that can be taken down and brought back on the same port. */
@@ -210,10 +240,16 @@ describe('POST /pubsub through the Pub/Sub emulator', { timeout: 120_000 }, () =
   });
 
   test('no redelivery: past the ack deadline, each message was delivered exactly once', async () => {
-    assert.equal(published.length, 3);
-    await sleep((ACK_DEADLINE_SECONDS + 5) * 1000);
+    // Its own messages (an ignored one and a deploy), plus any the other tests published.
+    const own = [
+      await publish({ action: 'INSERT', digest: `${OTHER_REPO}@${DIGEST}`, tag: `${OTHER_REPO}:v1.4.1` }),
+      await publish({ action: 'INSERT', digest: `${REPO}@${DIGEST}`, tag: `${REPO}:v1.4.1` }),
+    ];
+    for (const id of own) await until('the push', () => rec.of(id).length > 0);
+    await pastAckDeadline(pubsub, topic, rec);
     for (const id of published) assert.equal(rec.of(id).length, 1, `message ${id}: ${JSON.stringify(rec.of(id).map((p) => p.status))}`);
-    assert.equal(rec.pushes.length, 3);
+    assert.equal(rec.pushes.filter((p) => p.status !== 0 && !published.includes(p.messageId ?? '')).length, 1, 'only the sentinel\'s second push besides');
+    assert.equal(rec.pushes.filter((p) => published.includes(p.messageId ?? '')).length, published.length);
   });
 });
 
@@ -256,7 +292,7 @@ test('transient failure: API server unreachable → 503, and the emulator\'s red
     t.diagnostic(`deliveries: ${rec.of(id).map((p) => p.status).join(', ')}; gaps between them (ms): ${gaps.join(', ')}`);
     // Acknowledged: nothing more arrives for it, even past the ack deadline.
     const count = rec.of(id).length;
-    await sleep((ACK_DEADLINE_SECONDS + 2) * 1000);
+    await pastAckDeadline(pubsub, topic, rec);
     assert.equal(rec.of(id).length, count);
     assert.equal(rec.of(id).at(-1), ok);
   } finally {
@@ -289,6 +325,22 @@ describe('POST /pubsub with auth.pubsub OIDC', () => {
   });
   after(() => fn.close());
 
+  /** The Deployment's resourceVersion, or absent: "nothing applied" whichever tests ran before. */
+  const state = async (): Promise<string> =>
+    (await exists('deployment', 'web', ns)) ? (await kubectlJson<{ metadata: { resourceVersion: string } }>(['-n', ns, 'get', 'deployment', 'web'])).metadata.resourceVersion : 'absent';
+
+  /** Neither the answer nor the production logger's lines since `from` hold the token or a long JWT segment of it. */
+  function assertNotEchoed(headers: Record<string, string>, answer: unknown, from: number): void {
+    const logged = fn.lines.slice(from).join('');
+    assert.ok(logged.length > 0, 'the request is logged');
+    const token = headers.authorization?.slice('Bearer '.length);
+    if (!token) return;
+    for (const part of [token, ...token.split('.').filter((p) => p.length >= 16)]) {
+      assert.ok(!JSON.stringify(answer).includes(part), `the answer echoes the token: ${JSON.stringify(answer)}`);
+      assert.ok(!logged.includes(part), `the log echoes the token: ${logged}`);
+    }
+  }
+
   const bearer = async (req: Parameters<typeof idToken>[0]) => ({ authorization: `Bearer ${await idToken(req)}` });
   const rejected: [string, () => Promise<Record<string, string>>][] = [
     ['no token (what the emulator sends)', () => Promise.resolve({})],
@@ -299,35 +351,42 @@ describe('POST /pubsub with auth.pubsub OIDC', () => {
     ['bad signature', () => bearer({ audience: AUDIENCE, email: PUSHER, signWithUnknownKey: true })],
   ];
   for (const [name, headers] of rejected) {
-    test(`${name} → 401 (not acknowledged: Pub/Sub retries), nothing applied`, async () => {
-      const res = await fn.post('/pubsub', event('intent'), await headers());
+    test(`${name} → 401 (not acknowledged: Pub/Sub retries), nothing applied, the token in neither answer nor log`, async () => {
+      const sent = await headers();
+      const [before, from] = [await state(), fn.lines.length];
+      const res = await fn.post('/pubsub', event('intent'), sent);
       assert.equal(res.status, 401, JSON.stringify(res.body));
       assert.equal((res.body.error as { code: string }).code, 'UNAUTHENTICATED');
       assert.equal(res.body.acknowledged, undefined);
-      assert.equal(await exists('deployment', 'web', ns), false);
+      assert.equal(await state(), before);
+      assertNotEchoed(sent, res.body, from);
     });
   }
 
   test('a valid token, but a subscription not in auth.pubsub.subscriptions → 200 acknowledged, ERROR log, nothing applied', async () => {
     // Any subscription the push service account may be attached to carries a valid token.
     const sent = { ...event('intent'), subscription: 'projects/sandbox-project/subscriptions/anyone-can-publish' };
-    const res = await fn.post('/pubsub', sent, await bearer({ audience: AUDIENCE, email: PUSHER }));
+    const headers = await bearer({ audience: AUDIENCE, email: PUSHER });
+    const [before, from] = [await state(), fn.lines.length];
+    const res = await fn.post('/pubsub', sent, headers);
     assert.equal(res.status, 200, JSON.stringify(res.body));
+    assertNotEchoed(headers, res.body, from);
     assert.equal(res.body.acknowledged, true);
     assert.equal((res.body.error as { code: string }).code, 'BAD_REQUEST');
     const line = fn.logs.find((l) => /subscriptions\/anyone-can-publish: the subscription is not one of auth\.pubsub\.subscriptions/.test(l.message));
     assert.equal(line?.severity, 'ERROR');
-    assert.equal(await exists('deployment', 'web', ns), false);
+    assert.equal(await state(), before);
   });
 
   test('an ID token for the audience from an allowed service account is accepted, and deploys', async () => {
     const headers = await bearer({ audience: AUDIENCE, email: PUSHER });
+    const from = fn.lines.length;
     const res = await fn.post('/pubsub', event('intent'), headers);
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.deepEqual(await live(ns), { image: `${REPO}:1.4.0`, source: 'pubsub/intent', requestId: '13672593821468057' });
     const line = fn.logs.find((l) => l.message.startsWith('deployed'));
     assert.equal(line?.caller, PUSHER);
-    assert.ok(!JSON.stringify(fn.logs).includes(headers.authorization.slice(7)), 'the token never reaches the logs');
+    assertNotEchoed(headers, res.body, from);
   });
 });
 

@@ -17,16 +17,19 @@ async function image(ns: string): Promise<string | undefined> {
 describe('POST /scheduler', () => {
   let fn: RunningFunction;
   let ns: string;
+  let untouched: string;
   let auth: Record<string, string>;
 
   before(async () => {
     const info = await useSandboxEnv();
     ns = await namespace('sched');
+    untouched = await namespace('sched-never');
     fn = await startFunction(
       configYaml({
         auth: { direct: 'none', scheduler: { audience: AUDIENCE, serviceAccounts: [SCHEDULER_SA] }, certsUrl: info.certsUrl },
         clusters: { sandbox: gkeCluster(info) },
-        targets: { web: webTarget(ns) },
+        // never: no test deploys it, so its check holds in any test order.
+        targets: { web: webTarget(ns), never: webTarget(untouched) },
       }),
       { 'web.yaml': fixture('manifests/web.yaml') },
     );
@@ -35,10 +38,10 @@ describe('POST /scheduler', () => {
   after(() => fn.close());
 
   test('reconcile before anything was deployed → 404 NOT_DEPLOYED, nothing applied', async () => {
-    const res = await fn.post('/scheduler', { target: 'web' }, auth);
+    const res = await fn.post('/scheduler', { target: 'never' }, auth);
     assert.equal(res.status, 404, JSON.stringify(res.body));
     assert.equal((res.body.error as { code: string }).code, 'NOT_DEPLOYED');
-    assert.equal(await exists('deployment', 'web', ns), false);
+    assert.equal(await exists('deployment', 'web', untouched), false);
   });
 
   test('without a token, or with one for another audience → 401', async () => {

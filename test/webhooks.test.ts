@@ -53,6 +53,13 @@ function gitlab(fn: RunningFunction, name: string, body: string, headers: Record
   return fn.post('/webhooks/gitlab', body, { 'x-gitlab-event': name, 'x-gitlab-token': GITLAB_TOKEN, 'x-gitlab-event-uuid': '9cebe914-4827-408f-b014-cfa23a47a35f', ...headers });
 }
 
+/** The production logger's lines from `from` on: something was logged, and none of `secrets`. */
+function assertNotLogged(fn: RunningFunction, from: number, secrets: string[]): void {
+  const logged = fn.lines.slice(from).join('');
+  assert.ok(logged.length > 0, 'the request is logged');
+  for (const s of secrets) assert.ok(!logged.includes(s), `the log holds a secret: ${logged}`);
+}
+
 function errorOf(body: Record<string, unknown>): { code?: string; message?: string } {
   return (body.error as { code?: string; message?: string } | undefined) ?? {};
 }
@@ -70,8 +77,7 @@ describe('POST /webhooks/github', () => {
     assert.equal(live.metadata.annotations['gke-deployer/source'], 'github/push');
     assert.equal(live.metadata.annotations['gke-deployer/request-id'], DELIVERY);
     // Neither the secret nor the signature reaches the logs.
-    const logs = JSON.stringify(fn.logs);
-    assert.ok(!logs.includes(GITHUB_SECRET) && !logs.includes(sign(event('github-push')).slice(7)));
+    assertNotLogged(fn, 0, [GITHUB_SECRET, sign(event('github-push')).slice(7)]);
   });
 
   const headersFor = (signature?: string) => ({ 'x-github-event': 'push', 'x-github-delivery': DELIVERY, ...(signature !== undefined && { 'x-hub-signature-256': signature }) });
@@ -85,13 +91,17 @@ describe('POST /webhooks/github', () => {
     ['a sha1 signature only', () => [event('github-push'), headersFor(`sha1=${createHmac('sha1', GITHUB_SECRET).update(event('github-push')).digest('hex')}`)]],
   ];
   for (const [name, request] of rejected) {
-    test(`${name} → 401, nothing applied`, async (t) => {
+    test(`${name} → 401, nothing applied, neither secret nor signature in answer or log`, async (t) => {
       const { fn, ns } = await deployerWith(t, onMaster);
       const [body, headers] = request();
       const res = await fn.post('/webhooks/github', body, headers);
       assert.equal(res.status, 401, JSON.stringify(res.body));
       assert.equal(errorOf(res.body).code, 'UNAUTHENTICATED');
       assert.equal(await exists('deployment', 'web', ns), false);
+      const signature = headers['x-hub-signature-256']?.replace(/^sha(1|256)=/, '');
+      const secrets = [GITHUB_SECRET, ...(signature ? [signature] : [])];
+      assertNotLogged(fn, 0, secrets);
+      for (const s of secrets) assert.ok(!JSON.stringify(res.body).includes(s), JSON.stringify(res.body));
     });
   }
 
@@ -197,7 +207,7 @@ describe('POST /webhooks/gitlab', () => {
     assert.equal(live.spec.template.spec.containers[0]?.image, `${GL_IMAGE}:da1560886d4f094c3e6c9ef40349f7d38b5d27d7`);
     assert.equal(live.metadata.annotations['gke-deployer/source'], 'gitlab/push');
     assert.equal(live.metadata.annotations['gke-deployer/request-id'], '9cebe914-4827-408f-b014-cfa23a47a35f');
-    assert.ok(!JSON.stringify(fn.logs).includes(GITLAB_TOKEN));
+    assertNotLogged(fn, 0, [GITLAB_TOKEN]);
   });
 
   const pushHook = { 'x-gitlab-event': 'Push Hook' };
@@ -205,12 +215,16 @@ describe('POST /webhooks/gitlab', () => {
     ['a wrong token', { ...pushHook, 'x-gitlab-token': 'gl-webhook-token-for-test' }],
     ['no token header', pushHook],
   ] as const) {
-    test(`${name} → 401, nothing applied`, async (t) => {
+    test(`${name} → 401, nothing applied, no token in answer or log`, async (t) => {
       const { fn, ns } = await deployerWith(t, rules);
       const res = await fn.post('/webhooks/gitlab', event('gitlab-push'), headers);
       assert.equal(res.status, 401, JSON.stringify(res.body));
       assert.equal(errorOf(res.body).code, 'UNAUTHENTICATED');
       assert.equal(await exists('deployment', 'web', ns), false);
+      // The configured token, and the wrong one presented (a near miss of it).
+      const presented = 'x-gitlab-token' in headers ? [headers['x-gitlab-token']] : [];
+      assertNotLogged(fn, 0, [GITLAB_TOKEN, ...presented]);
+      for (const s of [GITLAB_TOKEN, ...presented]) assert.ok(!JSON.stringify(res.body).includes(s), JSON.stringify(res.body));
     });
   }
 

@@ -13,7 +13,10 @@ import { selfSignedCertPem } from './x509.ts';
 
 export interface GoogleStats {
   containerApi: { getCluster: number };
-  metadata: { token: number };
+  /** `lastExpiresAt`: when the last metadata-server token expires (ms since the epoch; 0 before the first). */
+  metadata: { token: number; lastExpiresAt: number };
+  /** TokenReviews answered unauthenticated because of rejectNextTokenReviews. */
+  tokenReview: { rejected: number };
   /** Requests per API front (sandbox/fronts.ts), once attached. */
   fronts?: Record<string, number>;
 }
@@ -62,6 +65,8 @@ export interface ControlState {
   frontCa?: Record<string, string>;
   /** How many of each front's next requests are answered 401. */
   frontUnauthorized?: Record<string, number>;
+  /** How many of the next TokenReviews of metadata-server tokens answer unauthenticated (a revoked token), then back to normal. */
+  rejectNextTokenReviews: number;
 }
 
 /** How /control and /stats reach the API fronts, which start after the control plane. */
@@ -202,10 +207,13 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
   });
   const jwk = { ...signing.publicKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' };
 
-  const tokens = new Map<string, { email: string; expiresAt: number }>();
+  const tokens = new Map<string, { email: string; expiresAt: number; metadata: boolean }>();
   let metadataTokenFetches = 0;
+  let lastExpiresAt = 0;
+  let rejectNext = 0;
+  let rejected = 0;
 
-  function mintAccessToken(who: string, lifetimeSeconds = tokenLifetime): { token: string; expiresIn: number } {
+  function mintAccessToken(who: string, lifetimeSeconds = tokenLifetime, metadata = false): { token: string; expiresIn: number } {
     email(who);
     int(lifetimeSeconds, 'lifetimeSeconds', -MAX_LIFETIME, MAX_LIFETIME);
     const now = Date.now();
@@ -214,7 +222,7 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
       for (const [t, info] of tokens) if (info.expiresAt < now - 3_600_000) tokens.delete(t);
     }
     const token = `ya29.sandbox.${randomBytes(24).toString('base64url')}`;
-    tokens.set(token, { email: who, expiresAt: now + lifetimeSeconds * 1000 });
+    tokens.set(token, { email: who, expiresAt: now + lifetimeSeconds * 1000, metadata });
     return { token, expiresIn: lifetimeSeconds };
   }
 
@@ -249,6 +257,13 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
     const info = tokens.get(token);
     if (!info) return { authenticated: false, error: 'invalid token: not issued by this identity server' };
     if (info.expiresAt <= Date.now()) return { authenticated: false, error: 'invalid token: expired' };
+    // Only metadata-server tokens (what the function uses): tokens tests mint by hand stay good.
+    if (info.metadata && rejectNext > 0) {
+      rejectNext--;
+      rejected++;
+      tokens.delete(token); // revoked for good, whatever the API server's cache does
+      return { authenticated: false, error: 'invalid token: revoked' };
+    }
     return {
       authenticated: true,
       user: { username: info.email, uid: uniqueIdFor(info.email), groups: ['system:authenticated'] },
@@ -294,13 +309,22 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
         throw new HttpError(400, err instanceof Error ? err.message : String(err));
       }
     }
+    const reject = change.rejectNextTokenReviews === undefined ? rejectNext : int(change.rejectNextTokenReviews, 'rejectNextTokenReviews', 0, 100);
     tokenLifetime = lifetime;
-    return { tokenLifetimeSeconds: tokenLifetime, containerApiFailure: containerApi?.getFailure() ?? null, ...(frontCa && { frontCa }), ...(frontUnauthorized && { frontUnauthorized }) };
+    rejectNext = reject;
+    return {
+      tokenLifetimeSeconds: tokenLifetime,
+      containerApiFailure: containerApi?.getFailure() ?? null,
+      rejectNextTokenReviews: rejectNext,
+      ...(frontCa && { frontCa }),
+      ...(frontUnauthorized && { frontUnauthorized }),
+    };
   }
 
   const stats = (): GoogleStats => ({
     containerApi: { getCluster: containerApi?.getClusterCount() ?? 0 },
-    metadata: { token: metadataTokenFetches },
+    metadata: { token: metadataTokenFetches, lastExpiresAt },
+    tokenReview: { rejected },
     ...(fronts && { fronts: fronts.counts() }),
   });
 
@@ -332,7 +356,8 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
         return text(sa);
       case 'token': {
         metadataTokenFetches++;
-        const { token, expiresIn } = mintAccessToken(sa);
+        const { token, expiresIn } = mintAccessToken(sa, tokenLifetime, true);
+        lastExpiresAt = tokens.get(token)?.expiresAt ?? 0;
         res.writeHead(200, { 'Content-Type': 'application/json' });
         res.end(JSON.stringify({ access_token: token, expires_in: expiresIn, token_type: 'Bearer' }));
         return;
@@ -361,7 +386,7 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
         return json(200, stats());
       case 'POST /control': {
         const body = await readJsonObject(req);
-        onlyKeys(body, ['tokenLifetimeSeconds', 'containerApiFailure', 'frontCa', 'frontUnauthorized']);
+        onlyKeys(body, ['tokenLifetimeSeconds', 'containerApiFailure', 'rejectNextTokenReviews', 'frontCa', 'frontUnauthorized']);
         return json(200, control(body));
       }
       case 'POST /metadata-server': {

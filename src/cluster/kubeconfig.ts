@@ -53,13 +53,16 @@ export class KubeconfigAccess implements ClusterAccess {
     const tls: TlsOptions = {};
     await kc.applyToHTTPSOptions(tls);
     let header: string | undefined | null = authorizationOf(tls); // null: ask again
+    const { file, context } = this;
     const credentials: Credentials = {
       // Kept until the cluster refuses it: an exec plugin or token file is asked again
       // only after a 401, not on every request (each ask re-reads the kubeconfig's files).
       async authorization() {
         if (header === null) {
+          // A fresh KubeConfig: the old one's exec plugin cache would hand back the refused
+          // credential (client-node keeps one without expirationTimestamp forever).
           const opts: TlsOptions = {};
-          await kc.applyToHTTPSOptions(opts);
+          await load(file, context).applyToHTTPSOptions(opts);
           header = authorizationOf(opts);
         }
         return header;

@@ -102,7 +102,9 @@ test('ADC on the fake metadata server yields tokens the token webhook accepts', 
     assert.equal(out.projectId, PROJECT);
     assert.equal(out.email, SA);
     assert.equal(out.universe, 'googleapis.com');
-    assert.deepEqual(await stats(g), { containerApi: { getCluster: 0 }, metadata: { token: 1 } });
+    const afterOne = await stats(g);
+    assert.deepEqual({ ...afterOne, metadata: { token: afterOne.metadata.token } }, { containerApi: { getCluster: 0 }, metadata: { token: 1 }, tokenReview: { rejected: 0 } });
+    assert.ok(Math.abs(afterOne.metadata.lastExpiresAt - (Date.now() + 3600_000)) < 60_000, 'the token\'s expiry is reported');
 
     const status = await review(g, first);
     assert.equal(status.authenticated, true);
@@ -134,6 +136,29 @@ test('short-lived metadata tokens are refetched and expire at the token webhook'
     assert.equal(expired.authenticated, false);
     assert.match(expired.error ?? '', /expired/);
     assert.equal(expired.user, undefined);
+  });
+});
+
+test('rejectNextTokenReviews: the next metadata-server token is refused once (revoked), then all is normal again', async () => {
+  await withFakes(async (g) => {
+    const metadataToken = async (): Promise<string> => {
+      const res = await fetch(`${g.identityUrl}/computeMetadata/v1/instance/service-accounts/default/token`, { headers: { 'Metadata-Flavor': 'Google' } });
+      return ((await res.json()) as { access_token: string }).access_token;
+    };
+    const set = await post(`${g.identityUrl}/control`, { rejectNextTokenReviews: 1 });
+    assert.equal(set.status, 200);
+    assert.equal(set.json.rejectNextTokenReviews, 1);
+    // A token a test minted by hand is not what the function uses: never refused.
+    const minted = await post(`${g.identityUrl}/access-token`, { email: SA });
+    assert.equal((await review(g, minted.json.token as string)).authenticated, true);
+    const first = await metadataToken();
+    const refused = await review(g, first);
+    assert.equal(refused.authenticated, false);
+    assert.match(refused.error ?? '', /revoked/);
+    assert.equal((await review(g, first)).authenticated, false, 'a revoked token stays revoked');
+    assert.equal((await review(g, await metadataToken())).authenticated, true, 'only the next one');
+    assert.deepEqual((await stats(g)).tokenReview, { rejected: 1 });
+    assert.equal((await post(`${g.identityUrl}/control`, { rejectNextTokenReviews: -1 })).status, 400);
   });
 });
 
@@ -240,7 +265,7 @@ test('the real ClusterManagerClient gets registered clusters over plaintext gRPC
       assert.equal(cleared.json.containerApiFailure, null);
       const [again] = await client.getCluster({ name });
       assert.equal(again.endpoint, '127.0.0.1:6443');
-      assert.deepEqual(await stats(g), { containerApi: { getCluster: 6 }, metadata: { token: 0 } });
+      assert.deepEqual(await stats(g), { containerApi: { getCluster: 6 }, metadata: { token: 0, lastExpiresAt: 0 }, tokenReview: { rejected: 0 } });
     } finally {
       await client.close();
     }

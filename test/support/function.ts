@@ -8,14 +8,17 @@ import * as ff from '@google-cloud/functions-framework';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { createApp } from '../../src/app.ts';
 import { loadConfigFile } from '../../src/config/load.ts';
-import type { Logger } from '../../src/report/log.ts';
+import { jsonLogger } from '../../src/report/log.ts';
 import { guardServer } from '../../src/sources/body-limit.ts';
 import { recordOutput, rememberConfiguredSecrets } from './leaks.ts';
 
 export interface RunningFunction {
   url: string;
   dir: string;
+  /** Parsed log entries, as Cloud Logging would see them (the trace is `logging.googleapis.com/trace`). */
   logs: { severity: string; message: string; [k: string]: unknown }[];
+  /** The exact text the production logger wrote, one JSON line per entry: what leak checks search. */
+  lines: string[];
   post(route: string, body: unknown, headers?: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }>;
   close(): Promise<void>;
 }
@@ -28,11 +31,14 @@ export async function startFunction(configYaml: string, files: Record<string, st
   for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
   await writeFile(path.join(dir, 'deployer.yaml'), configYaml);
   const logs: RunningFunction['logs'] = [];
-  const log: Logger = (severity, message, fields) => {
-    const line = { severity, message, ...fields };
-    recordOutput(JSON.stringify(line));
-    logs.push(line);
-  };
+  const lines: string[] = [];
+  // The production logger (redaction and all), writing to memory instead of stdout; every
+  // line also goes to the suite-wide leak check (./leaks.ts).
+  const log = jsonLogger((line) => {
+    lines.push(line);
+    recordOutput(line.trimEnd());
+    logs.push(JSON.parse(line) as RunningFunction['logs'][number]);
+  });
   rememberConfiguredSecrets(configYaml, { ...process.env, ...env });
   const app = createApp(loadConfigFile(path.join(dir, 'deployer.yaml')), log, { ...process.env, ...env });
   const name = `deploy-test-${++seq}`;
@@ -47,6 +53,7 @@ export async function startFunction(configYaml: string, files: Record<string, st
     url,
     dir,
     logs,
+    lines,
     post: (route, body, headers) => postJson(url, route, body, headers),
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));

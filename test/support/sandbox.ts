@@ -55,7 +55,8 @@ export async function namespace(prefix = 't'): Promise<string> {
 
 export interface Stats {
   containerApi: { getCluster: number };
-  metadata: { token: number };
+  metadata: { token: number; lastExpiresAt: number };
+  tokenReview: { rejected: number };
   /** Requests per API front (sandbox/fronts.ts). */
   fronts?: { dns: number; internal: number; connectGateway: number };
 }
@@ -64,7 +65,7 @@ export async function stats(): Promise<Stats> {
   return (await (await fetch((await sandbox()).stats)).json()) as Stats;
 }
 
-export async function control(change: { tokenLifetimeSeconds?: number; containerApiFailure?: string | null }): Promise<void> {
+export async function control(change: { tokenLifetimeSeconds?: number; containerApiFailure?: string | null; rejectNextTokenReviews?: number }): Promise<void> {
   const res = await fetch((await sandbox()).control, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(change) });
   if (!res.ok) throw new Error(`control: ${res.status} ${await res.text()}`);
 }

@@ -1,0 +1,246 @@
+// What the README promises and no other test showed through the sandbox: the health
+// route, the start-up WARNING for "none", the NOT_FOUND, CLUSTER_ERROR and CONTAINER_NOT_FOUND answers,
+// the clusterScoped allow path, reconcile of an image-only target and of a deleted
+// Deployment, and a kubeconfig credential asked for again after a 401.
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { stringify } from 'yaml';
+import { REPO, configYaml, fixture, gkeCluster, webTarget } from './support/config.ts';
+import { startFunction, type RunningFunction } from './support/function.ts';
+import { accessToken, exists, idToken, kubectl, kubectlJson, namespace, sandbox, useSandboxEnv } from './support/sandbox.ts';
+
+interface Deployment {
+  metadata: { resourceVersion: string; annotations?: Record<string, string> };
+  spec: { template: { spec: { containers: { name: string; image: string }[] } } };
+}
+
+const get = (ns: string, name = 'web') => kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', name]);
+const imageOf = async (ns: string, name = 'web') => (await get(ns, name)).spec.template.spec.containers[0]?.image;
+const codeOf = (body: Record<string, unknown>) => (body.error as { code?: string } | undefined)?.code;
+
+describe('the health route and the start-up WARNING for "none"', () => {
+  test('GET /health and /healthz answer 200 ok; another method is 405', async () => {
+    const info = await useSandboxEnv();
+    const fn = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget('unused') } }), { 'web.yaml': fixture('manifests/web.yaml') });
+    try {
+      for (const route of ['/health', '/healthz']) {
+        const res = await fetch(fn.url + route);
+        assert.equal(res.status, 200, route);
+        assert.deepEqual(await res.json(), { status: 'ok' });
+      }
+      const post = await fetch(`${fn.url}/healthz`, { method: 'POST' });
+      assert.equal(post.status, 405);
+      assert.equal(post.headers.get('allow'), 'GET');
+    } finally {
+      await fn.close();
+    }
+  });
+
+  test('auth.direct: none logs one WARNING at start-up; OIDC logs none', async () => {
+    const info = await useSandboxEnv();
+    const files = { 'web.yaml': fixture('manifests/web.yaml') };
+    const open = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget('unused') } }), files);
+    const closed = await startFunction(
+      configYaml({
+        auth: { direct: { audience: 'https://x.example/deploy', serviceAccounts: ['ci@sandbox-project.iam.gserviceaccount.com'] }, certsUrl: info.certsUrl },
+        clusters: { sandbox: gkeCluster(info) },
+        targets: { web: webTarget('unused') },
+      }),
+      files,
+    );
+    try {
+      const warnings = open.logs.filter((l) => l.severity === 'WARNING');
+      assert.equal(warnings.length, 1, JSON.stringify(open.logs));
+      assert.match(warnings[0]!.message, /^auth\.direct is "none": its route accepts unauthenticated callers/);
+      assert.deepEqual(closed.logs.filter((l) => l.severity === 'WARNING'), []);
+    } finally {
+      await Promise.all([open.close(), closed.close()]);
+    }
+  });
+});
+
+describe('refusals the README lists', () => {
+  let fn: RunningFunction;
+  let ns: string;
+  const missing = `missing-${Date.now().toString(36)}`;
+
+  before(async () => {
+    const info = await useSandboxEnv();
+    ns = await namespace('promise');
+    await kubectl(['-n', ns, 'create', 'deployment', 'bump', `--image=${REPO}:0`, '--replicas=0']);
+    fn = await startFunction(
+      configYaml({
+        clusters: { sandbox: gkeCluster(info) },
+        targets: {
+          nowhere: webTarget(missing),
+          'wrong-container': { cluster: 'sandbox', namespace: ns, deployment: 'bump', container: 'api', images: [REPO] },
+        },
+      }),
+      { 'web.yaml': fixture('manifests/web.yaml') },
+    );
+  });
+  after(() => fn.close());
+
+  test('a target namespace that does not exist → 404 NOT_FOUND, nothing created', async () => {
+    const res = await fn.post('/deploy', { target: 'nowhere', image: `${REPO}:1` });
+    assert.equal(res.status, 404, JSON.stringify(res.body));
+    assert.equal(codeOf(res.body), 'NOT_FOUND');
+    assert.match(String((res.body.error as { message: string }).message), new RegExp(missing));
+    assert.equal(await exists('namespace', missing), false);
+  });
+
+  test('an image-only target naming a container the Deployment lacks → 400 CONTAINER_NOT_FOUND, nothing written', async () => {
+    const before = await get(ns, 'bump');
+    const res = await fn.post('/deploy', { target: 'wrong-container', image: `${REPO}:1` });
+    assert.equal(res.status, 400, JSON.stringify(res.body));
+    assert.equal(codeOf(res.body), 'CONTAINER_NOT_FOUND');
+    const now = await get(ns, 'bump');
+    assert.equal(now.metadata.resourceVersion, before.metadata.resourceVersion);
+    assert.equal(now.spec.template.spec.containers[0]?.image, `${REPO}:0`);
+  });
+});
+
+test('clusterScoped: a listed cluster-scoped kind is applied, stamped like the rest', async (t) => {
+  const info = await useSandboxEnv();
+  const ns = await namespace('scoped');
+  // The sandbox deployer may only edit namespaced objects: grant it ClusterRoles for this test.
+  const grant = `gke-deployer-test-clusterroles-${ns}`;
+  await kubectl(['create', 'clusterrole', grant, '--verb=get,list,watch,create,patch,update', '--resource=clusterroles']);
+  await kubectl(['create', 'clusterrolebinding', grant, `--clusterrole=${grant}`, `--user=${info.serviceAccount}`]);
+  const role = `gke-deployer-test-role-${ns}`;
+  const manifests = fixture('manifests/cluster-scoped.yaml').replace('name: gke-deployer-test-role', `name: ${role}`);
+  const fn = await startFunction(
+    configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { scoped: webTarget(ns, { manifests: ['cluster-scoped.yaml'], clusterScoped: ['ClusterRole'], rollout: { wait: false } }) } }),
+    { 'cluster-scoped.yaml': manifests },
+  );
+  t.after(async () => {
+    await fn.close();
+    await kubectl(['delete', 'clusterrole', role, grant, '--ignore-not-found']);
+    await kubectl(['delete', 'clusterrolebinding', grant, '--ignore-not-found']);
+  });
+  const res = await fn.post('/deploy', { target: 'scoped', image: `${REPO}:1` });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.deepEqual(
+    (res.body.objects as { kind: string; action: string }[]).map((o) => `${o.kind}:${o.action}`).sort(),
+    ['ClusterRole:created', 'Job:created'],
+  );
+  const live = await kubectlJson<{ metadata: { annotations: Record<string, string> } }>(['get', 'clusterrole', role]);
+  assert.equal(live.metadata.annotations['gke-deployer/image'], `${REPO}:1`);
+  assert.equal(await exists('job', 'migrate', ns), true);
+});
+
+describe('reconcile (POST /scheduler without an image)', () => {
+  const AUDIENCE = 'https://gke-deployer.example.run.app/scheduler';
+  const SCHEDULER_SA = 'scheduler@sandbox-project.iam.gserviceaccount.com';
+  let fn: RunningFunction;
+  let ns: string;
+  let auth: Record<string, string>;
+
+  before(async () => {
+    const info = await useSandboxEnv();
+    ns = await namespace('reconcile');
+    await kubectl(['-n', ns, 'create', 'deployment', 'bump', `--image=${REPO}:0`, '--replicas=0']);
+    fn = await startFunction(
+      configYaml({
+        auth: { direct: 'none', scheduler: { audience: AUDIENCE, serviceAccounts: [SCHEDULER_SA] }, certsUrl: info.certsUrl },
+        clusters: { sandbox: gkeCluster(info) },
+        // force: kubectl create owns the image field; the target takes it over.
+        targets: { web: webTarget(ns), bump: { cluster: 'sandbox', namespace: ns, deployment: 'bump', container: 'web', images: [REPO], force: true } },
+      }),
+      { 'web.yaml': fixture('manifests/web.yaml') },
+    );
+    auth = { authorization: `Bearer ${await idToken({ audience: AUDIENCE, email: SCHEDULER_SA })}` };
+  });
+  after(() => fn.close());
+
+  test('a deployment: target is set back to the image it last deployed', async () => {
+    assert.equal((await fn.post('/deploy', { target: 'bump', image: `${REPO}:1.0.0` })).status, 200);
+    await kubectl(['-n', ns, 'set', 'image', 'deployment/bump', `web=${REPO}:by-hand`]);
+    const res = await fn.post('/scheduler', { target: 'bump' }, auth);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.reconciled, true);
+    assert.equal(res.body.image, `${REPO}:1.0.0`);
+    assert.equal(await imageOf(ns, 'bump'), `${REPO}:1.0.0`);
+  });
+
+  test('a deleted Deployment is recreated from the image its siblings record; with every object gone → 404 NOT_DEPLOYED', async () => {
+    assert.equal((await fn.post('/deploy', { target: 'web', image: `${REPO}:2.0.0` })).status, 200);
+    await kubectl(['-n', ns, 'delete', 'deployment', 'web', '--wait=true']);
+    const res = await fn.post('/scheduler', { target: 'web' }, auth);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.image, `${REPO}:2.0.0`);
+    assert.deepEqual((res.body.objects as { kind: string; action: string }[]).map((o) => `${o.kind}:${o.action}`), ['Deployment:created', 'Service:unchanged']);
+    assert.equal(await imageOf(ns), `${REPO}:2.0.0`);
+
+    await kubectl(['-n', ns, 'delete', 'deployment,service', 'web', '--wait=true']);
+    const gone = await fn.post('/scheduler', { target: 'web' }, auth);
+    assert.equal(gone.status, 404, JSON.stringify(gone.body));
+    assert.equal(codeOf(gone.body), 'NOT_DEPLOYED');
+    assert.equal(await exists('deployment', 'web', ns), false);
+  });
+});
+
+test('kubeconfig: an exec credential is kept until the cluster answers 401, then asked for once more', async () => {
+  const info = await sandbox();
+  const ns = await namespace('kc-exec');
+  const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-exec-'));
+  const files: Record<string, string> = {
+    // The plugin hands out token-1 (never issued: the cluster answers 401), then token-2, token-3…
+    'token-1': 'ya29.sandbox.never-issued-by-the-identity-fake',
+    'token-2': await accessToken(info.serviceAccount),
+    'token-3': await accessToken(info.serviceAccount),
+    count: '0',
+    'plugin.sh': [
+      'set -eu',
+      'cd "$(dirname "$0")"',
+      'n=$(( $(cat count) + 1 ))',
+      'echo "$n" > count',
+      'printf \'{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"%s"}}\' "$(cat "token-$n")"',
+    ].join('\n'),
+  };
+  for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
+  const kubeconfig = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'sandbox', cluster: { server: info.server, 'certificate-authority': info.caFile } }],
+    users: [{ name: 'plugin', user: { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: '/bin/sh', args: [path.join(dir, 'plugin.sh')], interactiveMode: 'Never' } } }],
+    contexts: [{ name: 'sandbox', context: { cluster: 'sandbox', user: 'plugin' } }],
+    'current-context': 'sandbox',
+  };
+  const fn = await startFunction(configYaml({ clusters: { sandbox: { kubeconfig: { path: 'kubeconfig' } } }, targets: { web: webTarget(ns) } }), {
+    'web.yaml': fixture('manifests/web.yaml'),
+    kubeconfig: stringify(kubeconfig),
+  });
+  const asked = async () => Number((await readFile(path.join(dir, 'count'), 'utf8')).trim());
+  try {
+    const first = await fn.post('/deploy', { target: 'web', image: `${REPO}:1` });
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.equal(await asked(), 2, 'token-1 was refused (401) and the plugin asked once more');
+    const second = await fn.post('/deploy', { target: 'web', image: `${REPO}:2` });
+    assert.equal(second.status, 200, JSON.stringify(second.body));
+    assert.equal(await asked(), 2, 'a credential the cluster accepts is kept');
+    assert.equal(await imageOf(ns), `${REPO}:2`);
+  } finally {
+    await fn.close();
+  }
+});
+
+test('a refusal the deployer has no name for (413 from the API server) → 502 CLUSTER_ERROR, nothing applied', async (t) => {
+  const info = await useSandboxEnv();
+  const ns = await namespace('cluster-error');
+  // Over the API server's 3 MiB request limit: it answers 413, a status no other code covers.
+  const big = stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'big' }, data: { blob: 'x'.repeat(3.5 * 1024 * 1024) } });
+  const fn = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns, { manifests: ['web.yaml', 'big.yaml'] }) } }), {
+    'web.yaml': fixture('manifests/web.yaml'),
+    'big.yaml': big,
+  });
+  t.after(() => fn.close());
+  const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:1` });
+  assert.equal(res.status, 502, JSON.stringify(res.body));
+  assert.equal(codeOf(res.body), 'CLUSTER_ERROR');
+  assert.equal(await exists('deployment', 'web', ns), false, 'the whole target is refused, the valid Deployment too');
+  assert.equal(await exists('configmap', 'big', ns), false);
+});
