@@ -273,10 +273,11 @@ async function createNode(api: Api, kubeletPort: number): Promise<void> {
         },
         annotations: { 'node.alpha.kubernetes.io/ttl': '0', 'kwok.x-k8s.io/node': 'fake' },
       },
-      // kwok's node-initialize stage keeps allocatable/capacity given at creation.
+      // kwok's node-initialize stage keeps allocatable/capacity given at creation. Room for
+      // the Pods of a whole test run (a real node's 110 filled up and left Pods Pending).
       status: {
-        allocatable: { cpu: '32', memory: '128Gi', pods: '110' },
-        capacity: { cpu: '32', memory: '128Gi', pods: '110' },
+        allocatable: { cpu: '1000', memory: '4Ti', pods: '2000' },
+        capacity: { cpu: '1000', memory: '4Ti', pods: '2000' },
         ...endpoint,
       },
     },
