@@ -35,7 +35,7 @@ await writeFile(
   stringify({
     auth: { direct: 'none' },
     clusters: { sandbox: { gke: { project: info.project, location: info.location, name: info.cluster } } },
-    targets: { hello: { cluster: 'sandbox', namespace: 'bench', manifests: [fileURLToPath(new URL('../examples/manifests/hello.yaml', import.meta.url))], images: [REPO] } },
+    targets: { hello: { cluster: 'sandbox', namespace: 'bench', manifests: [fileURLToPath(new URL('../examples/manifests/hello.yaml', import.meta.url))], images: [REPO], rollout: { wait: false } } },
   }),
 );
 const kubectl = async (...args: string[]) => {
