@@ -2,7 +2,7 @@
 // container of every pod template, and annotations saying what deployed it.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { DeployError } from '../errors.ts';
-import { isRecord } from '../guards.ts';
+import { field, isRecord } from '../guards.ts';
 
 export const ANNOTATIONS = {
   source: 'gke-deployer/source',
@@ -89,7 +89,6 @@ export function renderManifests(
 }
 
 function dig(obj: unknown, path: readonly string[]): Record<string, unknown> | undefined {
-  let cur: unknown = obj;
-  for (const key of path) cur = isRecord(cur) ? cur[key] : undefined;
-  return isRecord(cur) ? cur : undefined;
+  const v = field(obj, ...path);
+  return isRecord(v) ? v : undefined;
 }

@@ -85,8 +85,9 @@ export function deployer({ config, clusters }: Deps): Deployer {
     const waitEnd = Math.min(rolloutEnd, deadline - reserve);
     const waitOpts = { namespace: target.namespace, started, deadline: waitEnd, ...(ctx.progress && { progress: ctx.progress }) };
 
-    // Stale or duplicate: judged against the record on the live workload, first without the
-    // lock (so a stale event runs no preDeploy Job), then again under it, where it counts.
+    // Stale or duplicate: judged against the record on the live workload under the lock, where
+    // it counts. A look before it only pays where something runs first (a stale event runs no
+    // preDeploy Job) or where no lock is taken (a dry run).
     const anchor = target.deployment ? { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: target.deployment } } : anchorOf(objects);
     const judged = async (): Promise<DeployResult | undefined> => {
       if (!anchor || reconcile) return undefined;
@@ -98,7 +99,7 @@ export function deployer({ config, clusters }: Deps): Deployer {
         : `event ${event.eventId} (${event.eventTime}) is older than the applied event ${v.recorded.eventId} (${v.recorded.eventTime}); force: true deploys it anyway`;
       return result(v.verdict, { reason, recorded: v.recorded, objects: [] });
     };
-    const early = await judged();
+    const early = intent.dryRun || jobs.length > 0 ? await judged() : undefined;
     if (early) return early;
 
     if (jobs.length > 0 && !intent.dryRun) {

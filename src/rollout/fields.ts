@@ -1,7 +1,9 @@
 // Readers for the status and spec fields of live objects, which KubernetesObject does not type.
 // They accept both raw JSON and client-node's models (which use the same field names).
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { isRecord } from '../guards.ts';
+import { field } from '../guards.ts';
+
+export { field };
 
 /** "apps/v1" + Deployment → "apps/Deployment"; "v1" + Pod → "Pod". */
 export function kindKey(obj: KubernetesObject): string {
@@ -9,12 +11,6 @@ export function kindKey(obj: KubernetesObject): string {
   const slash = apiVersion.indexOf('/');
   const kind = obj.kind ?? '';
   return slash < 0 ? kind : `${apiVersion.slice(0, slash)}/${kind}`;
-}
-
-export function field(obj: unknown, ...path: string[]): unknown {
-  let cur = obj;
-  for (const key of path) cur = isRecord(cur) ? cur[key] : undefined;
-  return cur;
 }
 
 export function num(obj: unknown, ...path: string[]): number | undefined {

@@ -4,6 +4,7 @@
 // once instead of at the progress deadline.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { KubeClient } from '../cluster/client.ts';
+import { num } from './fields.ts';
 import { podFailure, readiness, waitsFor } from './readiness.ts';
 import { isNewRevisionPod, type Owned } from './revision.ts';
 import { listWatch, type EventType, type WatchSpec } from './watch.ts';
@@ -101,9 +102,9 @@ export async function waitForRollout(client: KubeClient, objects: readonly Kuber
   /** The first Pod of the workload's new revision that cannot start, as a reason. */
   const podFailureOf = (workload: KubernetesObject): string | undefined => {
     // Until the controller has seen the new spec, "the new revision" still names the old one.
-    const meta = workload.metadata;
-    const observed = (workload as { status?: { observedGeneration?: number } }).status?.observedGeneration;
-    if (meta?.generation !== undefined && (observed === undefined || observed < meta.generation)) return undefined;
+    const generation = num(workload, 'metadata', 'generation');
+    const observed = num(workload, 'status', 'observedGeneration');
+    if (generation !== undefined && (observed === undefined || observed < generation)) return undefined;
     for (const pod of pods.values()) {
       const failure = podFailure(pod);
       if (!failure) continue;
