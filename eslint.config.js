@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['build/**', 'node_modules/**', '.sandbox/**'] },
+  { ignores: ['build/**', 'dist/**', 'node_modules/**', '.sandbox/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

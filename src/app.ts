@@ -8,6 +8,8 @@ import { router, type Handler } from './sources/router.ts';
 export interface App {
   config: Config;
   handler: Handler;
+  /** Starts the `gke` clusters' lookups and token fetch in the background (production start-up). */
+  warmUp(): void;
   close(): Promise<void>;
 }
 
@@ -18,7 +20,7 @@ export function createApp(config: Config, log: Logger = jsonLogger(), env = proc
   }
   const clusters = new ClusterRegistry(config.clusters, {}, { log, env });
   const handler = router({ config, deploy: deployer({ config, clusters }), log, deadlineMs: deadlineMs(env) });
-  return { config, handler, close: () => clusters.close() };
+  return { config, handler, warmUp: () => clusters.warmUp(), close: () => clusters.close() };
 }
 
 /**
