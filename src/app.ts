@@ -8,8 +8,6 @@ import { router, type Handler } from './sources/router.ts';
 export interface App {
   config: Config;
   handler: Handler;
-  /** Starts the `gke` clusters' lookups and token fetch in the background (production start-up). */
-  warmUp(): void;
   close(): Promise<void>;
 }
 
@@ -20,7 +18,7 @@ export function createApp(config: Config, log: Logger = jsonLogger(), env = proc
   }
   const clusters = new ClusterRegistry(config.clusters, {}, { log, env });
   const handler = router({ config, deploy: deployer({ config, clusters }), log, deadlineMs: deadlineMs(env) });
-  return { config, handler, warmUp: () => clusters.warmUp(), close: () => clusters.close() };
+  return { config, handler, close: () => clusters.close() };
 }
 
 /**

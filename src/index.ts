@@ -14,8 +14,6 @@ try {
   if (err instanceof ConfigError) log('ERROR', err.message, { problems: err.problems });
   throw err;
 }
-// The first deploy's cluster lookup and token fetch overlap the rest of start-up.
-app.warmUp();
 log('INFO', `gke-deployer ready: ${app.config.targets.size} targets, ${app.config.clusters.size} clusters`, { config: app.config.file });
 // Bounds every body before functions-framework's own parser would buffer it (up to 1 GiB).
 guardEveryServer(log);

@@ -46,16 +46,6 @@ describe('the production bundle as a process', () => {
   });
   after(() => fn?.close());
 
-  test('start-up looks every gke cluster up before any request', async () => {
-    // Each lookup logs its endpoint choice; wait for both (no request has been sent).
-    const chosen = () => fn.logs.filter((l) => typeof l.message === 'string' && l.message.includes('using the public endpoint'));
-    for (let i = 0; chosen().length < 2; i++) {
-      assert.ok(i < 400, `no start-up lookups: ${JSON.stringify(fn.logs)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.equal((await stats()).containerApi.getCluster - lookupsBefore, 2);
-  });
-
   test('deploys through the Container API lookup, the ADC token and verified TLS, and waits for the rollout', async () => {
     const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.0.0` });
     assert.equal(res.status, 200, JSON.stringify(res.body));
@@ -65,7 +55,6 @@ describe('the production bundle as a process', () => {
     assert.ok((live.status.readyReplicas ?? 0) > 0);
     const other = await fn.post('/deploy', { target: 'other', image: `${REPO}:1.0.1`, dryRun: true });
     assert.equal(other.status, 200, JSON.stringify(other.body));
-    // The deploys reused start-up's lookups.
     assert.equal((await stats()).containerApi.getCluster - lookupsBefore, 2, 'one lookup per cluster entry');
     // Two cluster entries, one cluster CA: one CA file.
     assert.equal((await caFiles(tmp)).length, 1);

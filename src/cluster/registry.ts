@@ -85,19 +85,6 @@ export class ClusterRegistry {
     return new KubeClient(cluster, this.timing, opts.signal);
   }
 
-  /**
-   * Starts what the first deploy to a `gke` cluster waits on — loading the Container API
-   * client, the lookup, the ADC token — without waiting for it (start-up, in parallel with
-   * the rest). A failure is dropped here: the first deploy tries again and reports it.
-   */
-  warmUp(): void {
-    for (const [name, spec] of this.specs) {
-      if (!('gke' in spec)) continue;
-      this.client(name).catch(() => undefined);
-      this.adc?.authorization().catch(() => undefined);
-    }
-  }
-
   async close(): Promise<void> {
     await Promise.all([...this.clusters.values()].map((c) => c.close()));
     this.clusters.clear();
