@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['build/**', 'node_modules/**', '.sandbox/**'] },
+  { ignores: ['build/**', 'dist/**', 'node_modules/**', '.sandbox/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -17,5 +17,11 @@ export default tseslint.config(
     // node:test's test()/describe() return promises the runner itself awaits.
     files: ['test/**/*.ts'],
     rules: { '@typescript-eslint/no-floating-promises': 'off' },
+  },
+  {
+    // The bench's baseline programs are plain JavaScript run by Node, outside the TS project.
+    files: ['bench/**/*.mjs'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: { parserOptions: { projectService: false, project: false }, globals: { process: 'readonly', Buffer: 'readonly', URL: 'readonly' } },
   },
 );

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { freePort } from '../sandbox/process.ts';
 import { ConfigError, parseConfig } from '../src/config/load.ts';
+import { ensureBundle } from './support/bundle.ts';
 
 const CLOUD_RUN = { K_SERVICE: 'gke-deployer', K_REVISION: 'gke-deployer-00001-abc' };
 const OIDC = '{ audience: "https://deployer.example.run.app/deploy", serviceAccounts: [ci@p.iam.gserviceaccount.com] }';
@@ -61,7 +62,8 @@ async function startAsProcess(auth: string, env: NodeJS.ProcessEnv): Promise<{ o
   await writeFile(path.join(dir, 'deployer.yaml'), yaml(auth));
   const port = await freePort();
   const main = path.resolve('node_modules/@google-cloud/functions-framework/build/src/main.js');
-  const child = spawn(process.execPath, [main, '--target=deploy', '--source=src/index.ts'], {
+  // The production entry point: the bundle (built first if missing or stale).
+  const child = spawn(process.execPath, [main, '--target=deploy', `--source=${await ensureBundle()}`], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, DEPLOYER_CONFIG: path.join(dir, 'deployer.yaml'), PORT: String(port), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -3,13 +3,15 @@
 // endpoint (an emulator or the sandbox), as PUBSUB_EMULATOR_HOST does for Pub/Sub.
 import type { ClusterManagerClient } from '@google-cloud/container';
 
+// Both libraries are CommonJS: their `default` is module.exports under Node's own loader
+// and in the production bundle alike (where a lazily loaded chunk exports nothing else).
 export async function containerApiClient(env = process.env): Promise<ClusterManagerClient> {
-  const { ClusterManagerClient } = await import('@google-cloud/container');
+  const { ClusterManagerClient } = (await import('@google-cloud/container')).default;
   const override = env.CONTAINER_API_ENDPOINT;
   if (!override) return new ClusterManagerClient();
   const m = /^([^:]+|\[[^\]]+\]):(\d+)$/.exec(override);
   if (!m?.[1] || !m[2]) throw new Error(`CONTAINER_API_ENDPOINT must be host:port, got "${override}"`);
-  const grpc = await import('@grpc/grpc-js');
+  const grpc = (await import('@grpc/grpc-js')).default;
   return new ClusterManagerClient({
     apiEndpoint: m[1],
     port: Number(m[2]),

@@ -109,6 +109,13 @@ describe('cloudbuild.yaml', () => {
     assert.ok(s.args.includes(`--env=GOOGLE_NODEJS_VERSION=${pkg.devDependencies.node}`), s.args.join(' '));
     // And the buildpack loads package.json's main, which is npm start's --source.
     assert.equal(/--source=(\S+)/.exec(pkg.scripts.start!)?.[1], pkg.main);
+    // main is the bundle, which the npm buildpack makes: it runs `gcp-build` (before
+    // `build`) with devDependencies installed, then prunes them
+    // (GoogleCloudPlatform/buildpacks pkg/nodejs/npm.go DetermineBuildCommands).
+    assert.equal(pkg.main, 'dist/index.mjs');
+    assert.equal(pkg.scripts['gcp-build'], 'npm run build');
+    assert.match(pkg.scripts.build!, /scripts\/build\.ts/);
+    assert.ok(pkg.devDependencies.esbuild, 'esbuild is a devDependency');
   });
 
   test('project, region, repository and service are substitutions, and every one used is defined and used', () => {

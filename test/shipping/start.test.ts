@@ -13,6 +13,7 @@ import { before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { freePort } from '../../sandbox/process.ts';
+import { ensureBundle } from '../support/bundle.ts';
 
 const exec = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '../..');
@@ -119,6 +120,8 @@ describe('the image start command', () => {
   let image: ImageEnv;
 
   before(async () => {
+    // Both commands run the bundle (package.json main), as the image does after gcp-build.
+    await ensureBundle();
     const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-start-'));
     await writeFile(path.join(dir, 'deployer.yaml'), CONFIG);
     image = await imageEnv();

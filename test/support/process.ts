@@ -1,5 +1,5 @@
 // Runs the function as its own process, the way Cloud Run does (functions-framework's
-// CLI on src/index.ts), so tests can use several instances at once.
+// CLI on src/index.ts, or on the production bundle), so tests can use several instances at once.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -30,13 +30,19 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function spawnFunction(configYaml: string, files: Record<string, string> = {}, env: Record<string, string> = {}): Promise<FunctionProcess> {
+/** `source`: the module functions-framework loads (the production bundle is dist/index.mjs, test/support/bundle.ts). */
+export async function spawnFunction(
+  configYaml: string,
+  files: Record<string, string> = {},
+  env: Record<string, string> = {},
+  source = path.join(root, 'src/index.ts'),
+): Promise<FunctionProcess> {
   const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-proc-'));
   for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
   await writeFile(path.join(dir, 'deployer.yaml'), configYaml);
   rememberConfiguredSecrets(configYaml, { ...process.env, ...env });
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, [cli, '--target=deploy', `--source=${path.join(root, 'src/index.ts')}`, `--port=${port}`], {
+  const child: ChildProcess = spawn(process.execPath, [cli, '--target=deploy', `--source=${source}`, `--port=${port}`], {
     cwd: dir,
     env: { ...process.env, ...env, DEPLOYER_CONFIG: path.join(dir, 'deployer.yaml') },
     stdio: ['ignore', 'pipe', 'pipe'],
