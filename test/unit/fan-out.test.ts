@@ -149,5 +149,5 @@ test('mapLimited keeps the order and never runs more than the limit at once', as
   }
   assert.deepEqual(await work, [10, 20, 30, 40, 50]);
   assert.equal(peak, 2);
-  await assert.rejects(mapLimited([1], 0, async (n) => n), RangeError);
+  await assert.rejects(mapLimited([1], 0, (n) => Promise.resolve(n)), RangeError);
 });
