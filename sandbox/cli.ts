@@ -1,8 +1,13 @@
 // `npm run sandbox`: start everything, print what is where, stay up until Ctrl-C.
+// `npm run sandbox -- --clusters 2` (or SANDBOX_CLUSTERS=2) starts a second control plane.
+import { parseArgs } from 'node:util';
 import { defaultSandboxDir, startSandbox } from './index.ts';
 
+const { values } = parseArgs({ options: { clusters: { type: 'string' } } });
+const clustersArg = values.clusters ?? process.env.SANDBOX_CLUSTERS ?? '1';
+const clusters = /^\d+$/.test(clustersArg) ? Number(clustersArg) : Number.NaN;
 const log = (line: string) => console.log(`[sandbox] ${line}`);
-const sandbox = await startSandbox({ dir: defaultSandboxDir(), log });
+const sandbox = await startSandbox({ dir: defaultSandboxDir(), log, clusters });
 const { info } = sandbox;
 console.log(`
 Sandbox is up (state in ${info.dir}/sandbox.json).
@@ -14,7 +19,7 @@ Sandbox is up (state in ${info.dir}/sandbox.json).
   Container API      ${info.env.CONTAINER_API_ENDPOINT} (gRPC, plaintext)
   Metadata/identity  ${info.identity}   (stats: ${info.stats})
   Pub/Sub emulator   ${info.pubsub ?? '(off)'}
-Function environment:
+${info.clusters.slice(1).map((c) => `  GKE cluster        projects/${info.project}/locations/${c.location}/clusters/${c.name}   ${c.server} (CA ${c.caFile}; kubectl --kubeconfig ${c.kubeconfig})\n`).join('')}Function environment:
 ${Object.entries(info.env).map(([k, v]) => `  export ${k}=${v}`).join('\n')}
 Press Ctrl-C to stop.`);
 

@@ -18,8 +18,23 @@ export const CLUSTER = 'sandbox';
 export const PRIVATE_CLUSTER = 'sandbox-private';
 /** Fleet memberships of the two clusters (Connect gateway). */
 export const MEMBERSHIPS = { cluster: `projects/${PROJECT}/locations/${LOCATION}/memberships/${CLUSTER}`, privateCluster: `projects/${PROJECT}/locations/${LOCATION}/memberships/${PRIVATE_CLUSTER}` };
+/** Where the extra clusters of `clusters: n` sit: `sandbox-2` in the first of these, and so on. */
+const EXTRA_LOCATIONS = ['us-central1', 'asia-northeast1', 'australia-southeast1'];
+/** The most control planes one sandbox starts (each is ~5 processes and a few hundred MB). */
+export const MAX_CLUSTERS = EXTRA_LOCATIONS.length + 1;
 /** The identity the function runs as (the metadata server's default service account). */
 export const DEPLOYER_SA = `deployer@${PROJECT}.iam.gserviceaccount.com`;
+
+/** One control plane of the sandbox, registered in the Container API fake under `name` at `location`. */
+export interface SandboxCluster {
+  name: string;
+  location: string;
+  /** Admin kubeconfig of this cluster. */
+  kubeconfig: string;
+  /** This cluster's own CA. */
+  caFile: string;
+  server: string;
+}
 
 /** What sandbox.json holds: everything a test or the function needs to use the sandbox. */
 export interface SandboxInfo {
@@ -52,12 +67,16 @@ export interface SandboxInfo {
   /** POST {tokenLifetimeSeconds?, containerApiFailure?, frontCa?: {dns?|internal?|connectGateway?: 'public'|'cluster'}} */
   control: string;
   pubsub?: string;
+  /** Every cluster, the first being the one the keys above describe (`cluster`, `server`, `kubeconfig`…). */
+  clusters: SandboxCluster[];
   pids: number[];
 }
 
 export interface Sandbox {
   info: SandboxInfo;
   controlPlane: ControlPlane;
+  /** One per cluster, in the order of `info.clusters` (the first is `controlPlane`). */
+  controlPlanes: ControlPlane[];
   google: GoogleFakes;
   pubsub?: PubsubEmulator;
   fronts: Fronts;
@@ -69,11 +88,15 @@ export interface SandboxOptions {
   /** Start the Pub/Sub emulator (a JVM: a few seconds and ~300 MB). Default true. */
   pubsub?: boolean;
   tokenLifetimeSeconds?: number;
+  /** How many independent control planes (own etcd, apiserver, controllers, kwok, CA). Default 1. */
+  clusters?: number;
   log?: (line: string) => void;
 }
 
 export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const log = opts.log ?? (() => {});
+  const count = opts.clusters ?? 1;
+  if (!Number.isInteger(count) || count < 1 || count > MAX_CLUSTERS) throw new Error(`clusters must be an integer from 1 to ${MAX_CLUSTERS}, got ${count}`);
   const dir = path.resolve(opts.dir);
   await prepareDir(dir);
   const binDir = await ensureBinaries();
@@ -85,11 +108,16 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     for (const stop of stops.reverse()) await stop().catch(() => {});
   };
   try {
-    const [controlPlane, pubsub] = await Promise.all([
-      startControlPlane({ dir: path.join(dir, 'kube'), binDir, tokenWebhookUrl: `${google.identityUrl}/tokenreview`, log }).then((cp) => {
+    // The extra clusters start alongside the first; each has its own folder, ports and CA.
+    const startKube = (i: number) => {
+      const tag = i === 0 ? '' : `${CLUSTER}-${i + 1}: `;
+      return startControlPlane({ dir: path.join(dir, i === 0 ? 'kube' : `kube-${i + 1}`), binDir, tokenWebhookUrl: `${google.identityUrl}/tokenreview`, log: (l) => log(tag + l) }).then((cp) => {
         stops.push(() => cp.stop());
         return cp;
-      }),
+      });
+    };
+    const [controlPlanes, pubsub] = await Promise.all([
+      Promise.all(Array.from({ length: count }, (_, i) => startKube(i))),
       opts.pubsub === false
         ? undefined
         : startPubsubEmulator({ dir: path.join(dir, 'pubsub'), project: PROJECT }).then((ps) => {
@@ -98,10 +126,13 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
             return ps;
           }),
     ]);
+    const controlPlane = controlPlanes[0] as ControlPlane;
 
     // Like roles/container.developer on GKE: the deployer may edit namespaced objects anywhere.
-    const grant = await controlPlane.kubectl(['create', 'clusterrolebinding', 'gke-deployer-edit', '--clusterrole=edit', `--user=${DEPLOYER_SA}`]);
-    if (grant.code !== 0) throw new Error(`granting the deployer RBAC failed: ${grant.stderr}`);
+    for (const cp of controlPlanes) {
+      const grant = await cp.kubectl(['create', 'clusterrolebinding', 'gke-deployer-edit', '--clusterrole=edit', `--user=${DEPLOYER_SA}`]);
+      if (grant.code !== 0) throw new Error(`granting the deployer RBAC failed: ${grant.stderr}`);
+    }
 
     const certs = await makeFrontCerts(controlPlane.dir, controlPlane);
     const fronts = await startFronts({ upstream: controlPlane.server, upstreamCa: controlPlane.caPem, certs, memberships: () => Object.values(MEMBERSHIPS) });
@@ -123,6 +154,17 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       dnsAllowExternalTraffic: true,
       membership: MEMBERSHIPS.privateCluster,
       caPem: controlPlane.caPem,
+    });
+    // The extra clusters: public IP endpoint only, each with its own CA.
+    const clusters: SandboxCluster[] = controlPlanes.map((cp, i) => ({
+      name: i === 0 ? CLUSTER : `${CLUSTER}-${i + 1}`,
+      location: i === 0 ? LOCATION : (EXTRA_LOCATIONS[i - 1] as string),
+      kubeconfig: cp.kubeconfig,
+      caFile: cp.caFile,
+      server: cp.server,
+    }));
+    clusters.forEach((c, i) => {
+      if (i > 0) google.addCluster({ project: PROJECT, location: c.location, name: c.name, endpoint: new URL(c.server).host, caPem: (controlPlanes[i] as ControlPlane).caPem });
     });
 
     const info: SandboxInfo = {
@@ -152,11 +194,12 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       certsUrl: `${google.identityUrl}/oauth2/v1/certs`,
       control: `${google.identityUrl}/control`,
       ...(pubsub && { pubsub: pubsub.host }),
-      pids: [process.pid, ...controlPlane.processes().map((p) => p.pid), ...(pubsub?.proc.child.pid ? [pubsub.proc.child.pid] : [])],
+      clusters,
+      pids: [process.pid, ...controlPlanes.flatMap((cp) => cp.processes().map((p) => p.pid)), ...(pubsub?.proc.child.pid ? [pubsub.proc.child.pid] : [])],
     };
     await writeFile(path.join(dir, 'sandbox.json'), `${JSON.stringify(info, null, 2)}\n`);
     log(`sandbox ready in ${((Date.now() - started) / 1000).toFixed(1)}s (binaries already built)`);
-    return { info, controlPlane, google, fronts, ...(pubsub && { pubsub }), stop: stopAll };
+    return { info, controlPlane, controlPlanes, google, fronts, ...(pubsub && { pubsub }), stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;
@@ -176,7 +219,7 @@ async function prepareDir(dir: string): Promise<void> {
   }
   const running = (await readSandboxInfo(dir)).pids.filter(isRunning);
   if (running.length > 0) throw new Error(`a sandbox is still running in ${dir} (pids ${running.join(', ')}); stop it or set SANDBOX_DIR`);
-  for (const entry of ['sandbox.json', 'kube', 'pubsub']) await rm(path.join(dir, entry), { recursive: true, force: true });
+  for (const entry of entries.filter((e) => ['sandbox.json', 'kube', 'pubsub'].includes(e) || /^kube-\d+$/.test(e))) await rm(path.join(dir, entry), { recursive: true, force: true });
 }
 
 export async function readSandboxInfo(dir: string): Promise<SandboxInfo> {

@@ -11,8 +11,14 @@ import { isRecord } from '../guards.ts';
 import { kubeconfigProblems } from '../cluster/kubeconfig.ts';
 import { productionProblems } from './production.ts';
 
-export interface Target extends TargetSpec {
+export interface Target extends Omit<TargetSpec, 'cluster' | 'clusters'> {
   name: string;
+  /** The cluster a single-cluster target deploys to; for a list, its first. */
+  cluster: string;
+  /** Every cluster deployed to, in the configured order (`[cluster]` for a single one). */
+  clusters: string[];
+  /** Configured with `clusters:` (any length): answers with one result per cluster. */
+  multiCluster: boolean;
   /** Parsed manifests; empty for an image-only (`deployment:`) target. */
   objects: KubernetesObject[];
   /** Parsed `preDeploy` Jobs. */
@@ -91,6 +97,9 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     if (typeof spec.cluster === 'string' && !(spec.cluster in rawClusters)) {
       problems.push(`${at}.cluster: unknown cluster "${spec.cluster}"`);
     }
+    (Array.isArray(spec.clusters) ? spec.clusters : []).forEach((c: unknown, i) => {
+      if (typeof c === 'string' && !(c in rawClusters)) problems.push(`${at}.clusters.${i}: unknown cluster "${c}"`);
+    });
     const files = (key: 'manifests' | 'preDeploy'): KubernetesObject[] =>
       (Array.isArray(spec[key]) ? spec[key] : []).flatMap((m: unknown, i) => {
         if (typeof m !== 'string') return [];
@@ -152,9 +161,14 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     }
   }
   const targets = new Map<string, Target>();
-  for (const [name, spec] of Object.entries(parsed.data.targets)) {
+  for (const [name, { cluster, clusters: list, ...spec }] of Object.entries(parsed.data.targets)) {
+    // The schema guarantees exactly one of the two.
+    const all = list ?? [cluster ?? ''];
     targets.set(name, {
       ...spec,
+      cluster: all[0] ?? '',
+      clusters: all,
+      multiCluster: list !== undefined,
       ...(spec.manifests && { manifests: spec.manifests.map(resolve) }),
       ...(spec.preDeploy && { preDeploy: spec.preDeploy.map(resolve) }),
       name,

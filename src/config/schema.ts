@@ -95,6 +95,12 @@ const duration = z
   })
   .refine((ms) => ms <= 3_600_000, 'must be at most 1h (a Cloud Run request cannot last longer)');
 
+/** Clusters deployed to at once by a parallel multi-cluster target, unless `rollout.maxParallel` says otherwise. */
+export const DEFAULT_MAX_PARALLEL = 4;
+
+/** How a target on several clusters goes through them (README: fan-out). */
+export const STRATEGIES = ['parallel', 'sequential'] as const;
+
 export const rolloutSchema = z
   .strictObject({
     /** Wait until the workloads are ready (Jobs complete) before answering. */
@@ -103,13 +109,27 @@ export const rolloutSchema = z
     timeout: duration.prefault('300s'),
     /** Restore the changed workloads when the rollout fails (only when waiting: nothing fails otherwise). */
     rollback: z.boolean().default(true),
+    /** A target on several clusters (`strategy: parallel`): how many clusters are deployed to at once. */
+    maxParallel: z.number().int().positive().default(DEFAULT_MAX_PARALLEL),
   })
   // prefault: the defaults go through the schema, so the timeout becomes milliseconds.
   .prefault({});
 
 export const targetSchema = z
   .strictObject({
-    cluster: nonEmpty,
+    cluster: nonEmpty.optional(),
+    /** Several clusters, in order (the first is the canary of `strategy: sequential`). */
+    clusters: z
+      .array(nonEmpty)
+      .min(1, 'must name at least one cluster')
+      .superRefine((list, ctx) => {
+        list.forEach((c, i) => {
+          if (list.indexOf(c) !== i) ctx.addIssue({ code: 'custom', path: [i], message: `"${c}" is listed twice` });
+        });
+      })
+      .optional(),
+    /** parallel: every cluster at once (bounded by rollout.maxParallel); sequential: in order, stopping at the first failure. */
+    strategy: z.enum(STRATEGIES, { error: 'must be parallel or sequential' }).default('parallel'),
     namespace: name,
     manifests: z.array(nonEmpty).min(1).optional(),
     deployment: name.optional(),
@@ -127,6 +147,9 @@ export const targetSchema = z
   })
   .refine((t) => (t.manifests === undefined) !== (t.deployment === undefined), {
     error: 'needs exactly one of manifests (apply these files) or deployment (update the image of an existing Deployment)',
+  })
+  .refine((t) => (t.cluster === undefined) !== (t.clusters === undefined), {
+    error: 'needs exactly one of cluster (one cluster) or clusters (a list: deploys to each)',
   });
 
 /** The name of an environment variable holding a secret (the secret itself never sits in the file). */

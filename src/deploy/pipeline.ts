@@ -1,141 +1,27 @@
-// source → DeployIntent → policy → cluster access → [preDeploy Jobs] → apply → rollout
-// (wait, roll back on failure) → DeployResult, which the report stage logs.
-import type { KubernetesObject } from '@kubernetes/client-node';
-import type { Config } from '../config/load.ts';
-import type { ClusterRegistry } from '../cluster/registry.ts';
-import { applyImage, applyObjects, recordedImage, type Applied } from '../apply/apply.ts';
-import { objectDiff } from '../apply/diff.ts';
-import { apiError } from '../apply/errors.ts';
-import { fieldManagerFor } from '../apply/field-manager.ts';
-import { lockTarget } from '../apply/lock.ts';
-import { anchorOf, judge } from '../apply/order.ts';
-import { renderManifests, type Stamp } from '../apply/render.ts';
-import { DeployError } from '../errors.ts';
+// source → DeployIntent → policy → the target's clusters, each through cluster-deploy.ts
+// (cluster access → [preDeploy Jobs] → apply → rollout: wait, roll back on failure) →
+// DeployResult (or, for a target on several clusters, a FanOutResult), which the report
+// stage logs.
 import { authorize, resolveTarget } from '../policy/policy.ts';
-import { runPreDeploy } from '../rollout/pre-deploy.ts';
-import { rollOut } from '../rollout/rollout.ts';
+import { clusterDeployer, type DeployContext, type Deps } from './cluster-deploy.ts';
+import { fanOut } from './fan-out.ts';
 import type { DeployIntent } from './intent.ts';
-import type { DeployResult, ObjectResult } from './result.ts';
+import type { TargetResult } from './result.ts';
 
-export type { DeployResult } from './result.ts';
+export type { DeployResult, FanOutResult, TargetResult } from './result.ts';
+export type { DeployContext, Deps } from './cluster-deploy.ts';
 
-export interface Deps {
-  config: Config;
-  clusters: ClusterRegistry;
-}
+export type Deployer = (intent: DeployIntent, ctx?: DeployContext) => Promise<TargetResult>;
 
-export interface DeployContext {
-  /** Epoch ms by which the deploy must have answered; waits end before it. */
-  deadline?: number;
-  /** Progress lines while waiting. */
-  progress?: (message: string) => void;
-}
-
-export type Deployer = (intent: DeployIntent, ctx?: DeployContext) => Promise<DeployResult>;
-
-/** Of the request's time, what is kept back for a rollback and its wait (at most a minute). */
-const ROLLBACK_SHARE = 0.25;
-const ROLLBACK_RESERVE_MAX_MS = 60_000;
-
-export function deployer({ config, clusters }: Deps): Deployer {
+export function deployer(deps: Deps): Deployer {
+  const toCluster = clusterDeployer(deps);
   return async (intent, ctx = {}) => {
-    const started = Date.now();
-    const deadline = ctx.deadline ?? Number.POSITIVE_INFINITY;
-    const target = resolveTarget(intent, config);
-    const reconcile = intent.image === undefined;
-    // A deploy is judged before any network call; only a reconcile must first ask the
-    // cluster which image it is re-applying.
-    let imageRef = intent.image;
-    if (imageRef === undefined) {
-      const client = await clusters.client(target.cluster);
-      const objects: KubernetesObject[] = target.deployment
-        ? [{ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: target.deployment } }]
-        : target.objects;
-      imageRef = await recordedImage(client, objects, target.namespace);
-      if (imageRef === undefined) {
-        throw new DeployError('NOT_DEPLOYED', `nothing to reconcile: no object of target "${target.name}" records an image deployed by gke-deployer; deploy an image first`);
-      }
-    }
-    const { image } = authorize(intent, target, imageRef);
-    const event = { eventId: intent.eventId, eventTime: intent.eventTime };
-    const stamp: Stamp = { source: intent.source, image: image.ref, requestId: intent.requestId, ...event };
-    const container = target.container !== undefined ? { container: target.container } : {};
-    const objects = target.deployment ? [] : renderManifests(target.objects, { image: image.ref, stamp, ...container });
-    const jobs = target.preDeployJobs.length > 0 ? renderManifests(target.preDeployJobs, { image: image.ref, stamp, ...container }) : [];
-    const client = await clusters.client(target.cluster);
-    // Reconciling means taking back fields someone changed by hand, so it forces.
-    const fieldManager = fieldManagerFor(target.name);
-    const opts = { namespace: target.namespace, clusterScoped: target.clusterScoped, force: target.force || reconcile, dryRun: intent.dryRun, reconcile, fieldManager };
-    const result = (status: DeployResult['status'], rest: Partial<DeployResult> & { objects: ObjectResult[] }): DeployResult => ({
-      status,
-      target: target.name,
-      cluster: target.cluster,
-      namespace: target.namespace,
-      image: image.ref,
-      requestId: intent.requestId,
-      dryRun: intent.dryRun,
-      ...(reconcile && { reconciled: true }),
-      ...rest,
-      elapsedMs: Date.now() - started,
-    });
-    // The rollout wait ends early enough to leave time for a rollback and its own wait.
-    const requestLeft = deadline - started;
-    const reserve = Math.min(ROLLBACK_RESERVE_MAX_MS, requestLeft * ROLLBACK_SHARE);
-    const rolloutEnd = started + target.rollout.timeout;
-    const waitEnd = Math.min(rolloutEnd, deadline - reserve);
-    const waitOpts = { namespace: target.namespace, started, deadline: waitEnd, ...(ctx.progress && { progress: ctx.progress }) };
-
-    // Stale or duplicate: judged against the record on the live workload under the lock, where
-    // it counts. A look before it only pays where something runs first (a stale event runs no
-    // preDeploy Job) or where no lock is taken (a dry run).
-    const anchor = target.deployment ? { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: target.deployment } } : anchorOf(objects);
-    const judged = async (): Promise<DeployResult | undefined> => {
-      if (!anchor || reconcile) return undefined;
-      const live = await client.get({ ...anchor, metadata: { ...anchor.metadata, namespace: target.namespace } }).catch((err: unknown) => { throw apiError(err, anchor, 'read'); });
-      const v = judge(live, event, intent.force);
-      if (v.verdict === 'apply') return undefined;
-      const reason = v.verdict === 'duplicate'
-        ? `event ${event.eventId} was already applied`
-        : `event ${event.eventId} (${event.eventTime}) is older than the applied event ${v.recorded.eventId} (${v.recorded.eventTime}); force: true deploys it anyway`;
-      return result(v.verdict, { reason, recorded: v.recorded, objects: [] });
-    };
-    const early = intent.dryRun || jobs.length > 0 ? await judged() : undefined;
-    if (early) return early;
-
-    if (jobs.length > 0 && !intent.dryRun) {
-      const pre = await runPreDeploy(client, jobs, { ...opts, ...waitOpts, requestId: intent.requestId, ...container });
-      if (pre.state !== 'complete') {
-        return result(pre.state, { stage: 'preDeploy', reason: pre.reason ?? 'a preDeploy Job did not complete', preDeploy: pre.runs, objects: [] });
-      }
-    }
-
-    const lock = intent.dryRun ? undefined : await lockTarget(client, target.namespace, target.name, intent.requestId, deadline);
-    let applied: Applied[];
-    try {
-      const late = lock && (await judged());
-      if (late) return late;
-      applied = target.deployment
-        ? await applyImage(client, { ...opts, deployment: target.deployment, image: image.ref, stamp, ...container })
-        : await applyObjects(client, objects, opts);
-    } finally {
-      await lock?.release();
-    }
-    if (intent.dryRun) {
-      return result('dry-run', { objects: applied.map((a) => ({ ...a.report, diff: objectDiff(a.change.before, a.change.after) })) });
-    }
-    if (!target.rollout.wait) return result('applied', { objects: applied.map((a) => a.report) });
-
-    const { status, ...rest } = await rollOut(client, applied, {
-      ...waitOpts,
-      rolloutEnd,
-      requestDeadline: deadline,
-      timeoutMs: target.rollout.timeout,
-      rollback: target.rollout.rollback,
-      fieldManager,
-      image: image.ref,
-      ...container,
-    });
-    return result(status, rest);
+    const target = resolveTarget(intent, deps.config);
+    // One cluster: its result and its errors are the answer, as they always were.
+    if (!target.multiCluster) return toCluster(target, intent, ctx);
+    // Refused once for the whole target rather than once per cluster. A reconcile's image
+    // is each cluster's own, so each cluster checks it (cluster-deploy.ts authorizes too).
+    if (intent.image !== undefined) authorize(intent, target, intent.image);
+    return fanOut(toCluster, target, intent, ctx);
   };
 }
-

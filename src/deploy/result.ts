@@ -1,5 +1,6 @@
 // What a deploy answers, whatever triggered it.
 import type { AppliedObject } from '../apply/apply.ts';
+import type { ErrorCode } from '../errors.ts';
 import type { ReadinessState } from '../rollout/wait.ts';
 
 /**
@@ -60,3 +61,38 @@ export interface DeployResult {
   logs?: string[];
   elapsedMs: number;
 }
+
+/**
+ * One cluster of a target on several clusters: a DeployStatus, or
+ * skipped     `strategy: sequential` stopped at an earlier cluster's failure; nothing was
+ *             read or written here
+ */
+export type ClusterStatus = DeployStatus | 'skipped';
+
+/** A cluster's part of a multi-cluster deploy: its DeployResult without what the whole answer already says. */
+export interface ClusterResult extends Omit<DeployResult, 'status' | 'target' | 'namespace' | 'image' | 'requestId' | 'dryRun' | 'reconciled'> {
+  status: ClusterStatus;
+  /** A reconcile: the image this cluster recorded and re-applied (clusters may differ). */
+  image?: string;
+  /** The cluster's deploy ended in an error (e.g. CLUSTER_UNAVAILABLE): `status` is `failed`. */
+  error?: { code: ErrorCode; message: string; retryable: boolean };
+}
+
+/** What a target configured with `clusters:` answers: one result per cluster, in the configured order. */
+export interface FanOutResult {
+  /** The worst of the clusters' statuses (src/report/outcome.ts, WORST_FIRST). */
+  status: DeployStatus;
+  target: string;
+  namespace: string;
+  /** The intent's image; for a reconcile, the image every cluster recorded, when they agree. */
+  image?: string;
+  requestId: string;
+  dryRun: boolean;
+  reconciled?: boolean;
+  strategy: 'parallel' | 'sequential';
+  clusters: ClusterResult[];
+  elapsedMs: number;
+}
+
+/** What the pipeline answers for one intent: a single-cluster target's result, or a fan-out's. */
+export type TargetResult = DeployResult | FanOutResult;

@@ -1,10 +1,10 @@
 // What became of one event: the value the report stage logs and each source turns into
 // its own answer (HTTP status, Pub/Sub ack). Stages produce it; none of them knows HTTP.
-import type { DeployResult, DeployStatus } from '../deploy/result.ts';
+import type { ClusterStatus, DeployStatus, TargetResult } from '../deploy/result.ts';
 import type { DeployError } from '../errors.ts';
 import type { Severity } from './log.ts';
 
-export type IntentOutcome = { ok: true; result: DeployResult } | { ok: false; target: string; error: DeployError };
+export type IntentOutcome = { ok: true; result: TargetResult } | { ok: false; target: string; error: DeployError };
 
 export type Outcome =
   /** Refused before any intent existed: bad caller, malformed request. */
@@ -22,13 +22,40 @@ export function succeeded(o: IntentOutcome): boolean {
   return o.ok && SUCCEEDED.has(o.result.status);
 }
 
+/**
+ * The overall status of a target on several clusters is the first of these that any of its
+ * clusters reached: worst first, so a failure anywhere is never hidden by a success elsewhere.
+ * `ready` ranks below `applied`/`dry-run` and above `duplicate`: after a redelivery, a cluster
+ * that already had the event answers `duplicate` while the one that failed before is now
+ * `ready`, and the event is then deployed everywhere. `skipped` (sequential: after an earlier
+ * cluster's failure) never decides, since that failure already does.
+ */
+export const WORST_FIRST: readonly DeployStatus[] = ['failed', 'timed-out', 'rolled-back', 'stale', 'dry-run', 'applied', 'ready', 'duplicate'];
+
+export function worstStatus(statuses: readonly ClusterStatus[]): DeployStatus {
+  const rank = (s: ClusterStatus) => (s === 'skipped' ? WORST_FIRST.length : WORST_FIRST.indexOf(s));
+  const worst = statuses.reduce<ClusterStatus | undefined>((w, s) => (w === undefined || rank(s) < rank(w) ? s : w), undefined);
+  // Only a list of nothing but skipped clusters gets here; a sequential run always deploys its first.
+  return worst === undefined || worst === 'skipped' ? 'failed' : worst;
+}
+
+/**
+ * Whether a finished deploy may end otherwise if delivered again. A rollout still going when the
+ * request's time ran out ends in an unknown state: a redelivery looks again. A failed or
+ * rolled-back one would only fail again. A target on several clusters counts each cluster: one
+ * timed out, or failed with a retryable error (CLUSTER_UNAVAILABLE…), makes the whole retryable;
+ * the redelivery is safe since the clusters that already have the event answer `duplicate`.
+ */
+export function resultRetryable(result: TargetResult): boolean {
+  if (!('clusters' in result)) return result.status === 'timed-out';
+  return result.clusters.some((c) => c.status === 'timed-out' || c.error?.retryable === true);
+}
+
 /** Whether the sender should deliver the event again: some part may still succeed later. */
 export function retryable(o: Outcome): boolean {
   if (o.kind === 'refused') return o.error.retryable;
   if (o.kind !== 'done') return false;
-  // A rollout still going when the request's time ran out ends in an unknown state: a
-  // redelivery looks again. A failed or rolled-back one would only fail again.
-  return o.results.some((r) => (r.ok ? r.result.status === 'timed-out' : r.error.retryable));
+  return o.results.some((r) => (r.ok ? resultRetryable(r.result) : r.error.retryable));
 }
 
 export function severityOf(o: IntentOutcome): Severity {

@@ -1,4 +1,5 @@
 // The report stage: one log line per deploy, and one per request that deployed nothing.
+import type { FanOutResult } from '../deploy/result.ts';
 import type { LogFields, Logger } from './log.ts';
 import { severityOf, type IntentOutcome, type Outcome } from './outcome.ts';
 
@@ -8,6 +9,7 @@ export function reportIntent(log: Logger, o: IntentOutcome, fields: LogFields): 
     return;
   }
   const r = o.result;
+  if ('clusters' in r) return reportFanOut(log, o, r, fields);
   const what = r.status === 'dry-run' ? 'dry run of' : r.status === 'ready' || r.status === 'applied' ? 'deployed' : 'deploy of';
   log(severityOf(o), `${what} ${r.image} to ${r.target}: ${r.status}${r.reason ? ` (${r.reason})` : ''}`, {
     ...fields,
@@ -17,6 +19,27 @@ export function reportIntent(log: Logger, o: IntentOutcome, fields: LogFields): 
     ...(r.stage && { stage: r.stage }),
     ...(r.failedImage && { failedImage: r.failedImage, restoredImage: r.restoredImage }),
     objects: r.objects.map(({ diff: _diff, ...rest }) => rest),
+    elapsedMs: r.elapsedMs,
+  });
+}
+
+/** A target on several clusters: still one line, with each cluster's outcome in it. */
+function reportFanOut(log: Logger, o: IntentOutcome, r: FanOutResult, fields: LogFields): void {
+  const each = r.clusters.map((c) => `${c.cluster} ${c.status}${c.error ? ` ${c.error.code}` : ''}`).join(', ');
+  log(severityOf(o), `deploy of ${r.image ?? 'the recorded image'} to ${r.target} on ${r.clusters.length} clusters: ${r.status} (${each})`, {
+    ...fields,
+    target: r.target,
+    status: r.status,
+    clusters: r.clusters.map(({ cluster, status, reason, error, stage, failedImage, restoredImage, objects, elapsedMs }) => ({
+      cluster,
+      status,
+      ...(reason && { reason }),
+      ...(error && { code: error.code, retryable: error.retryable }),
+      ...(stage && { stage }),
+      ...(failedImage && { failedImage, restoredImage }),
+      objects: objects.map(({ diff: _diff, ...rest }) => rest),
+      elapsedMs,
+    })),
     elapsedMs: r.elapsedMs,
   });
 }

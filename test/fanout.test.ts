@@ -1,0 +1,179 @@
+// A target on several clusters, end to end: two independent control planes of one sandbox
+// (each with its own etcd, apiserver, controllers, kwok node and CA), both looked up
+// through the Container API fake. This file starts its own two-cluster sandbox (no Pub/Sub
+// emulator): the suite's shared one stays a single cluster, so `npm test` does not carry a
+// second control plane through every other file.
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { startSandbox, type Sandbox } from '../sandbox/index.ts';
+import type { ControlPlane } from '../sandbox/kube/index.ts';
+import { freePort } from '../sandbox/process.ts';
+import { REPO, configYaml, fixture } from './support/config.ts';
+import { startFunction, type RunningFunction } from './support/function.ts';
+
+interface ClusterEntry {
+  cluster: string;
+  status: string;
+  reason?: string;
+  error?: { code: string; retryable: boolean };
+  objects: { kind: string; name: string; action: string; readiness?: string }[];
+  elapsedMs: number;
+}
+
+async function kubectl(cp: ControlPlane, args: string[]): Promise<string> {
+  const r = await cp.kubectl(args);
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+async function liveImage(cp: ControlPlane, ns: string): Promise<string | undefined> {
+  const r = await cp.kubectl(['-n', ns, 'get', 'deployment', 'web', '-o', 'jsonpath={.spec.template.spec.containers[0].image}']);
+  if (r.code !== 0 && r.stderr.includes('NotFound')) return undefined;
+  if (r.code !== 0) throw new Error(r.stderr);
+  return r.stdout;
+}
+
+describe('fan-out to two sandbox clusters', () => {
+  let sb: Sandbox;
+  let dir: string;
+  let fn: RunningFunction;
+  let eu: ControlPlane;
+  let us: ControlPlane;
+  const ns = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
+  const names = { both: ns('both'), quota: ns('quota'), down: ns('down'), seq: ns('seq'), single: ns('single') };
+
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-fanout-'));
+    sb = await startSandbox({ dir, clusters: 2, pubsub: false });
+    [eu, us] = sb.controlPlanes as [ControlPlane, ControlPlane];
+    Object.assign(process.env, sb.info.env);
+    const [first, second] = sb.info.clusters;
+    assert.ok(first && second);
+    assert.equal(first.name, sb.info.cluster);
+    assert.notEqual(first.caFile, second.caFile);
+    // A third cluster the Container API knows, whose endpoint is a closed loopback port.
+    const closed = await freePort();
+    sb.google.addCluster({ project: sb.info.project, location: 'europe-north1', name: 'sandbox-down', endpoint: `127.0.0.1:${closed}`, caPem: us.caPem });
+
+    for (const name of Object.values(names)) {
+      await kubectl(eu, ['create', 'namespace', name]);
+      await kubectl(us, ['create', 'namespace', name]);
+    }
+    // In the second cluster only, no Pod may be created in this namespace: its rollout never becomes ready.
+    await kubectl(us, ['-n', names.quota, 'create', 'quota', 'no-pods', '--hard=pods=0']);
+
+    const gke = (name: string, location: string) => ({ gke: { project: sb.info.project, location, name } });
+    const web = (namespace: string, extra: Record<string, unknown>) => ({ namespace, manifests: ['web.yaml'], container: 'web', images: [REPO], ...extra });
+    fn = await startFunction(
+      configYaml({
+        clusters: { eu: gke(first.name, first.location), us: gke(second.name, second.location), down: gke('sandbox-down', 'europe-north1') },
+        targets: {
+          both: web(names.both, { clusters: ['eu', 'us'] }),
+          quota: web(names.quota, { clusters: ['eu', 'us'], rollout: { timeout: '10s' } }),
+          down: web(names.down, { clusters: ['eu', 'down'] }),
+          seq: web(names.seq, { clusters: ['eu', 'us'], strategy: 'sequential' }),
+          single: web(names.single, { cluster: 'eu' }),
+        },
+      }),
+      { 'web.yaml': fixture('manifests/web.yaml') },
+    );
+  });
+  after(async () => {
+    await fn?.close();
+    await sb?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('parallel: both clusters deployed, one result each, in config order', async () => {
+    const image = `${REPO}:1.0.0`;
+    const res = await fn.post('/deploy', { target: 'both', image });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.status, 'ready');
+    assert.equal(res.body.target, 'both');
+    assert.equal(res.body.namespace, names.both);
+    assert.equal(res.body.image, image);
+    assert.equal(res.body.strategy, 'parallel');
+    assert.equal(res.body.cluster, undefined, 'a multi-cluster answer names its clusters in clusters[]');
+    const clusters = res.body.clusters as ClusterEntry[];
+    assert.deepEqual(clusters.map((c) => [c.cluster, c.status]), [['eu', 'ready'], ['us', 'ready']]);
+    for (const c of clusters) {
+      assert.deepEqual(c.objects.map((o) => [o.kind, o.action, o.readiness]), [['Deployment', 'created', 'ready'], ['Service', 'created', 'applied']]);
+      assert.equal(typeof c.elapsedMs, 'number');
+    }
+    // As each apiserver sees it.
+    assert.equal(await liveImage(eu, names.both), image);
+    assert.equal(await liveImage(us, names.both), image);
+    const line = fn.logs.find((l) => l.requestId === res.body.requestId && l.target === 'both');
+    assert.equal(line?.status, 'ready');
+    assert.deepEqual((line?.clusters as ClusterEntry[]).map((c) => c.cluster), ['eu', 'us']);
+
+    // The single-cluster shape is unchanged beside it.
+    const single = await fn.post('/deploy', { target: 'single', image: `${REPO}:1.0.1` });
+    assert.equal(single.status, 200, JSON.stringify(single.body));
+    assert.equal(single.body.cluster, 'eu');
+    assert.equal(single.body.clusters, undefined);
+    assert.ok(Array.isArray(single.body.objects));
+  });
+
+  test('a rollout failing on one cluster: per-cluster outcomes, the worst overall, 422', async () => {
+    const image = `${REPO}:2.0.0`;
+    const res = await fn.post('/deploy', { target: 'quota', image });
+    assert.equal(res.status, 422, JSON.stringify(res.body));
+    const [euResult, usResult] = res.body.clusters as ClusterEntry[];
+    assert.equal(euResult?.status, 'ready');
+    assert.ok(usResult && ['rolled-back', 'failed'].includes(usResult.status), JSON.stringify(usResult));
+    assert.ok(usResult.reason, 'the failed cluster says why');
+    assert.equal(res.body.status, usResult.status);
+    assert.equal(await liveImage(eu, names.quota), image);
+    // The Deployment this deploy created on the failing cluster was rolled back, i.e. deleted.
+    if (usResult.status === 'rolled-back') assert.equal(await liveImage(us, names.quota), undefined);
+  });
+
+  test('an unreachable cluster fails alone (retryable); the other deploys, and a redelivery is a duplicate there', async () => {
+    const image = `${REPO}:3.0.0`;
+    const eventId = `evt-${randomUUID()}`;
+    const res = await fn.post('/deploy', { target: 'down', image, eventId });
+    assert.equal(res.status, 422, JSON.stringify(res.body));
+    assert.equal(res.body.status, 'failed');
+    const [euResult, downResult] = res.body.clusters as ClusterEntry[];
+    assert.equal(euResult?.cluster, 'eu');
+    assert.equal(euResult.status, 'ready');
+    assert.equal(await liveImage(eu, names.down), image);
+    assert.equal(downResult?.cluster, 'down');
+    assert.equal(downResult.status, 'failed');
+    assert.deepEqual([downResult.error?.code, downResult.error?.retryable], ['CLUSTER_UNAVAILABLE', true]);
+    assert.deepEqual(downResult.objects, []);
+
+    // What Pub/Sub would do with the 503 it gets for this (test/unit/fan-out.test.ts): deliver again.
+    const again = await fn.post('/deploy', { target: 'down', image, eventId });
+    const [euAgain, downAgain] = again.body.clusters as ClusterEntry[];
+    assert.equal(euAgain?.status, 'duplicate');
+    assert.equal(downAgain?.error?.code, 'CLUSTER_UNAVAILABLE');
+  });
+
+  test('sequential: the first cluster fails, the second is not touched', async () => {
+    const res = await fn.post('/deploy', { target: 'seq', image: `${REPO}:fail-pull-1` });
+    assert.equal(res.status, 422, JSON.stringify(res.body));
+    assert.equal(res.body.strategy, 'sequential');
+    const [euResult, usResult] = res.body.clusters as ClusterEntry[];
+    assert.ok(euResult && ['rolled-back', 'failed'].includes(euResult.status), JSON.stringify(euResult));
+    assert.match(euResult.reason ?? '', /ImagePullBackOff|ErrImagePull/);
+    assert.equal(usResult?.cluster, 'us');
+    assert.equal(usResult.status, 'skipped');
+    assert.deepEqual(usResult.objects, []);
+    assert.equal(res.body.status, euResult.status);
+    // Read from the second apiserver: nothing in the namespace, not even the deploy's Lease.
+    const left = await kubectl(us, ['-n', names.seq, 'get', 'deployments,replicasets,pods,services,leases', '-o', 'name']);
+    assert.equal(left.trim(), '');
+
+    // A good image then goes through both, in order.
+    const good = await fn.post('/deploy', { target: 'seq', image: `${REPO}:4.0.0` });
+    assert.equal(good.status, 200, JSON.stringify(good.body));
+    assert.deepEqual((good.body.clusters as ClusterEntry[]).map((c) => [c.cluster, c.status]), [['eu', 'ready'], ['us', 'ready']]);
+    assert.equal(await liveImage(us, names.seq), `${REPO}:4.0.0`);
+  });
+});
