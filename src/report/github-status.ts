@@ -1,6 +1,6 @@
 // GitHub deployment statuses (`report.github`) for deploys of a GitHub commit: as the deploy
 // starts, a Deployment of the commit to the environment named after the target, with status
-// `in_progress`; once it ends, `success`, `failure`, `error` or `inactive` (see STATE) with
+// `in_progress`; once it ends, `success`, `failure`, `error` or `inactive` (see githubState) with
 // the outcome's reason and the log link. @octokit/core is imported only when configured.
 //
 // Endpoints (https://docs.github.com/en/rest/deployments/deployments#create-a-deployment and

@@ -1,5 +1,5 @@
 // GitLab commit statuses (`report.gitlab`) for deploys of a GitLab commit: `running` as the
-// deploy starts, then `success`, `failed` or `canceled` (see STATE), named
+// deploy starts, then `success`, `failed` or `canceled` (see gitlabState), named
 // `gke-deployer/<target>`, with the outcome's reason and the log link. They show on the
 // commit, its merge requests and its pipelines. Plain fetch: one call per state.
 //
