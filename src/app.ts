@@ -3,6 +3,7 @@ import { ConfigError, loadConfigFile, type Config } from './config/load.ts';
 import { ClusterRegistry } from './cluster/registry.ts';
 import { deployer } from './deploy/pipeline.ts';
 import { jsonLogger, registerSecret, type Logger } from './report/log.ts';
+import { reportersFor } from './report/reporters.ts';
 import { router, type Handler } from './sources/router.ts';
 
 export interface App {
@@ -17,8 +18,10 @@ export function createApp(config: Config, log: Logger = jsonLogger(), env = proc
     if (name) registerSecret(env[name]?.replace(/[\r\n]+$/, ''));
   }
   const clusters = new ClusterRegistry(config.clusters, {}, { log, env });
-  const handler = router({ config, deploy: deployer({ config, clusters }), log, deadlineMs: deadlineMs(env) });
-  return { config, handler, close: () => clusters.close() };
+  // Result topic and deployment statuses, around every deploy (nothing when `report` is absent).
+  const reporters = reportersFor(config, log, env);
+  const handler = router({ config, deploy: reporters.wrap(deployer({ config, clusters })), log, deadlineMs: deadlineMs(env) });
+  return { config, handler, close: async () => void (await Promise.all([clusters.close(), reporters.close()])) };
 }
 
 /**

@@ -5,7 +5,7 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { configSchema, type AuthConfig, type ClusterSpec, type Rule, type TargetSpec } from './schema.ts';
+import { configSchema, type AuthConfig, type ClusterSpec, type ReportConfig, type Rule, type TargetSpec } from './schema.ts';
 import { parseManifests } from '../apply/manifests.ts';
 import { isRecord } from '../guards.ts';
 import { kubeconfigProblems } from '../cluster/kubeconfig.ts';
@@ -31,6 +31,8 @@ export interface Config {
   clusters: Map<string, ClusterSpec>;
   targets: Map<string, Target>;
   rules: Rule[];
+  /** Result topic and deployment statuses; absent: results are only answered and logged. */
+  report?: ReportConfig;
 }
 
 export class ConfigError extends Error {
@@ -136,6 +138,12 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     const name = isRecord(settings) ? settings[key] : undefined;
     if (typeof name === 'string' && !env[name]?.trim()) problems.push(`auth.${source}.${key}: environment variable ${name} is not set`);
   }
+  const rawReport = isRecord(raw) && isRecord(raw.report) ? raw.report : {};
+  for (const host of ['github', 'gitlab'] as const) {
+    const settings = rawReport[host];
+    const name = isRecord(settings) ? settings.tokenEnv : undefined;
+    if (typeof name === 'string' && !env[name]?.trim()) problems.push(`report.${host}.tokenEnv: environment variable ${name} is not set`);
+  }
   for (const source of ['github', 'gitlab', 'artifact-registry', 'cloud-build'] as const) {
     const needs = source === 'github' || source === 'gitlab' ? source : 'pubsub';
     if (rawRules.some((r: unknown) => isRecord(r) && r.source === source) && rawAuth[needs] === undefined) {
@@ -176,5 +184,5 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       preDeployJobs: preDeploy.get(name) ?? [],
     });
   }
-  return { file, auth: parsed.data.auth, clusters, targets, rules: parsed.data.rules };
+  return { file, auth: parsed.data.auth, clusters, targets, rules: parsed.data.rules, ...(parsed.data.report && { report: parsed.data.report }) };
 }

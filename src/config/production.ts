@@ -16,6 +16,13 @@ export function productionProblems(raw: unknown, env: NodeJS.ProcessEnv): string
   if (typeof auth.certsUrl === 'string' && !auth.certsUrl.startsWith('https://')) {
     problems.push(`auth.certsUrl: must be https:// in production (K_SERVICE is set), got ${auth.certsUrl}`);
   }
+  const report = isRecord(raw) && isRecord(raw.report) ? raw.report : {};
+  for (const host of ['github', 'gitlab'] as const) {
+    const settings = report[host];
+    const url = isRecord(settings) ? settings.apiUrl : undefined;
+    // The status token goes there: only over TLS.
+    if (typeof url === 'string' && url.startsWith('http://')) problems.push(`report.${host}.apiUrl: must be https:// in production (K_SERVICE is set), got ${url}`);
+  }
   if (env.CONTAINER_API_ENDPOINT) {
     problems.push(`CONTAINER_API_ENDPOINT: a plaintext Container API endpoint ${why}; unset it to use Google's`);
   }

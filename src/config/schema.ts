@@ -181,6 +181,37 @@ export const ruleSchema = z.discriminatedUnion('source', [
   }),
 ]);
 
+/** A full topic name, projects/<project>/topics/<topic> (Pub/Sub resource ids: 3–255 chars, a letter first). */
+const topicName = z
+  .string()
+  .regex(/^projects\/[a-z0-9.:-]+\/topics\/[A-Za-z][\w.~+%-]{2,254}$/, 'must be a full topic name, projects/<project>/topics/<topic>');
+/**
+ * Where statuses are posted, with the token: https, or plain http to this machine only (a
+ * local fake of the API in tests; refused on Cloud Run, see production.ts).
+ */
+const apiUrl = z
+  .url({ protocol: /^https?$/, error: 'must be an https:// URL' })
+  .refine((u) => u.startsWith('https://') || /^http:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?(\/|$)/.test(u), 'must be https:// (http:// only to localhost or 127.0.0.1, for a local fake)')
+  .transform((u) => u.replace(/\/+$/, ''));
+const LOG_URL_FIELDS = /\$\{(requestId|target|eventId|sha)\}/g;
+/** A link to the deploy's logs, posted with each status; `${requestId}`, `${target}`, `${eventId}`, `${sha}` are filled in (URL-encoded). */
+const logUrl = z
+  .string()
+  .regex(/^https:\/\/[^\s]+$/, 'must be an https:// URL')
+  .refine((u) => !/\$\{/.test(u.replace(LOG_URL_FIELDS, '')), 'knows only ${requestId}, ${target}, ${eventId} and ${sha}');
+const statusHost = (defaultApi: string) => z.strictObject({ tokenEnv: envName, apiUrl: apiUrl.default(defaultApi) });
+
+/** Where results go besides the answer and the log line (src/report/reporters.ts). */
+export const reportSchema = z.strictObject({
+  /** Every finished deploy is published here as one JSON message. */
+  topic: topicName.optional(),
+  /** GitHub Deployments and Deployment Statuses for GitHub-sourced deploys. */
+  github: statusHost('https://api.github.com').optional(),
+  /** GitLab commit statuses for GitLab-sourced deploys. */
+  gitlab: statusHost('https://gitlab.com/api/v4').optional(),
+  logUrl: logUrl.optional(),
+});
+
 export const configSchema = z.strictObject({
   auth: z.strictObject({
     direct: callerAuth,
@@ -194,6 +225,7 @@ export const configSchema = z.strictObject({
   clusters: z.record(name, clusterSchema),
   targets: z.record(name, targetSchema),
   rules: z.array(ruleSchema).default([]),
+  report: reportSchema.optional(),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
@@ -204,3 +236,4 @@ export type CallerAuth = z.infer<typeof callerAuth>;
 export type PubsubAuth = z.infer<typeof pubsubAuth>;
 export type Rule = z.infer<typeof ruleSchema>;
 export type AuthConfig = RawConfig['auth'];
+export type ReportConfig = z.infer<typeof reportSchema>;

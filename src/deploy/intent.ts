@@ -15,4 +15,13 @@ export interface DeployIntent {
   eventTime: string;
   /** Apply even when stale (a deliberate manual rollback). */
   force?: boolean;
+  /** The commit a GitHub or GitLab event deploys: where the report stage posts deployment statuses. */
+  commit?: GitCommit;
+}
+
+export interface GitCommit {
+  host: 'github' | 'gitlab';
+  /** GitHub `owner/name`; GitLab the project's `path_with_namespace`. */
+  repository: string;
+  sha: string;
 }

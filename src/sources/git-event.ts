@@ -51,5 +51,7 @@ export function describeEvent(event: GitEvent): string {
 export function deliveryFor(rules: readonly Rule[], event: GitEvent, source: string): Pick<Delivery, 'intents' | 'ignored'> {
   const matches = matchGit(rules, event);
   if (matches.length === 0) return { intents: [], ignored: `no rule matches ${describeEvent(event)}` };
-  return { intents: matches.map((m) => ({ target: m.target, image: m.image, dryRun: false, source })) };
+  // The commit rides along for the report stage (deployment statuses); a package without a revision label has none.
+  const commit = event.sha ? { commit: { host: event.source, repository: event.repository, sha: event.sha } } : {};
+  return { intents: matches.map((m) => ({ target: m.target, image: m.image, dryRun: false, source, ...commit })) };
 }

@@ -18,8 +18,9 @@ export function configYaml(opts: {
   targets: Record<string, Record<string, unknown>>;
   auth?: Record<string, unknown>;
   rules?: Record<string, unknown>[];
+  report?: Record<string, unknown>;
 }): string {
-  return stringify({ auth: opts.auth ?? { direct: 'none' }, clusters: opts.clusters, targets: opts.targets, ...(opts.rules && { rules: opts.rules }) });
+  return stringify({ auth: opts.auth ?? { direct: 'none' }, clusters: opts.clusters, targets: opts.targets, ...(opts.rules && { rules: opts.rules }), ...(opts.report && { report: opts.report }) });
 }
 
 /** A manifests target for web.yaml in `namespace`. */

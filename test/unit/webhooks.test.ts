@@ -98,7 +98,8 @@ describe('GitHub events to intents', () => {
     { source: 'github', repository: 'Codertocat/Hello-World', tags: '>=1.0.0', image: `${GHCR}:\${tag}`, targets: ['prod'] },
     { source: 'github', repository: 'octo-org/octo-repo', branch: 'master', image: `ghcr.io/octo-org/octo-repo:sha-\${shortSha}`, targets: ['octo'] },
   ];
-  const intent = (target: string, image: string, source: string) => ({ target, image, dryRun: false, source });
+  const intent = (target: string, image: string, source: string, sha = '6113728f27ae82c7b1a177c8d03f9e96e0adf246', repository = 'Codertocat/Hello-World') =>
+    ({ target, image, dryRun: false, source, commit: { host: 'github', repository, sha } });
 
   test('ping answers 200 pong', () => {
     assert.deepEqual(mapGithubEvent('ping', payload('github-ping'), rules), { intents: [], reply: { status: 200, body: { status: 'pong' } } });
@@ -171,7 +172,7 @@ describe('GitHub events to intents', () => {
 
   test('workflow_run completed with success: the head commit on its branch', () => {
     const got = mapGithubEvent('workflow_run', payload('github-workflow_run'), rules);
-    assert.deepEqual(got.intents, [intent('octo', 'ghcr.io/octo-org/octo-repo:sha-3484a3f', 'github/workflow_run')]);
+    assert.deepEqual(got.intents, [intent('octo', 'ghcr.io/octo-org/octo-repo:sha-3484a3f', 'github/workflow_run', '3484a3fb816e0859fd6e1cea078d76385ff50625', 'octo-org/octo-repo')]);
   });
 
   test('workflow_run: failure, in progress, or a fork\'s commit → ignored', () => {
@@ -247,20 +248,20 @@ describe('GitLab events to intents', () => {
     { source: 'gitlab', repository: 'mike/diaspora', branch: 'master', image: `${GL_IMAGE}:\${shortSha}`, targets: ['web'] },
     { source: 'gitlab', repository: 'mike/diaspora', tags: 'v*', image: `${GL_IMAGE}:\${tag}`, targets: ['prod'] },
   ];
-  const intent = (target: string, image: string, source: string) => ({ target, image, dryRun: false, source });
+  const intent = (target: string, image: string, source: string, sha: string) => ({ target, image, dryRun: false, source, commit: { host: 'gitlab', repository: 'mike/diaspora', sha } });
 
   test('Push Hook: checkout_sha on the branch', () => {
-    assert.deepEqual(mapGitlabEvent('Push Hook', payload('gitlab-push'), rules).intents, [intent('web', `${GL_IMAGE}:da15608`, 'gitlab/push')]);
+    assert.deepEqual(mapGitlabEvent('Push Hook', payload('gitlab-push'), rules).intents, [intent('web', `${GL_IMAGE}:da15608`, 'gitlab/push', 'da1560886d4f094c3e6c9ef40349f7d38b5d27d7')]);
   });
 
   test('Tag Push Hook: the tag', () => {
-    assert.deepEqual(mapGitlabEvent('Tag Push Hook', payload('gitlab-tag_push'), rules).intents, [intent('prod', `${GL_IMAGE}:v1.0.0`, 'gitlab/tag_push')]);
+    assert.deepEqual(mapGitlabEvent('Tag Push Hook', payload('gitlab-tag_push'), rules).intents, [intent('prod', `${GL_IMAGE}:v1.0.0`, 'gitlab/tag_push', '82b3d5ae55f7080f1e6022629cdb57bfae7cccc7')]);
   });
 
   test('Pipeline Hook success: its commit, on its branch or (tag: true) its tag', () => {
-    assert.deepEqual(mapGitlabEvent('Pipeline Hook', payload('gitlab-pipeline'), rules).intents, [intent('web', `${GL_IMAGE}:bcbb5ec`, 'gitlab/pipeline')]);
+    assert.deepEqual(mapGitlabEvent('Pipeline Hook', payload('gitlab-pipeline'), rules).intents, [intent('web', `${GL_IMAGE}:bcbb5ec`, 'gitlab/pipeline', 'bcbb5ec396a2c0f828686f14fac9b80b780504f2')]);
     const tagged = withField(withField(payload('gitlab-pipeline'), 'object_attributes.tag', true), 'object_attributes.ref', 'v2.0.0');
-    assert.deepEqual(mapGitlabEvent('Pipeline Hook', tagged, rules).intents, [intent('prod', `${GL_IMAGE}:v2.0.0`, 'gitlab/pipeline')]);
+    assert.deepEqual(mapGitlabEvent('Pipeline Hook', tagged, rules).intents, [intent('prod', `${GL_IMAGE}:v2.0.0`, 'gitlab/pipeline', 'bcbb5ec396a2c0f828686f14fac9b80b780504f2')]);
   });
 
   test('Pipeline Hook failed, or for a merge request → ignored', () => {

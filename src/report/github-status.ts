@@ -1,0 +1,107 @@
+// GitHub deployment statuses (`report.github`) for deploys of a GitHub commit: as the deploy
+// starts, a Deployment of the commit to the environment named after the target, with status
+// `in_progress`; once it ends, `success`, `failure`, `error` or `inactive` (see githubState) with
+// the outcome's reason and the log link. @octokit/core is imported only when configured.
+//
+// Endpoints (https://docs.github.com/en/rest/deployments/deployments#create-a-deployment and
+// https://docs.github.com/en/rest/deployments/statuses#create-a-deployment-status):
+//   POST /repos/{owner}/{repo}/deployments
+//        {ref, environment, auto_merge, required_contexts, description, payload} → 201 {id, …}
+//        (202 {message} when it merged the default branch in first: auto_merge false avoids it;
+//        409 when required status checks failed: required_contexts [] skips them, since the
+//        deployer runs only for commits its rules already chose)
+//   POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses
+//        {state, log_url, description (≤ 140 characters), environment} → 201
+// Token: a classic token with `repo_deployment` (or `repo`), or a fine-grained token or app
+// with "Deployments: write".
+import type { Octokit } from '@octokit/core';
+import type { DeployIntent } from '../deploy/intent.ts';
+import { REPORT_LIMITS } from './limits.ts';
+import type { IntentOutcome } from './outcome.ts';
+import { describeOutcome, within, type Reporter } from './reporter.ts';
+
+export type GithubState = 'in_progress' | 'success' | 'failure' | 'error' | 'inactive';
+
+/**
+ * Outcome → final state. Stale and duplicate deploys changed nothing: their Deployment (made
+ * before the deploy knew) is closed `inactive`, so the environment's active deployment stays
+ * the one that did apply. An error (the deploy could not run) is `error`; a deploy that ran and
+ * did not become ready (rolled back, failed, timed out) is `failure`.
+ */
+export function githubState(o: IntentOutcome): GithubState {
+  if (!o.ok) return 'error';
+  switch (o.result.status) {
+    case 'ready':
+    case 'applied':
+    case 'dry-run':
+      return 'success';
+    case 'stale':
+    case 'duplicate':
+      return 'inactive';
+    default:
+      return 'failure';
+  }
+}
+
+export interface GithubSettings {
+  /** https://api.github.com, or GitHub Enterprise Server's https://HOST/api/v3. */
+  apiUrl: string;
+  token: string;
+  logUrl?: ((intent: DeployIntent) => string) | undefined;
+}
+
+export function githubReporter(settings: GithubSettings): Reporter {
+  let client: Promise<Octokit> | undefined;
+  const octokit = (): Promise<Octokit> => {
+    client ??= import('@octokit/core').then(({ Octokit }) => new Octokit({ auth: settings.token, baseUrl: settings.apiUrl, userAgent: 'gke-deployer' }));
+    client.catch(() => (client = undefined));
+    return client;
+  };
+  return {
+    name: 'github',
+    begin(intent, signal) {
+      const commit = intent.commit;
+      if (commit?.host !== 'github' || intent.dryRun) return undefined;
+      const [owner, repo] = commit.repository.split('/');
+      if (!owner || !repo) return undefined;
+      const logUrl = settings.logUrl?.(intent);
+      const status = async (gh: Octokit, id: number, state: GithubState, description: string, bound: AbortSignal) => {
+        await gh.request('POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses', {
+          owner, repo, deployment_id: id, state, description, environment: intent.target, ...(logUrl && { log_url: logUrl }), request: { signal: bound },
+        });
+      };
+      // Alongside the deploy: never delays it. Its failure is kept for finish to report.
+      const started = (async () => {
+        const gh = await within(octokit(), signal);
+        const created = await gh.request('POST /repos/{owner}/{repo}/deployments', {
+          owner,
+          repo,
+          ref: commit.sha,
+          environment: intent.target,
+          auto_merge: false,
+          required_contexts: [],
+          description: clip(`gke-deployer: ${intent.image ?? 'reconcile'}`),
+          payload: { requestId: intent.requestId, eventId: intent.eventId, source: intent.source, ...(intent.image && { image: intent.image }) },
+          request: { signal },
+        });
+        const id = 'id' in created.data ? created.data.id : undefined;
+        if (typeof id !== 'number') throw new Error(`GitHub created no deployment (${created.status}): ${'message' in created.data ? String(created.data.message) : ''}`);
+        await status(gh, id, 'in_progress', clip(`deploying ${intent.image ?? 'the recorded image'} to ${intent.target}`), signal);
+        return { gh, id };
+      })();
+      const begun = started.then((v) => ({ ok: true as const, ...v }), (err: unknown) => ({ ok: false as const, err }));
+      return {
+        async finish(outcome, bound) {
+          const b = await within(begun, bound);
+          if (!b.ok) throw b.err;
+          await status(b.gh, b.id, githubState(outcome), describeOutcome(outcome, REPORT_LIMITS.githubDescriptionLength), bound);
+        },
+      };
+    },
+  };
+}
+
+function clip(text: string): string {
+  const max = REPORT_LIMITS.githubDescriptionLength;
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}

@@ -1,0 +1,84 @@
+// Where a deploy's result goes besides the answer and the log line: the result topic and
+// GitHub / GitLab deployment statuses (`report` in the config). One wrapper around the
+// Deployer: reporters begin alongside the deploy (a GitHub Deployment and its `in_progress`)
+// and finish once it ended, whatever the outcome, before the answer is sent. Every call is
+// bounded (REPORT_LIMITS.callTimeoutMs) and every failure is logged and swallowed: reporting
+// never fails a deploy and never holds its answer longer than the bound.
+import type { Config } from '../config/load.ts';
+import type { DeployIntent } from '../deploy/intent.ts';
+import type { Deployer } from '../deploy/pipeline.ts';
+import type { DeployResult } from '../deploy/result.ts';
+import { asDeployError } from '../errors.ts';
+import { githubReporter } from './github-status.ts';
+import { gitlabReporter } from './gitlab-status.ts';
+import { REPORT_LIMITS } from './limits.ts';
+import { registerSecret, type Logger } from './log.ts';
+import type { IntentOutcome } from './outcome.ts';
+import { aborted, logUrlFor, type Reporter } from './reporter.ts';
+import { topicReporter } from './topic.ts';
+
+export interface Reporters {
+  wrap(deploy: Deployer): Deployer;
+  close(): Promise<void>;
+}
+
+/** The reporters `config.report` asks for; tokens are read from the environment here (load.ts checked they are set). */
+export function reportersFor(config: Config, log: Logger, env: NodeJS.ProcessEnv = process.env): Reporters {
+  const report = config.report;
+  const list: Reporter[] = [];
+  if (report) {
+    const logUrl = report.logUrl !== undefined ? logUrlFor(report.logUrl) : undefined;
+    if (report.topic) list.push(topicReporter(report.topic, env));
+    if (report.github) list.push(githubReporter({ apiUrl: report.github.apiUrl, token: tokenFrom(env, report.github.tokenEnv), logUrl }));
+    if (report.gitlab) list.push(gitlabReporter({ apiUrl: report.gitlab.apiUrl, token: tokenFrom(env, report.gitlab.tokenEnv), logUrl }));
+  }
+  return { wrap: (deploy) => (list.length === 0 ? deploy : withReporters(deploy, list, log)), close: async () => void (await Promise.allSettled(list.map((r) => r.close?.() ?? Promise.resolve()))) };
+}
+
+function tokenFrom(env: NodeJS.ProcessEnv, name: string): string {
+  const token = env[name]?.trim() ?? '';
+  // Blanked out of every log line, wherever an error message might quote it.
+  registerSecret(token);
+  return token;
+}
+
+export function withReporters(deploy: Deployer, reporters: readonly Reporter[], log: Logger): Deployer {
+  const failed = (r: Reporter, intent: DeployIntent, err: unknown) =>
+    log('WARNING', `report to ${r.name} failed for ${intent.target}: ${messageOf(err)}`, { requestId: intent.requestId, target: intent.target, reporter: r.name });
+
+  return async (intent, ctx) => {
+    const begun = AbortSignal.timeout(REPORT_LIMITS.callTimeoutMs);
+    const runs = reporters.flatMap((r) => {
+      try {
+        const run = r.begin(intent, begun);
+        return run ? [{ r, run }] : [];
+      } catch (err) {
+        failed(r, intent, err);
+        return [];
+      }
+    });
+    const finish = async (outcome: IntentOutcome) => {
+      if (runs.length === 0) return;
+      const signal = AbortSignal.timeout(REPORT_LIMITS.callTimeoutMs);
+      const all = Promise.all(runs.map(({ r, run }) => run.finish(outcome, signal).catch((err: unknown) => failed(r, intent, err))));
+      if ((await Promise.race([all.then(() => true), aborted(signal).then(() => false)])) === false) {
+        log('WARNING', `reporting the result of ${intent.target} took over ${REPORT_LIMITS.callTimeoutMs} ms: answering without waiting for it`, { requestId: intent.requestId, target: intent.target });
+      }
+    };
+    let result: DeployResult;
+    try {
+      result = await deploy(intent, ctx);
+    } catch (err) {
+      // An error is an outcome too: published, and an `error` status.
+      await finish({ ok: false, target: intent.target, error: asDeployError(err) });
+      throw err;
+    }
+    await finish({ ok: true, result });
+    return result;
+  };
+}
+
+function messageOf(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.length > REPORT_LIMITS.errorExcerptLength ? `${text.slice(0, REPORT_LIMITS.errorExcerptLength)}…` : text;
+}

@@ -1,0 +1,73 @@
+// What the GitHub and GitLab API fakes share: a loopback node:http server that records every
+// call (method, path, whether the token was right, JSON body) and answers from a route table.
+import { EventEmitter, once } from 'node:events';
+import http from 'node:http';
+
+export interface Call {
+  method: string;
+  /** The path as sent (still URL-encoded), without the query. */
+  path: string;
+  /** The request carried the expected token (the token itself is never recorded). */
+  authenticated: boolean;
+  userAgent: string | undefined;
+  body: Record<string, unknown>;
+}
+
+export interface Answer {
+  status: number;
+  body: unknown;
+}
+
+export type Route = (call: Call, match: RegExpExecArray) => Answer;
+
+export interface ApiFake {
+  url: string;
+  calls: Call[];
+  close(): Promise<void>;
+}
+
+export async function startApiFake(opts: { authenticated: (req: http.IncomingMessage) => boolean; routes: [string, RegExp, Route][]; prefix?: string }): Promise<ApiFake> {
+  const calls: Call[] = [];
+  const events = new EventEmitter();
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks).toString('utf8');
+      let body: Record<string, unknown>;
+      try {
+        body = raw ? (JSON.parse(raw) as Record<string, unknown>) : {};
+      } catch {
+        return send(res, { status: 400, body: { message: 'Problems parsing JSON' } });
+      }
+      const path = (req.url ?? '/').split('?')[0]!.slice(opts.prefix?.length ?? 0);
+      const call: Call = { method: req.method ?? '', path, authenticated: opts.authenticated(req), userAgent: req.headers['user-agent'], body };
+      calls.push(call);
+      events.emit('call', call);
+      if (!call.authenticated) return send(res, { status: 401, body: { message: 'Bad credentials' } });
+      for (const [method, pattern, route] of opts.routes) {
+        const m = pattern.exec(path);
+        if (m && method === req.method) return send(res, route(call, m));
+      }
+      send(res, { status: 404, body: { message: 'Not Found' } });
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const addr = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${addr.port}${opts.prefix ?? ''}`,
+    calls,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+function send(res: http.ServerResponse, answer: Answer): void {
+  res.writeHead(answer.status, { 'content-type': 'application/json; charset=utf-8' });
+  res.end(JSON.stringify(answer.body));
+}
+
+/** A field is a string from `allowed` (or any string when absent). */
+export function isOneOf(value: unknown, allowed?: readonly string[]): value is string {
+  return typeof value === 'string' && (allowed === undefined || allowed.includes(value));
+}
