@@ -1,6 +1,7 @@
 // What a reporter is (src/report/reporters.ts composes them), and what they share: the
 // result body, a one-line description, the log link, and bounding a call by a signal.
 import type { DeployIntent } from '../deploy/intent.ts';
+import type { TargetResult } from '../deploy/result.ts';
 import type { IntentOutcome } from './outcome.ts';
 
 /** One deploy's report, begun when the deploy starts. */
@@ -44,6 +45,14 @@ export function resultBody(o: IntentOutcome, requestId: string): Record<string, 
 
 /** One line for a status description: the reason, or what was deployed. */
 export function describeOutcome(o: IntentOutcome, max: number): string {
-  const text = !o.ok ? `${o.error.code}: ${o.error.message}` : o.result.reason ? `${o.result.status}: ${o.result.reason}` : `${o.result.status}: ${o.result.image}`;
+  const reason = o.ok ? reasonOf(o.result) : undefined;
+  const text = !o.ok ? `${o.error.code}: ${o.error.message}` : reason ? `${o.result.status}: ${reason}` : `${o.result.status}: ${o.result.image ?? ''}`;
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/** A fan-out's reason names each cluster that did not end ready, with its own reason. */
+function reasonOf(r: TargetResult): string | undefined {
+  if (!('clusters' in r)) return r.reason;
+  const notes = r.clusters.filter((c) => c.status !== 'ready' && c.status !== 'applied').map((c) => `${c.cluster} ${c.status}${c.reason ?? c.error?.message ? ` (${c.reason ?? c.error?.message})` : ''}`);
+  return notes.length > 0 ? notes.join('; ') : undefined;
 }

@@ -7,7 +7,7 @@
 import type { Config } from '../config/load.ts';
 import type { DeployIntent } from '../deploy/intent.ts';
 import type { Deployer } from '../deploy/pipeline.ts';
-import type { DeployResult } from '../deploy/result.ts';
+import type { TargetResult } from '../deploy/result.ts';
 import { asDeployError } from '../errors.ts';
 import { githubReporter } from './github-status.ts';
 import { gitlabReporter } from './gitlab-status.ts';
@@ -65,7 +65,7 @@ export function withReporters(deploy: Deployer, reporters: readonly Reporter[], 
         log('WARNING', `reporting the result of ${intent.target} took over ${REPORT_LIMITS.callTimeoutMs} ms: answering without waiting for it`, { requestId: intent.requestId, target: intent.target });
       }
     };
-    let result: DeployResult;
+    let result: TargetResult;
     try {
       result = await deploy(intent, ctx);
     } catch (err) {

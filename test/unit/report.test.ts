@@ -12,7 +12,7 @@ import { githubState } from '../../src/report/github-status.ts';
 import { gitlabState } from '../../src/report/gitlab-status.ts';
 import { jsonLogger } from '../../src/report/log.ts';
 import type { IntentOutcome } from '../../src/report/outcome.ts';
-import { logUrlFor, type Reporter } from '../../src/report/reporter.ts';
+import { describeOutcome, logUrlFor, type Reporter } from '../../src/report/reporter.ts';
 import { withReporters } from '../../src/report/reporters.ts';
 import { messageFor } from '../../src/report/topic.ts';
 
@@ -116,5 +116,25 @@ describe('withReporters', () => {
     assert.equal(got.status, 'ready');
     assert.ok(lines.some((l) => l.severity === 'WARNING' && l.reporter === 'throws' && /boom/.test(l.message)), JSON.stringify(lines));
     assert.ok(lines.some((l) => l.severity === 'WARNING' && /answering without waiting/.test(l.message)), JSON.stringify(lines));
+  });
+});
+
+describe('describeOutcome', () => {
+  const one = { status: 'rolled-back', target: 'web', cluster: 'eu', namespace: 'web', image: 'img:v2', requestId: 'r', dryRun: false, reason: 'ImagePullBackOff', objects: [], elapsedMs: 1 } satisfies DeployResult;
+  test('a single cluster: its status and reason, or the image when there is no reason', () => {
+    assert.equal(describeOutcome({ ok: true, result: one }, 140), 'rolled-back: ImagePullBackOff');
+    assert.equal(describeOutcome({ ok: true, result: { ...one, status: 'ready', reason: undefined } }, 140), 'ready: img:v2');
+  });
+  test('a fan-out names each cluster that did not end ready, with its reason or error', () => {
+    const result = {
+      status: 'failed' as const, target: 'web', namespace: 'web', image: 'img:v2', requestId: 'r', dryRun: false, strategy: 'parallel' as const, elapsedMs: 1,
+      clusters: [
+        { cluster: 'eu', status: 'ready' as const, objects: [], elapsedMs: 1 },
+        { cluster: 'us', status: 'failed' as const, objects: [], elapsedMs: 1, error: { code: 'CLUSTER_UNAVAILABLE' as const, message: 'unreachable', retryable: true } },
+        { cluster: 'asia', status: 'skipped' as const, objects: [], elapsedMs: 0 },
+      ],
+    };
+    assert.equal(describeOutcome({ ok: true, result }, 140), 'failed: us failed (unreachable); asia skipped');
+    assert.equal(describeOutcome({ ok: true, result }, 13), 'failed: us f…', 'cut to the limit, ellipsis included');
   });
 });
