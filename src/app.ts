@@ -1,5 +1,6 @@
 // Wires configuration, cluster access, the deploy pipeline and the HTTP sources.
 import { ConfigError, loadConfigFile, type Config } from './config/load.ts';
+import { TargetLeases } from './apply/lock.ts';
 import { ClusterRegistry } from './cluster/registry.ts';
 import { deployer } from './deploy/pipeline.ts';
 import { jsonLogger, registerSecret, type Logger } from './report/log.ts';
@@ -17,8 +18,10 @@ export function createApp(config: Config, log: Logger = jsonLogger(), env = proc
     if (name) registerSecret(env[name]?.replace(/[\r\n]+$/, ''));
   }
   const clusters = new ClusterRegistry(config.clusters, {}, { log, env });
-  const handler = router({ config, deploy: deployer({ config, clusters }), log, deadlineMs: deadlineMs(env) });
-  return { config, handler, close: () => clusters.close() };
+  const leases = new TargetLeases();
+  const handler = router({ config, deploy: deployer({ config, clusters, leases }), log, deadlineMs: deadlineMs(env) });
+  // The Leases go back first: handing them back needs the clusters' connections.
+  return { config, handler, close: () => leases.close().finally(() => clusters.close()) };
 }
 
 /**
