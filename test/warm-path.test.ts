@@ -44,27 +44,38 @@ describe('warm path through a counting proxy', () => {
   let proxy: FaultProxy;
   let fn: RunningFunction;
   const ns: Record<string, string> = {};
+  let clusterRole: string;
 
   before(async () => {
     const info = await sandbox();
     proxy = await startFaultProxy({ upstream: info.server, upstreamCaPem: await readFile(info.caFile, 'utf8') });
-    for (const t of ['one', 'two', 'forced', 'strict']) ns[t] = await namespace(`warm-${t}`);
+    for (const t of ['one', 'two', 'forced', 'strict', 'order']) ns[t] = await namespace(`warm-${t}`);
+    // A cluster-scoped object the deployer may patch (its 'edit' role reaches no cluster-scoped kind).
+    clusterRole = `warm-order-${ns.order}`;
+    await kubectl(['create', 'clusterrole', clusterRole]);
+    await kubectl(['create', 'clusterrole', `${clusterRole}-patcher`, '--verb=get,patch', '--resource=clusterroles', `--resource-name=${clusterRole}`]);
+    await kubectl(['create', 'clusterrolebinding', `${clusterRole}-patcher`, `--clusterrole=${clusterRole}-patcher`, `--user=${info.serviceAccount}`]);
     const single = { manifests: ['one.yaml'], rollout: { wait: false } };
     const targets = {
       one: webTarget(ns.one!, single),
       two: webTarget(ns.two!, { manifests: ['web.yaml'], rollout: { wait: false } }),
       forced: webTarget(ns.forced!, { ...single, force: true }),
       strict: webTarget(ns.strict!, single),
+      order: webTarget(ns.order!, { manifests: ['order.yaml'], clusterScoped: ['ClusterRole'], rollout: { wait: false } }),
     };
     fn = await startFunction(configYaml({ clusters: { sandbox: { endpoint: { server: proxy.server, caFile: proxy.caFile, tokenFile: 'token' } } }, targets }), {
       'web.yaml': idleWeb(),
       'one.yaml': deploymentOnly(),
+      // The Deployment first: the ClusterRole is still applied before it.
+      'order.yaml': `${deploymentOnly()}\n---\n${JSON.stringify({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: clusterRole }, rules: [] })}\n`,
       token: await accessToken(info.serviceAccount),
     });
   });
   after(async () => {
     await fn.close();
     await proxy.close();
+    await kubectl(['delete', 'clusterrolebinding,clusterrole', `${clusterRole}-patcher`]);
+    await kubectl(['delete', 'clusterrole', clusterRole]);
   });
 
   async function deploy(target: string, tag: string): Promise<{ status: number; body: Record<string, unknown>; requests: SeenRequest[] }> {
@@ -88,6 +99,11 @@ describe('warm path through a counting proxy', () => {
     assert.deepEqual(actions(third.body), ['Deployment unchanged']);
     const live = await kubectlJson<{ spec: { template: { spec: { containers: { image: string }[] } } } }>(['-n', ns.one!, 'get', 'deployment', 'web']);
     assert.equal(live.spec.template.spec.containers[0]?.image, `${REPO}:v2`);
+    // Deleted by someone meanwhile: the apply creates it again, and says so.
+    await kubectl(['-n', ns.one!, 'delete', 'deployment', 'web']);
+    const fourth = await deploy('one', 'v2');
+    assert.deepEqual(shape(fourth.requests), [`PATCH ${path}`]);
+    assert.deepEqual(actions(fourth.body), ['Deployment created']);
   });
 
   test('a two-object target: two dry runs, then two PATCHes; nothing read', async () => {
@@ -99,6 +115,15 @@ describe('warm path through a counting proxy', () => {
     // Every dry run before any write.
     assert.ok(second.requests.slice(0, 2).every((r) => r.path.includes('dryRun=All')), JSON.stringify(shape(second.requests)));
     assert.deepEqual(actions(second.body), ['Deployment configured', 'Service unchanged'], 'in manifest order');
+  });
+
+  test('cluster-scoped objects are applied first; the answer keeps the manifests\' order', async () => {
+    await deploy('order', 'v1');
+    const second = await deploy('order', 'v2');
+    const writes = shape(second.requests).filter((r) => !r.endsWith('(dry run)'));
+    assert.deepEqual(writes, [`PATCH /apis/rbac.authorization.k8s.io/v1/clusterroles/${clusterRole}`, `PATCH /apis/apps/v1/namespaces/${ns.order}/deployments/web`]);
+    assert.equal(second.requests.length, 4, 'two dry runs and two applies');
+    assert.deepEqual(actions(second.body), ['Deployment configured', 'ClusterRole unchanged']);
   });
 
   test('force: an edit between two deploys is reported configured and taken back', async () => {
