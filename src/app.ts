@@ -1,5 +1,6 @@
 // Wires configuration, cluster access, the deploy pipeline and the HTTP sources.
 import { ConfigError, loadConfigFile, type Config } from './config/load.ts';
+import { TargetLeases } from './apply/lock.ts';
 import { ClusterRegistry } from './cluster/registry.ts';
 import { deployer } from './deploy/pipeline.ts';
 import { jsonLogger, registerSecret, type Logger } from './report/log.ts';
@@ -18,10 +19,12 @@ export function createApp(config: Config, log: Logger = jsonLogger(), env = proc
     if (name) registerSecret(env[name]?.replace(/[\r\n]+$/, ''));
   }
   const clusters = new ClusterRegistry(config.clusters, {}, { log, env });
+  const leases = new TargetLeases();
   // Result topic and deployment statuses, around every deploy (nothing when `report` is absent).
   const reporters = reportersFor(config, log, env);
-  const handler = router({ config, deploy: reporters.wrap(deployer({ config, clusters })), log, deadlineMs: deadlineMs(env) });
-  return { config, handler, close: async () => void (await Promise.all([clusters.close(), reporters.close()])) };
+  const handler = router({ config, deploy: reporters.wrap(deployer({ config, clusters, leases })), log, deadlineMs: deadlineMs(env) });
+  // The Leases go back first: handing them back needs the clusters' connections.
+  return { config, handler, close: async () => void (await Promise.all([leases.close().finally(() => clusters.close()), reporters.close()])) };
 }
 
 /**

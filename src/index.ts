@@ -3,6 +3,7 @@ import * as ff from '@google-cloud/functions-framework';
 import { createAppFromEnv } from './app.ts';
 import { ConfigError } from './config/load.ts';
 import { jsonLogger } from './report/log.ts';
+import { closeBeforeExit } from './shutdown.ts';
 import { guardEveryServer } from './sources/body-limit.ts';
 
 const log = jsonLogger();
@@ -18,3 +19,4 @@ log('INFO', `gke-deployer ready: ${app.config.targets.size} targets, ${app.confi
 // Bounds every body before functions-framework's own parser would buffer it (up to 1 GiB).
 guardEveryServer(log);
 ff.http('deploy', app.handler);
+closeBeforeExit(() => app.close());

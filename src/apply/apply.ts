@@ -6,6 +6,9 @@ import type { KubeClient } from '../cluster/client.ts';
 import { DeployError } from '../errors.ts';
 import { apiError, describe, statusMessage } from './errors.ts';
 import { migrateManager } from './field-manager.ts';
+import { isRecord } from '../guards.ts';
+import type { Knowledge } from './lock.ts';
+import { APPLY_CONCURRENCY, inPool, inPoolSettled } from './pool.ts';
 import { ANNOTATIONS, isWorkload, stampAnnotations, type Stamp } from './render.ts';
 
 export type Action = 'created' | 'configured' | 'unchanged' | 'replaced';
@@ -41,29 +44,30 @@ export interface ApplyOptions {
   fieldManager: string;
   /** Re-applying the recorded image: the recorded event stays the one that set it. */
   reconcile?: boolean;
+  /** This instance's own last applies, under an unbroken Lease tenure (src/apply/lock.ts). */
+  known?: Knowledge;
 }
 
 export async function applyObjects(client: KubeClient, objects: readonly KubernetesObject[], opts: ApplyOptions): Promise<Applied[]> {
+  // Discovery is cached per connection: no request once warm.
   const inScope = await Promise.all(objects.map((obj) => scope(client, obj, opts)));
-  const live = await Promise.all(inScope.map(async (obj) => migrate(client, await get(client, obj), opts)));
-  const scoped = inScope.map((obj, i) => keepStamps(obj, live[i], opts.reconcile));
-  const replace = await Promise.all(scoped.map((obj, i) => mustReplace(client, obj, live[i], opts)));
+  const live = await inPool(inScope, APPLY_CONCURRENCY, (obj) => liveState(client, obj, opts));
+  const scoped = inScope.map((obj, i) => keepStamps(obj, live[i]!.obj, opts.reconcile));
+  const replace = await inPool(scoped, APPLY_CONCURRENCY, (obj, i) => mustReplace(client, obj, live[i]!.obj, opts));
   if (scoped.length > 1 && !opts.dryRun) {
     // Every object must pass before any is applied. Single-object deploys skip this:
     // their one apply is already all-or-nothing. (Existing Jobs were dry-run by mustReplace.)
-    const results = await Promise.allSettled(
-      scoped.map((obj, i) => (isExistingJob(obj, live[i]) ? Promise.resolve(obj) : client.apply(obj, { dryRun: true, force: opts.force, fieldManager: opts.fieldManager }))),
+    const results = await inPoolSettled(scoped, APPLY_CONCURRENCY, (obj, i) =>
+      isExistingJob(obj, live[i]!.obj) ? Promise.resolve(obj) : client.apply(obj, { dryRun: true, force: opts.force, fieldManager: opts.fieldManager }),
     );
     const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [apiError(r.reason, scoped[i]!, 'dry-run apply')] : []));
     if (failures.length > 0) throw combine(failures);
   }
-  const applied: Applied[] = [];
-  for (const [i, obj] of scoped.entries()) {
-    const before = live[i];
+  const one = async (obj: KubernetesObject, i: number): Promise<Applied> => {
+    const { obj: before, known } = live[i]!;
     if (replace[i] && before) {
       const after = opts.dryRun ? before : await replaceJob(client, obj, before, opts.fieldManager);
-      applied.push({ report: entry(obj, 'replaced'), change: { applied: obj, before, after, imageOnly: false } });
-      continue;
+      return { report: entry(obj, 'replaced'), change: { applied: obj, before, after, imageOnly: false } };
     }
     let after: KubernetesObject;
     try {
@@ -71,9 +75,65 @@ export async function applyObjects(client: KubeClient, objects: readonly Kuberne
     } catch (err) {
       throw apiError(err, obj, 'apply');
     }
-    applied.push({ report: report(obj, before, after), change: { applied: obj, before, after, imageOnly: false } });
+    if (known && before) return knownChange(obj, before, after);
+    return { report: report(obj, before, after), change: { applied: obj, before, after, imageOnly: false } };
+  };
+  // Cluster-scoped objects (Namespaces, CRDs, ClusterRoles) first: the others may need them.
+  // Within each group, independent applies run at once; results keep the manifests' order.
+  const applied = new Array<Applied>(scoped.length);
+  for (const clusterScoped of [true, false]) {
+    const group = scoped.flatMap((obj, i) => (!obj.metadata?.namespace === clusterScoped ? [i] : []));
+    const done = await inPool(group, APPLY_CONCURRENCY, (i) => one(scoped[i]!, i));
+    group.forEach((i, j) => (applied[i] = done[j]!));
   }
   return applied;
+}
+
+/** The key of an object within one target (namespaced objects all live in the target's namespace). */
+export function objectKey(obj: KubernetesObject): string {
+  return `${obj.apiVersion ?? ''}|${obj.kind ?? ''}|${obj.metadata?.name ?? ''}`;
+}
+
+/**
+ * The object as it is before this deploy: what this instance's own last apply answered,
+ * where its unbroken Lease tenure makes that the live state as far as this deployer's
+ * fields go (src/apply/lock.ts); otherwise read. Never for a Job (its status decides a
+ * replace), and never for a forced apply: that may take back a change someone made to
+ * this target's fields since, which only a read can report as `configured`. Without
+ * force such a change makes the apply fail with a conflict instead.
+ */
+async function liveState(client: KubeClient, obj: KubernetesObject, opts: ApplyOptions): Promise<{ obj: KubernetesObject | undefined; known: boolean }> {
+  const known = opts.force || opts.dryRun || obj.kind === 'Job' ? undefined : opts.known?.get(objectKey(obj));
+  if (known) return { obj: known, known: true };
+  return { obj: await migrate(client, await get(client, obj), opts), known: false };
+}
+
+/**
+ * Created / configured / unchanged without a read: another uid means the object was
+ * (re)created by this apply; otherwise the fields this deploy applies are compared, as
+ * the server answered them last time and now, stamps aside. Only this deployer's fields:
+ * what controllers or people change elsewhere in the object (a Deployment's revision
+ * annotation, an HPA's replicas) is not this deploy's doing.
+ */
+function knownChange(obj: KubernetesObject, known: KubernetesObject, after: KubernetesObject): Applied {
+  if (known.metadata?.uid !== after.metadata?.uid) return { report: entry(obj, 'created'), change: { applied: obj, before: undefined, after, imageOnly: false } };
+  const shape = intentShape(obj);
+  const action = isDeepStrictEqual(project(known, shape), project(after, shape)) ? 'unchanged' : 'configured';
+  return { report: entry(obj, action), change: { applied: obj, before: known, after, imageOnly: false } };
+}
+
+/** The applied object without its stamps: the fields whose values the report is about. */
+function intentShape(obj: KubernetesObject): unknown {
+  const annotations = Object.fromEntries(Object.entries(obj.metadata?.annotations ?? {}).filter(([k]) => !STAMP_KEYS.has(k)));
+  return { ...obj, metadata: { ...obj.metadata, annotations } };
+}
+
+/** `value` cut down to the keys of `shape`, recursively through objects; lists are taken whole. */
+function project(value: unknown, shape: unknown): unknown {
+  if (!isRecord(shape) || !isRecord(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(shape)) out[k] = project(value[k], shape[k]);
+  return out;
 }
 
 /**

@@ -1,73 +1,289 @@
 // One deploy of a target at a time, across every instance: a coordination.k8s.io Lease
-// in the target's namespace, held while a deploy decides (stale? duplicate?) and writes.
-// Cloud Run runs many instances, so an in-process mutex would not do. The Lease expires
-// on its own if its holder dies; it is not held through the rollout wait.
+// `gke-deployer.<target>` in the target's namespace. Cloud Run runs many instances, so an
+// in-process mutex alone would not do; within one instance, deploys of a target also take
+// turns (a queue per target), so a redelivery to the same instance waits its turn.
+//
+// The Lease is the instance's, not one deploy's: it keeps it between deploys, renews it
+// only when a deploy starts with less than half of it left, and hands it back (clears the
+// holder, keeping the object) once the target has been idle for IDLE_MS, or on close.
+// Every write is conditional on the resourceVersion the instance last saw, so the Lease's
+// resourceVersion is a witness: while it is unchanged since this instance's own last write,
+// nobody else has held the Lease, so no other gke-deployer has written the target, and what
+// this instance learned from its own last apply still holds (`Tenure.knowledge`).
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
 import type { KubeClient } from '../cluster/client.ts';
 import { DeployError } from '../errors.ts';
 import { apiError } from './errors.ts';
 
-/** Long enough for a decide-and-apply, short enough that a crashed holder frees it soon. */
-export const LEASE_SECONDS = 30;
-
-export interface Lock {
-  release(): Promise<void>;
-}
+/**
+ * How long a Lease lasts without renewal: how long a frozen or dead holder keeps others
+ * waiting. A deploy starts with at least half of it left, for its decide-and-apply.
+ */
+export const LEASE_SECONDS = 20;
+/** An idle target's Lease goes back after this long without a deploy. */
+export const IDLE_MS = 2_000;
+/** How long close() waits for running turns and hand-backs. */
+const CLOSE_MS = 3_000;
 
 export function leaseName(target: string): string {
   return `gke-deployer.${target}`;
 }
 
-/** Waits for the Lease until `deadline`; then CLUSTER_UNAVAILABLE (retryable: a redelivery tries again). */
-export async function lockTarget(client: KubeClient, namespace: string, target: string, requestId: string, deadline: number): Promise<Lock> {
-  // Unique per attempt: a redelivery of the same request must not take the Lease for its own.
-  const holder = `${requestId.slice(0, 100)}/${randomBytes(6).toString('hex')}`;
-  const ref = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: leaseName(target), namespace } };
-  const lease = (resourceVersion?: string): KubernetesObject & { spec: unknown } => ({
-    ...ref,
-    metadata: { ...ref.metadata, ...(resourceVersion !== undefined && { resourceVersion }) },
-    spec: { holderIdentity: holder, leaseDurationSeconds: LEASE_SECONDS, acquireTime: microTime(), renewTime: microTime() },
-  });
-  for (let attempt = 0; ; attempt++) {
+/** What this instance knows of a target's objects: its own last apply's answers, by objectKey. */
+export type Knowledge = ReadonlyMap<string, KubernetesObject>;
+
+/** One deploy's turn with the Lease held. */
+export interface Tenure {
+  /** Known while the tenure has been unbroken since this instance's last apply; otherwise read the cluster. */
+  readonly knowledge: Knowledge | undefined;
+  /** Ends the turn: what the deploy learned (its applies' answers), 'keep' (nothing written), or 'drop'. */
+  done(learned: Knowledge | 'keep' | 'drop'): void;
+}
+
+export interface TargetRef {
+  cluster: string;
+  namespace: string;
+  target: string;
+}
+
+interface State {
+  ref: TargetRef;
+  /** The end of the queue of deploys of this target in this instance. */
+  tail: Promise<void>;
+  /** Deploys queued or running (and idle releases). */
+  busy: number;
+  /** The Lease as this instance last wrote it (held or handed back); undefined when unknown. */
+  lease: (KubernetesObject & { spec?: LeaseSpec }) | undefined;
+  holding: boolean;
+  /** Local clock when the held Lease's renewTime was written (taken before sending). */
+  renewedAt: number;
+  knowledge: Knowledge | undefined;
+  /** Bumped by forget(): a turn that started before it learns nothing. */
+  epoch: number;
+  client: KubeClient | undefined;
+  timer: NodeJS.Timeout | undefined;
+}
+
+interface LeaseSpec {
+  holderIdentity?: string;
+  leaseDurationSeconds?: number;
+  acquireTime?: string;
+  renewTime?: string;
+  leaseTransitions?: number;
+}
+
+export class TargetLeases {
+  /** This instance: its host name (the Cloud Run instance) and a random part. */
+  readonly holder = `${hostname().slice(0, 60)}/${randomBytes(6).toString('hex')}`;
+  private readonly states = new Map<string, State>();
+  private readonly idleMs: number;
+  private closed = false;
+
+  constructor(opts: { idleMs?: number } = {}) {
+    this.idleMs = opts.idleMs ?? IDLE_MS;
+  }
+
+  /** Waits for this instance's turn, then for the Lease, until `deadline`; then CLUSTER_UNAVAILABLE (retryable). */
+  async acquire(client: KubeClient, ref: TargetRef, deadline: number): Promise<Tenure> {
+    if (this.closed) throw new DeployError('CLUSTER_UNAVAILABLE', 'the deployer is shutting down; try again');
+    const st = this.state(ref);
+    const release = await this.turn(st);
     try {
-      const held = await client.create(lease());
-      return { release: () => release(client, held) };
+      st.client = client;
+      await this.hold(st, client, deadline);
     } catch (err) {
-      if (!(err instanceof ApiException && err.code === 409)) throw apiError(err, ref, 'lock (create Lease)');
+      release();
+      throw err;
     }
-    const current = await client.get(ref).catch((err: unknown) => { throw apiError(err, ref, 'lock (read Lease)'); });
-    // Ours already: a retried create (or take-over) whose first answer was lost.
-    if (current && (current as { spec?: { holderIdentity?: string } }).spec?.holderIdentity === holder) return { release: () => release(client, current) };
-    if (current && expired(current)) {
-      // Its holder died mid-deploy: take it over, if nobody else did first.
+    const epoch = st.epoch;
+    let ended = false;
+    return {
+      knowledge: st.knowledge,
+      done: (learned) => {
+        if (ended) return;
+        ended = true;
+        // Learned only under a tenure that cannot have lapsed meanwhile.
+        const intact = st.holding && epoch === st.epoch && Date.now() < st.renewedAt + LEASE_SECONDS * 1000;
+        if (learned === 'drop' || !intact) st.knowledge = undefined;
+        else if (learned !== 'keep') st.knowledge = learned;
+        release();
+      },
+    };
+  }
+
+  /** This instance wrote the target outside a turn (a rollback): what it knew may be wrong now. */
+  forget(ref: TargetRef): void {
+    const st = this.states.get(key(ref));
+    if (!st) return;
+    st.epoch++;
+    st.knowledge = undefined;
+  }
+
+  /**
+   * Hands back every Lease this instance holds (on SIGTERM, or the app's close), after the
+   * turns already running; at most CLOSE_MS, after which the Leases simply expire.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = Promise.all([...this.states.values()].map((st) => this.idle(st, true)));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all, new Promise((r) => (timer = setTimeout(r, CLOSE_MS)))]);
+    clearTimeout(timer);
+  }
+
+  private state(ref: TargetRef): State {
+    const k = key(ref);
+    let st = this.states.get(k);
+    if (!st) {
+      st = { ref, tail: Promise.resolve(), busy: 0, lease: undefined, holding: false, renewedAt: 0, knowledge: undefined, epoch: 0, client: undefined, timer: undefined };
+      this.states.set(k, st);
+    }
+    return st;
+  }
+
+  /** Queues for the target; resolves with the function that ends the turn. */
+  private async turn(st: State): Promise<() => void> {
+    st.busy++;
+    clearTimeout(st.timer);
+    const before = st.tail;
+    let end!: () => void;
+    st.tail = new Promise((r) => (end = r));
+    await before;
+    return () => {
+      st.busy--;
+      end();
+      if (st.busy === 0 && st.holding && !this.closed) {
+        st.timer = setTimeout(() => void this.idle(st), this.idleMs);
+        st.timer.unref();
+      }
+    };
+  }
+
+  private async idle(st: State, closing = false): Promise<void> {
+    clearTimeout(st.timer);
+    if (!closing && st.busy > 0) return;
+    const release = await this.turn(st);
+    try {
+      await this.handBack(st);
+    } finally {
+      release();
+    }
+  }
+
+  private async hold(st: State, client: KubeClient, deadline: number): Promise<void> {
+    const now = Date.now();
+    if (st.holding && st.lease && now < st.renewedAt + (LEASE_SECONDS * 1000) / 2) return;
+    if (st.lease) {
+      // Renew ours, or take back the one we handed back. Conditional on the resourceVersion
+      // we wrote: success proves nobody held it since, so what we know still holds.
+      const spec = st.lease.spec ?? {};
+      const body = leaseBody(st, st.lease.metadata?.resourceVersion, {
+        ...spec,
+        holderIdentity: this.holder,
+        ...(!st.holding && { acquireTime: microTime(now) }),
+        renewTime: microTime(now),
+      });
       try {
-        const held = await client.replace(lease(current.metadata?.resourceVersion));
-        return { release: () => release(client, held) };
+        this.took(st, await client.replace(body), now);
+        return;
       } catch (err) {
-        if (!(err instanceof ApiException && (err.code === 409 || err.code === 404))) throw apiError(err, ref, 'lock (take over Lease)');
+        if (!(err instanceof ApiException && (err.code === 409 || err.code === 404))) {
+          this.lost(st);
+          throw apiError(err, body, 'lock (renew Lease)');
+        }
       }
     }
-    const wait = Math.random() * Math.min(1000, 50 * 2 ** Math.min(attempt, 5));
-    if (Date.now() + wait > deadline) {
-      throw new DeployError('CLUSTER_UNAVAILABLE', `another deploy of target "${target}" still holds Lease ${namespace}/${leaseName(target)}; try again`);
-    }
-    await new Promise((r) => setTimeout(r, wait));
+    this.lost(st);
+    await this.acquireAfresh(st, client, deadline);
   }
+
+  /** Someone else may have held the Lease since our last write: start over, knowing nothing. */
+  private async acquireAfresh(st: State, client: KubeClient, deadline: number): Promise<void> {
+    const ref = leaseBody(st, undefined, {});
+    for (let attempt = 0; ; attempt++) {
+      const now = Date.now();
+      try {
+        this.took(st, await client.create(leaseBody(st, undefined, { holderIdentity: this.holder, leaseDurationSeconds: LEASE_SECONDS, acquireTime: microTime(now), renewTime: microTime(now) })), now);
+        return;
+      } catch (err) {
+        if (!(err instanceof ApiException && err.code === 409)) throw apiError(err, ref, 'lock (create Lease)');
+      }
+      const current: State['lease'] = await client.get(ref).catch((err: unknown) => { throw apiError(err, ref, 'lock (read Lease)'); });
+      if (current && free(current, this.holder)) {
+        // Handed back, expired (its holder died or froze), or ours from an answer that was lost.
+        const spec = current.spec ?? {};
+        const taken = Date.now();
+        try {
+          const body = leaseBody(st, current.metadata?.resourceVersion, {
+            ...spec,
+            holderIdentity: this.holder,
+            leaseDurationSeconds: LEASE_SECONDS,
+            acquireTime: microTime(taken),
+            renewTime: microTime(taken),
+            leaseTransitions: (spec.leaseTransitions ?? 0) + 1,
+          });
+          this.took(st, await client.replace(body), taken);
+          return;
+        } catch (err) {
+          if (!(err instanceof ApiException && (err.code === 409 || err.code === 404))) throw apiError(err, ref, 'lock (take over Lease)');
+        }
+      }
+      if (current === undefined) continue; // deleted between our create and read: create again
+      const wait = Math.random() * Math.min(1000, 50 * 2 ** Math.min(attempt, 5));
+      if (Date.now() + wait > deadline) {
+        throw new DeployError('CLUSTER_UNAVAILABLE', `another deploy of target "${st.ref.target}" still holds Lease ${st.ref.namespace}/${leaseName(st.ref.target)}; try again`);
+      }
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+
+  /** Clears the holder, keeping the object: its resourceVersion stays the witness of who held it last. */
+  private async handBack(st: State): Promise<void> {
+    if (!st.holding || !st.lease || !st.client) return;
+    const { holderIdentity: _ours, ...spec } = st.lease.spec ?? {};
+    st.holding = false;
+    try {
+      st.lease = await st.client.replace(leaseBody(st, st.lease.metadata?.resourceVersion, spec));
+    } catch {
+      // Taken over after it expired, or no answer: either way we know nothing now.
+      this.lost(st);
+    }
+  }
+
+  private took(st: State, lease: KubernetesObject, at: number): void {
+    st.lease = lease;
+    st.holding = true;
+    st.renewedAt = at;
+  }
+
+  private lost(st: State): void {
+    st.lease = undefined;
+    st.holding = false;
+    st.knowledge = undefined;
+  }
+
+}
+
+function leaseBody(st: State, resourceVersion: string | undefined, spec: LeaseSpec): KubernetesObject & { spec: LeaseSpec } {
+  const metadata = { name: leaseName(st.ref.target), namespace: st.ref.namespace, ...(resourceVersion !== undefined && { resourceVersion }) };
+  return { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata, spec };
+}
+
+function key(ref: TargetRef): string {
+  return `${ref.cluster}/${ref.namespace}/${ref.target}`;
+}
+
+/** Nobody's (handed back), expired, or already ours. */
+function free(lease: KubernetesObject & { spec?: LeaseSpec }, holder: string): boolean {
+  const spec = lease.spec;
+  if (!spec?.holderIdentity || spec.holderIdentity === holder) return true;
+  const renewed = spec.renewTime ? new Date(spec.renewTime).getTime() : 0;
+  return renewed + (spec.leaseDurationSeconds ?? LEASE_SECONDS) * 1000 < Date.now();
 }
 
 /** RFC 3339 with microseconds, as a Lease's MicroTime fields must be. */
-function microTime(): string {
-  return new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
-}
-
-function expired(lease: KubernetesObject): boolean {
-  const spec = (lease as { spec?: { renewTime?: string | Date; leaseDurationSeconds?: number } }).spec;
-  const renewed = spec?.renewTime ? new Date(spec.renewTime).getTime() : 0;
-  return renewed + (spec?.leaseDurationSeconds ?? LEASE_SECONDS) * 1000 < Date.now();
-}
-
-async function release(client: KubeClient, held: KubernetesObject): Promise<void> {
-  // Only our own Lease: if it expired and was taken over, the resourceVersion no longer matches.
-  await client.delete(held, { uid: held.metadata?.uid ?? '', resourceVersion: held.metadata?.resourceVersion ?? '' }).catch(() => undefined);
+function microTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }

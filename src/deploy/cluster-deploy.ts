@@ -7,8 +7,9 @@ import { applyImage, applyObjects, recordedImage, type Applied } from '../apply/
 import { objectDiff } from '../apply/diff.ts';
 import { apiError } from '../apply/errors.ts';
 import { fieldManagerFor } from '../apply/field-manager.ts';
-import { lockTarget } from '../apply/lock.ts';
-import { anchorOf, judge } from '../apply/order.ts';
+import { guardedApply } from '../apply/guarded.ts';
+import { TargetLeases, type Knowledge } from '../apply/lock.ts';
+import { anchorOf, judge, type Verdict } from '../apply/order.ts';
 import { renderManifests, type Stamp } from '../apply/render.ts';
 import { DeployError } from '../errors.ts';
 import { authorize } from '../policy/policy.ts';
@@ -20,6 +21,8 @@ import type { DeployResult, ObjectResult } from './result.ts';
 export interface Deps {
   config: Config;
   clusters: ClusterRegistry;
+  /** The instance's per-target Leases (src/apply/lock.ts); the app closes them on shutdown. */
+  leases?: TargetLeases;
 }
 
 export interface DeployContext {
@@ -36,7 +39,7 @@ export type ClusterDeployer = (target: Target, intent: DeployIntent, ctx?: Deplo
 const ROLLBACK_SHARE = 0.25;
 const ROLLBACK_RESERVE_MAX_MS = 60_000;
 
-export function clusterDeployer({ clusters }: Pick<Deps, 'clusters'>): ClusterDeployer {
+export function clusterDeployer({ clusters, leases = new TargetLeases() }: Pick<Deps, 'clusters' | 'leases'>): ClusterDeployer {
   return async (target, intent, ctx = {}) => {
     const started = Date.now();
     const deadline = ctx.deadline ?? Number.POSITIVE_INFINITY;
@@ -87,10 +90,13 @@ export function clusterDeployer({ clusters }: Pick<Deps, 'clusters'>): ClusterDe
     // it counts. A look before it only pays where something runs first (a stale event runs no
     // preDeploy Job) or where no lock is taken (a dry run).
     const anchor = target.deployment ? { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: target.deployment } } : anchorOf(objects);
+    const anchorRef = anchor && !reconcile ? { ...anchor, metadata: { ...anchor.metadata, namespace: target.namespace } } : undefined;
     const judged = async (): Promise<DeployResult | undefined> => {
-      if (!anchor || reconcile) return undefined;
-      const live = await client.get({ ...anchor, metadata: { ...anchor.metadata, namespace: target.namespace } }).catch((err: unknown) => { throw apiError(err, anchor, 'read'); });
-      const v = judge(live, event, intent.force);
+      if (!anchorRef) return undefined;
+      const live = await client.get(anchorRef).catch((err: unknown) => { throw apiError(err, anchorRef, 'read'); });
+      return verdict(judge(live, event, intent.force));
+    };
+    const verdict = (v: Verdict): DeployResult | undefined => {
       if (v.verdict === 'apply') return undefined;
       const reason = v.verdict === 'duplicate'
         ? `event ${event.eventId} was already applied`
@@ -107,16 +113,16 @@ export function clusterDeployer({ clusters }: Pick<Deps, 'clusters'>): ClusterDe
       }
     }
 
-    const lock = intent.dryRun ? undefined : await lockTarget(client, target.namespace, target.name, intent.requestId, deadline);
+    const apply = (known?: Knowledge): Promise<Applied[]> => target.deployment
+      ? applyImage(client, { ...opts, deployment: target.deployment, image: image.ref, stamp, ...container })
+      : applyObjects(client, objects, { ...opts, ...(known && { known }) });
+    const ref = { cluster: target.cluster, namespace: target.namespace, target: target.name };
     let applied: Applied[];
-    try {
-      const late = lock && (await judged());
-      if (late) return late;
-      applied = target.deployment
-        ? await applyImage(client, { ...opts, deployment: target.deployment, image: image.ref, stamp, ...container })
-        : await applyObjects(client, objects, opts);
-    } finally {
-      await lock?.release();
+    if (intent.dryRun) applied = await apply();
+    else {
+      const guarded = await guardedApply(leases, client, { ...ref, deadline, anchor: anchorRef, event, force: intent.force === true }, apply);
+      if ('verdict' in guarded) return verdict(guarded)!;
+      applied = guarded.applied;
     }
     if (intent.dryRun) {
       return result('dry-run', { objects: applied.map((a) => ({ ...a.report, diff: objectDiff(a.change.before, a.change.after) })) });
@@ -133,6 +139,8 @@ export function clusterDeployer({ clusters }: Pick<Deps, 'clusters'>): ClusterDe
       image: image.ref,
       ...container,
     });
+    // A rollback may have written the target outside the Lease: forget what the instance knew.
+    if (status !== 'ready' && status !== 'applied') leases.forget(ref);
     return result(status, rest);
   };
 }
