@@ -51,8 +51,8 @@ describe('warm path through a counting proxy', () => {
     proxy = await startFaultProxy({ upstream: info.server, upstreamCaPem: await readFile(info.caFile, 'utf8') });
     for (const t of ['one', 'two', 'forced', 'strict', 'order']) ns[t] = await namespace(`warm-${t}`);
     // A cluster-scoped object the deployer may patch (its 'edit' role reaches no cluster-scoped kind).
-    clusterRole = `warm-order-${ns.order}`;
-    await kubectl(['create', 'clusterrole', clusterRole]);
+    clusterRole = `gke-deployer-${ns.order}`;
+    await kubectl(['create', '-f', '-'], JSON.stringify({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: clusterRole } }));
     await kubectl(['create', 'clusterrole', `${clusterRole}-patcher`, '--verb=get,patch', '--resource=clusterroles', `--resource-name=${clusterRole}`]);
     await kubectl(['create', 'clusterrolebinding', `${clusterRole}-patcher`, `--clusterrole=${clusterRole}-patcher`, `--user=${info.serviceAccount}`]);
     const single = { manifests: ['one.yaml'], rollout: { wait: false } };
@@ -67,15 +67,15 @@ describe('warm path through a counting proxy', () => {
       'web.yaml': idleWeb(),
       'one.yaml': deploymentOnly(),
       // The Deployment first: the ClusterRole is still applied before it.
-      'order.yaml': `${deploymentOnly()}\n---\n${JSON.stringify({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: clusterRole }, rules: [] })}\n`,
+      'order.yaml': `${deploymentOnly()}\n---\n${JSON.stringify({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: clusterRole, labels: { app: 'web' } } })}\n`,
       token: await accessToken(info.serviceAccount),
     });
   });
   after(async () => {
-    await fn.close();
-    await proxy.close();
-    await kubectl(['delete', 'clusterrolebinding,clusterrole', `${clusterRole}-patcher`]);
-    await kubectl(['delete', 'clusterrole', clusterRole]);
+    // Whatever before() got to: an open proxy would keep the test process alive.
+    await (fn as RunningFunction | undefined)?.close();
+    await (proxy as FaultProxy | undefined)?.close();
+    await kubectl(['delete', '--ignore-not-found', 'clusterrolebinding,clusterrole', `${clusterRole}-patcher`, clusterRole]);
   });
 
   async function deploy(target: string, tag: string): Promise<{ status: number; body: Record<string, unknown>; requests: SeenRequest[] }> {
