@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { REPO, configYaml, fixture, webTarget } from './support/config.ts';
 import { spawnFunction, type FunctionProcess } from './support/process.ts';
-import { exists, kubectlJson, namespace, sandbox, stats, useSandboxEnv } from './support/sandbox.ts';
+import { exists, kubectlJson, leasesHandedBack, namespace, sandbox, stats, useSandboxEnv } from './support/sandbox.ts';
 import type { SandboxInfo } from '../sandbox/index.ts';
 
 interface FrontCounts {
@@ -125,6 +125,8 @@ describe('GKE endpoint kinds', () => {
   });
 
   test('connect-gateway: discovery, apply, rollout watch and Pod logs through the gateway front', async () => {
+    // The earlier targets' Leases go back through their own fronts: let that finish first.
+    await leasesHandedBack([ns.auto!, ns.internal!, ns.public!]);
     const before = await fronts();
     const res = await fn.post('/deploy', { target: 'gateway', image: `${REPO}:1.0.0` });
     assert.equal(res.status, 200, JSON.stringify(res.body));

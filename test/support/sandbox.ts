@@ -85,3 +85,22 @@ export async function accessToken(email: string, lifetimeSeconds?: number): Prom
   rememberSecret(token);
   return token;
 }
+
+/**
+ * Waits until every gke-deployer Lease in `namespaces` has been handed back (an instance
+ * keeps a target's Lease between deploys and hands it back once idle): after this, the
+ * instances send nothing more for those targets until their next deploy.
+ */
+export async function leasesHandedBack(namespaces: string[], timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const held = [];
+    for (const ns of namespaces) {
+      const list = await kubectlJson<{ items: { metadata: { name: string }; spec?: { holderIdentity?: string } }[] }>(['-n', ns, 'get', 'leases']);
+      held.push(...list.items.filter((l) => l.metadata.name.startsWith('gke-deployer.') && l.spec?.holderIdentity).map((l) => `${ns}/${l.metadata.name}`));
+    }
+    if (held.length === 0) return;
+    if (Date.now() > end) throw new Error(`Leases still held after ${timeoutMs} ms: ${held.join(', ')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
