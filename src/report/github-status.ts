@@ -17,7 +17,7 @@
 import type { Octokit } from '@octokit/core';
 import type { DeployIntent } from '../deploy/intent.ts';
 import { REPORT_LIMITS } from './limits.ts';
-import type { IntentOutcome } from './outcome.ts';
+import { endedAs, type IntentOutcome } from './outcome.ts';
 import { describeOutcome, within, type Reporter } from './reporter.ts';
 
 export type GithubState = 'in_progress' | 'success' | 'failure' | 'error' | 'inactive';
@@ -28,19 +28,20 @@ export type GithubState = 'in_progress' | 'success' | 'failure' | 'error' | 'ina
  * the one that did apply. An error (the deploy could not run) is `error`; a deploy that ran and
  * did not become ready (rolled back, failed, timed out) is `failure`.
  */
+const GITHUB_STATES: Record<ReturnType<typeof endedAs>, GithubState> = {
+  ready: 'success',
+  applied: 'success',
+  'dry-run': 'success',
+  stale: 'inactive',
+  duplicate: 'inactive',
+  'rolled-back': 'failure',
+  failed: 'failure',
+  'timed-out': 'failure',
+  error: 'error',
+};
+
 export function githubState(o: IntentOutcome): GithubState {
-  if (!o.ok) return 'error';
-  switch (o.result.status) {
-    case 'ready':
-    case 'applied':
-    case 'dry-run':
-      return 'success';
-    case 'stale':
-    case 'duplicate':
-      return 'inactive';
-    default:
-      return 'failure';
-  }
+  return GITHUB_STATES[endedAs(o)];
 }
 
 export interface GithubSettings {

@@ -13,7 +13,7 @@
 // Token: a project, group or personal access token with the `api` scope (Developer role).
 import type { DeployIntent } from '../deploy/intent.ts';
 import { REPORT_LIMITS } from './limits.ts';
-import type { IntentOutcome } from './outcome.ts';
+import { endedAs, type IntentOutcome } from './outcome.ts';
 import { aborted, describeOutcome, type Reporter } from './reporter.ts';
 
 export type GitlabState = 'running' | 'success' | 'failed' | 'canceled';
@@ -22,19 +22,20 @@ export type GitlabState = 'running' | 'success' | 'failed' | 'canceled';
  * Outcome → final state. GitLab has no `error` state: errors are `failed` like failed rollouts.
  * Stale and duplicate deploys changed nothing: `canceled` (`skipped` exists only from GitLab 17.5).
  */
+const GITLAB_STATES: Record<ReturnType<typeof endedAs>, GitlabState> = {
+  ready: 'success',
+  applied: 'success',
+  'dry-run': 'success',
+  stale: 'canceled',
+  duplicate: 'canceled',
+  'rolled-back': 'failed',
+  failed: 'failed',
+  'timed-out': 'failed',
+  error: 'failed',
+};
+
 export function gitlabState(o: IntentOutcome): GitlabState {
-  if (!o.ok) return 'failed';
-  switch (o.result.status) {
-    case 'ready':
-    case 'applied':
-    case 'dry-run':
-      return 'success';
-    case 'stale':
-    case 'duplicate':
-      return 'canceled';
-    default:
-      return 'failed';
-  }
+  return GITLAB_STATES[endedAs(o)];
 }
 
 export interface GitlabSettings {

@@ -18,6 +18,11 @@ export type Outcome =
 /** Not a failure: done as asked, or rightly skipped (a newer or the same event was already applied). */
 export const SUCCEEDED: ReadonlySet<DeployStatus> = new Set(['ready', 'applied', 'dry-run', 'stale', 'duplicate']);
 
+/** How one intent ended, as the status tables of the reporters key it: its status, or `error`. */
+export function endedAs(o: IntentOutcome): DeployStatus | 'error' {
+  return o.ok ? o.result.status : 'error';
+}
+
 export function succeeded(o: IntentOutcome): boolean {
   return o.ok && SUCCEEDED.has(o.result.status);
 }
