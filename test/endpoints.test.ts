@@ -55,6 +55,11 @@ describe('GKE endpoint kinds', () => {
   let fn: FunctionProcess;
   let tmp: string;
   const ns: Record<string, string> = {};
+  /** Front counts once the earlier targets' Leases went back (each through its own front). */
+  const settledFronts = async () => {
+    await leasesHandedBack(Object.values(ns));
+    return fronts();
+  };
 
   before(async () => {
     info = await useSandboxEnv();
@@ -82,7 +87,7 @@ describe('GKE endpoint kinds', () => {
 
   // In order: the CA file count is checked as each kind is first used.
   test('private cluster, auto: through the DNS front, verified without the cluster CA', async () => {
-    const before = await fronts();
+    const before = await settledFronts();
     const res = await fn.post('/deploy', { target: 'auto', image: `${REPO}:1.0.0` });
     const afterCounts = await fronts();
     assert.equal(res.status, 200, JSON.stringify(res.body));
@@ -100,7 +105,7 @@ describe('GKE endpoint kinds', () => {
   });
 
   test('private cluster, internal: through the internal front, one CA file', async () => {
-    const before = await fronts();
+    const before = await settledFronts();
     const res = await fn.post('/deploy', { target: 'internal', image: `${REPO}:1.0.0` });
     const afterCounts = await fronts();
     assert.equal(res.status, 200, JSON.stringify(res.body));
@@ -111,7 +116,7 @@ describe('GKE endpoint kinds', () => {
   });
 
   test('private cluster, public: CLUSTER_ERROR naming what it offers, nothing applied', async () => {
-    const before = await fronts();
+    const before = await settledFronts();
     const res = await fn.post('/deploy', { target: 'public', image: `${REPO}:1.0.0` });
     assert.equal(res.status, 502, JSON.stringify(res.body));
     const error = errorOf(res.body);
@@ -125,9 +130,7 @@ describe('GKE endpoint kinds', () => {
   });
 
   test('connect-gateway: discovery, apply, rollout watch and Pod logs through the gateway front', async () => {
-    // The earlier targets' Leases go back through their own fronts: let that finish first.
-    await leasesHandedBack([ns.auto!, ns.internal!, ns.public!]);
-    const before = await fronts();
+    const before = await settledFronts();
     const res = await fn.post('/deploy', { target: 'gateway', image: `${REPO}:1.0.0` });
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.equal(res.body.status, 'ready', 'the rollout wait saw the Pods Ready through the gateway');
@@ -150,7 +153,7 @@ describe('GKE endpoint kinds', () => {
 
   test('connect-gateway, warm: no new lookup, and a failing rollout is rolled back through the gateway', async () => {
     const lookups = (await stats()).containerApi.getCluster;
-    const before = await fronts();
+    const before = await settledFronts();
     const good = await fn.post('/deploy', { target: 'rollback', image: `${REPO}:1.0.0` });
     assert.equal(good.status, 200, JSON.stringify(good.body));
     assert.equal(good.body.status, 'ready');
