@@ -8,8 +8,12 @@ import { apiError, describe, statusMessage } from './errors.ts';
 import { migrateManager } from './field-manager.ts';
 import { isRecord } from '../guards.ts';
 import type { Knowledge } from './lock.ts';
-import { APPLY_CONCURRENCY, inPool, inPoolSettled } from './pool.ts';
+import { inPool, inPoolSettled } from '../pool.ts';
 import { ANNOTATIONS, isWorkload, stampAnnotations, type Stamp } from './render.ts';
+
+// Enough requests in flight to hide the round trips, few enough not to flood the API server
+// (its priority and fairness queues).
+const APPLY_CONCURRENCY = 8;
 
 export type Action = 'created' | 'configured' | 'unchanged' | 'replaced';
 

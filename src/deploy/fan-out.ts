@@ -4,10 +4,10 @@
 // exception that would lose the others'.
 import type { Target } from '../config/load.ts';
 import { asDeployError } from '../errors.ts';
+import { inPool } from '../pool.ts';
 import { SUCCEEDED, worstStatus } from '../report/outcome.ts';
 import type { ClusterDeployer, DeployContext } from './cluster-deploy.ts';
 import type { DeployIntent } from './intent.ts';
-import { mapLimited } from './limit.ts';
 import type { ClusterResult, DeployResult, FanOutResult } from './result.ts';
 
 export async function fanOut(deploy: ClusterDeployer, target: Target, intent: DeployIntent, ctx: DeployContext): Promise<FanOutResult> {
@@ -41,7 +41,7 @@ export async function fanOut(deploy: ClusterDeployer, target: Target, intent: De
       if (r.status === 'skipped' || !SUCCEEDED.has(r.status)) failed = cluster;
     }
   } else {
-    results = await mapLimited(target.clusters, target.rollout.maxParallel, one);
+    results = await inPool(target.clusters, target.rollout.maxParallel, one);
   }
 
   const images = new Set(results.flatMap((r) => (r.image === undefined ? [] : [r.image])));

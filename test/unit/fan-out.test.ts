@@ -1,9 +1,8 @@
 // A target on several clusters, without a cluster: the configuration it takes, the order
-// "worst" uses, how its result is answered, and the bounded-concurrency helper.
+// "worst" uses, how its result is answered.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigError, parseConfig } from '../../src/config/load.ts';
-import { mapLimited } from '../../src/deploy/limit.ts';
 import type { ClusterResult, ClusterStatus, DeployStatus, FanOutResult } from '../../src/deploy/result.ts';
 import { DeployError, type ErrorCode } from '../../src/errors.ts';
 import { WORST_FIRST, retryable, severityOf, worstStatus, type Outcome } from '../../src/report/outcome.ts';
@@ -129,25 +128,3 @@ for (const [name, result, direct, webhook, pubsub, acknowledged] of rows) {
     assert.equal(severityOf({ ok: true, result }), ['failed', 'rolled-back'].includes(result.status) ? 'ERROR' : ['timed-out', 'stale'].includes(result.status) ? 'WARNING' : 'INFO');
   });
 }
-
-test('mapLimited keeps the order and never runs more than the limit at once', async () => {
-  let running = 0;
-  let peak = 0;
-  const gates: (() => void)[] = [];
-  const work = mapLimited([1, 2, 3, 4, 5], 2, async (n) => {
-    running++;
-    peak = Math.max(peak, running);
-    await new Promise<void>((resolve) => gates.push(resolve));
-    running--;
-    return n * 10;
-  });
-  // Release one waiting call at a time, each after the helper had its chance to start more.
-  for (let released = 0; released < 5; released++) {
-    while (gates.length === 0) await new Promise((r) => setImmediate(r));
-    assert.ok(running <= 2);
-    gates.shift()?.();
-  }
-  assert.deepEqual(await work, [10, 20, 30, 40, 50]);
-  assert.equal(peak, 2);
-  await assert.rejects(mapLimited([1], 0, (n) => Promise.resolve(n)), RangeError);
-});

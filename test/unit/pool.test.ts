@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { inPool, inPoolSettled } from '../../src/apply/pool.ts';
+import { inPool, inPoolSettled } from '../../src/pool.ts';
 
 /** A task per item that finishes when the test says so, recording how many ran at once. */
 function gated(n: number) {
@@ -55,4 +55,26 @@ test('after a failure no new item starts, those in flight finish, the earliest f
 test('settled: every item runs and reports', async () => {
   const results = await inPoolSettled([1, 2, 3], 2, (i) => (i === 2 ? Promise.reject(new Error('no')) : Promise.resolve(i)));
   assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+});
+
+test('inPool keeps the order and never runs more than the limit at once', async () => {
+  let running = 0;
+  let peak = 0;
+  const gates: (() => void)[] = [];
+  const work = inPool([1, 2, 3, 4, 5], 2, async (n) => {
+    running++;
+    peak = Math.max(peak, running);
+    await new Promise<void>((resolve) => gates.push(resolve));
+    running--;
+    return n * 10;
+  });
+  // Release one waiting call at a time, each after the helper had its chance to start more.
+  for (let released = 0; released < 5; released++) {
+    while (gates.length === 0) await new Promise((r) => setImmediate(r));
+    assert.ok(running <= 2);
+    gates.shift()?.();
+  }
+  assert.deepEqual(await work, [10, 20, 30, 40, 50]);
+  assert.equal(peak, 2);
+  await assert.rejects(inPool([1], 0, (n) => Promise.resolve(n)), RangeError);
 });

@@ -1,6 +1,5 @@
-// Bounded concurrency for the requests of one deploy: enough in flight to hide the round
-// trips, few enough not to flood the API server (its priority and fairness queues).
-export const APPLY_CONCURRENCY = 8;
+// Bounded concurrency, without a dependency: a deploy's requests to one API server, and a
+// fan-out over a target's clusters.
 
 /**
  * `fn` over every item, at most `limit` at once; results in item order. After a failure
@@ -19,6 +18,7 @@ export function inPoolSettled<T, R>(items: readonly T[], limit: number, fn: (ite
 }
 
 async function run<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>, stopOnFailure: boolean): Promise<(PromiseSettledResult<R> | undefined)[]> {
+  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive integer, got ${limit}`);
   const results = new Array<PromiseSettledResult<R> | undefined>(items.length);
   let next = 0;
   let failed = false;
