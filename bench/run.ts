@@ -177,10 +177,15 @@ async function deployOk(body: Record<string, unknown>): Promise<void> {
   const status = await post(fn.url, body);
   if (status !== 200) throw new Error(`deploy ${JSON.stringify(body)} answered ${status}`);
 }
-const warm = { one: [] as number[], rawOne: [] as number[], three: [] as number[], rawThree: [] as number[] };
+// Context for the warm figures: the same raw PATCH behind a bare functions-framework function,
+// i.e. what the HTTP hop into the function and the framework cost before any code of ours.
+const bare = await startProcess(bareSource, bareEnv);
+await coldStart(bare, { image: image() });
+const warm = { one: [] as number[], rawOne: [] as number[], bareOne: [] as number[], three: [] as number[], rawThree: [] as number[] };
 for (let i = 0; i < WARM; i++) {
   warm.one.push(await timed(() => deployOk({ target: 'one', image: image() })));
   warm.rawOne.push(await timed(() => raw.patch(makeDeployment('raw-one', image()))));
+  warm.bareOne.push(await timed(() => post(bare.url, { image: image() })));
   warm.three.push(await timed(() => deployOk({ target: 'three', image: image() })));
   warm.rawThree.push(
     await timed(async () => {
@@ -190,6 +195,7 @@ for (let i = 0; i < WARM; i++) {
     }),
   );
 }
+await bare.stop();
 
 // --- 4. kubectl apply --server-side, a process per deploy ------------------------------------
 log('kubectl apply --server-side');
@@ -299,7 +305,8 @@ const importTable = [
   `| dist/bundle/index.mjs (bundle, no compile cache) | ${ms(median(imports.bundleNoCache))} |`,
   `| src/index.ts (unbundled, type stripping) | ${ms(median(imports.src))} |`,
 ].join('\n');
-console.log(`\n${header}\n\n${table}\n\n${importTable}\n\nallocation per deploy (V8 heap, warm, concurrency 8): ${Math.round(allocatedPerDeploy)} bytes\n`);
+const hop = `context: a bare functions-framework function doing the same raw PATCH, warm: ${ms(median(warm.bareOne))} (${(median(warm.bareOne) / median(warm.rawOne)).toFixed(2)}× the raw PATCH: the HTTP hop and the framework alone)`;
+console.log(`\n${header}\n\n${table}\n\n${hop}\n\n${importTable}\n\nallocation per deploy (V8 heap, warm, concurrency 8): ${Math.round(allocatedPerDeploy)} bytes\n`);
 
 await mkdir(path.join(root, 'bench/results'), { recursive: true });
 await writeFile(
@@ -312,6 +319,7 @@ await writeFile(
       machine,
       settings: { rounds: ROUNDS, warm: WARM, deploys: total, nodeOptions: NODE_OPTIONS },
       figures: rows,
+      bareWarmMs: median(warm.bareOne),
       importMs: { production: median(imports.production), bundleNoCache: median(imports.bundleNoCache), src: median(imports.src) },
       allocationPerDeployBytes: Math.round(allocatedPerDeploy),
       raw: { cold, warm, kubectlMs, warmVsKubectl, tput, rss1k, rssEnd, rssSamplesMax: steady },
