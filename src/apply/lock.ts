@@ -24,6 +24,9 @@ import { apiError } from './errors.ts';
 export const LEASE_SECONDS = 20;
 /** An idle target's Lease goes back after this long without a deploy. */
 export const IDLE_MS = 2_000;
+/** On the Lease: the instance waiting for it (one at a time), and until when (RFC 3339). */
+export const WAITING = 'gke-deployer/waiting';
+export const WAITING_UNTIL = 'gke-deployer/waiting-until';
 /** How long close() waits for running turns and hand-backs. */
 const CLOSE_MS = 3_000;
 
@@ -79,10 +82,13 @@ export class TargetLeases {
   readonly holder = `${hostname().slice(0, 60)}/${randomBytes(6).toString('hex')}`;
   private readonly states = new Map<string, State>();
   private readonly idleMs: number;
+  /** LEASE_SECONDS, shorter in tests. */
+  private readonly leaseSeconds: number;
   private closed = false;
 
-  constructor(opts: { idleMs?: number } = {}) {
+  constructor(opts: { idleMs?: number; leaseSeconds?: number } = {}) {
     this.idleMs = opts.idleMs ?? IDLE_MS;
+    this.leaseSeconds = opts.leaseSeconds ?? LEASE_SECONDS;
   }
 
   /** Waits for this instance's turn, then for the Lease, until `deadline`; then CLUSTER_UNAVAILABLE (retryable). */
@@ -105,7 +111,7 @@ export class TargetLeases {
         if (ended) return;
         ended = true;
         // Learned only under a tenure that cannot have lapsed meanwhile.
-        const intact = st.holding && epoch === st.epoch && Date.now() < st.renewedAt + LEASE_SECONDS * 1000;
+        const intact = st.holding && epoch === st.epoch && Date.now() < st.renewedAt + this.leaseSeconds * 1000;
         if (learned === 'drop' || !intact) st.knowledge = undefined;
         else if (learned !== 'keep') st.knowledge = learned;
         release();
@@ -174,7 +180,7 @@ export class TargetLeases {
 
   private async hold(st: State, client: KubeClient, deadline: number): Promise<void> {
     const now = Date.now();
-    if (st.holding && st.lease && now < st.renewedAt + (LEASE_SECONDS * 1000) / 2) return;
+    if (st.holding && st.lease && now < st.renewedAt + (this.leaseSeconds * 1000) / 2) return;
     if (st.lease) {
       // Renew ours, or take back the one we handed back. Conditional on the resourceVersion
       // we wrote: success proves nobody held it since, so what we know still holds.
@@ -205,7 +211,7 @@ export class TargetLeases {
     for (let attempt = 0; ; attempt++) {
       const now = Date.now();
       try {
-        this.took(st, await client.create(leaseBody(st, undefined, { holderIdentity: this.holder, leaseDurationSeconds: LEASE_SECONDS, acquireTime: microTime(now), renewTime: microTime(now) })), now);
+        this.took(st, await client.create(leaseBody(st, undefined, { holderIdentity: this.holder, leaseDurationSeconds: this.leaseSeconds, acquireTime: microTime(now), renewTime: microTime(now) })), now);
         return;
       } catch (err) {
         if (!(err instanceof ApiException && err.code === 409)) throw apiError(err, ref, 'lock (create Lease)');
@@ -219,7 +225,7 @@ export class TargetLeases {
           const body = leaseBody(st, current.metadata?.resourceVersion, {
             ...spec,
             holderIdentity: this.holder,
-            leaseDurationSeconds: LEASE_SECONDS,
+            leaseDurationSeconds: this.leaseSeconds,
             acquireTime: microTime(taken),
             renewTime: microTime(taken),
             leaseTransitions: (spec.leaseTransitions ?? 0) + 1,
