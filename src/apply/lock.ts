@@ -10,6 +10,13 @@
 // resourceVersion is a witness: while it is unchanged since this instance's own last write,
 // nobody else has held the Lease, so no other gke-deployer has written the target, and what
 // this instance learned from its own last apply still holds (`Tenure.knowledge`).
+//
+// Fairness: an instance that keeps receiving deploys of a target never goes idle, so another
+// instance that wants the Lease records itself on it as the waiter (annotations WAITING and
+// WAITING_UNTIL; one at a time, first come first served). That write fails the holder's next
+// renewal, and the holder hands the Lease straight to the waiter instead (so does its
+// hand-back), then waits its own turn. A waiter's record lasts one Lease duration at most,
+// renewed while it waits, so a waiter that went away costs at most that.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
@@ -24,6 +31,11 @@ import { apiError } from './errors.ts';
 export const LEASE_SECONDS = 20;
 /** An idle target's Lease goes back after this long without a deploy. */
 export const IDLE_MS = 2_000;
+/** On the Lease: the instance waiting for it (one at a time), and until when (RFC 3339). */
+export const WAITING = 'gke-deployer/waiting';
+export const WAITING_UNTIL = 'gke-deployer/waiting-until';
+/** The longest pause between two looks at a Lease someone else holds. */
+const POLL_MS = 1_000;
 /** How long close() waits for running turns and hand-backs. */
 const CLOSE_MS = 3_000;
 
@@ -79,10 +91,13 @@ export class TargetLeases {
   readonly holder = `${hostname().slice(0, 60)}/${randomBytes(6).toString('hex')}`;
   private readonly states = new Map<string, State>();
   private readonly idleMs: number;
+  /** LEASE_SECONDS, shorter in tests. */
+  private readonly leaseSeconds: number;
   private closed = false;
 
-  constructor(opts: { idleMs?: number } = {}) {
+  constructor(opts: { idleMs?: number; leaseSeconds?: number } = {}) {
     this.idleMs = opts.idleMs ?? IDLE_MS;
+    this.leaseSeconds = opts.leaseSeconds ?? LEASE_SECONDS;
   }
 
   /** Waits for this instance's turn, then for the Lease, until `deadline`; then CLUSTER_UNAVAILABLE (retryable). */
@@ -105,7 +120,7 @@ export class TargetLeases {
         if (ended) return;
         ended = true;
         // Learned only under a tenure that cannot have lapsed meanwhile.
-        const intact = st.holding && epoch === st.epoch && Date.now() < st.renewedAt + LEASE_SECONDS * 1000;
+        const intact = st.holding && epoch === st.epoch && Date.now() < st.renewedAt + this.leaseSeconds * 1000;
         if (learned === 'drop' || !intact) st.knowledge = undefined;
         else if (learned !== 'keep') st.knowledge = learned;
         release();
@@ -174,10 +189,13 @@ export class TargetLeases {
 
   private async hold(st: State, client: KubeClient, deadline: number): Promise<void> {
     const now = Date.now();
-    if (st.holding && st.lease && now < st.renewedAt + (LEASE_SECONDS * 1000) / 2) return;
-    if (st.lease) {
+    if (st.holding && st.lease && now < st.renewedAt + (this.leaseSeconds * 1000) / 2) return;
+    // Someone waits for ours (recorded when we took it): yield instead of renewing.
+    const yielding = st.holding;
+    if (st.lease && !(st.holding && this.waiterFor(st.lease, now))) {
       // Renew ours, or take back the one we handed back. Conditional on the resourceVersion
-      // we wrote: success proves nobody held it since, so what we know still holds.
+      // we wrote: success proves nobody held it since, so what we know still holds. A waiter
+      // recording itself on the Lease also fails it: then we hand the Lease over.
       const spec = st.lease.spec ?? {};
       const body = leaseBody(st, st.lease.metadata?.resourceVersion, {
         ...spec,
@@ -196,42 +214,60 @@ export class TargetLeases {
       }
     }
     this.lost(st);
-    await this.acquireAfresh(st, client, deadline);
+    await this.acquireAfresh(st, client, deadline, yielding);
   }
 
-  /** Someone else may have held the Lease since our last write: start over, knowing nothing. */
-  private async acquireAfresh(st: State, client: KubeClient, deadline: number): Promise<void> {
+  /**
+   * Someone else may have held the Lease since our last write: start over, knowing nothing.
+   * `yielding`: we held it until now, so a waiter recorded on it gets it before we may again.
+   */
+  private async acquireAfresh(st: State, client: KubeClient, deadline: number, yielding: boolean): Promise<void> {
     const ref = leaseBody(st, undefined, {});
     for (let attempt = 0; ; attempt++) {
       const now = Date.now();
       try {
-        this.took(st, await client.create(leaseBody(st, undefined, { holderIdentity: this.holder, leaseDurationSeconds: LEASE_SECONDS, acquireTime: microTime(now), renewTime: microTime(now) })), now);
+        this.took(st, await client.create(leaseBody(st, undefined, { holderIdentity: this.holder, leaseDurationSeconds: this.leaseSeconds, acquireTime: microTime(now), renewTime: microTime(now) })), now);
         return;
       } catch (err) {
         if (!(err instanceof ApiException && err.code === 409)) throw apiError(err, ref, 'lock (create Lease)');
       }
       const current: State['lease'] = await client.get(ref).catch((err: unknown) => { throw apiError(err, ref, 'lock (read Lease)'); });
-      if (current && free(current, this.holder)) {
-        // Handed back, expired (its holder died or froze), or ours from an answer that was lost.
-        const spec = current.spec ?? {};
+      if (current === undefined) continue; // deleted between our create and read: create again
+      const spec = current.spec ?? {};
+      const waiter = this.waiterFor(current, Date.now());
+      let wait = Math.random() * Math.min(POLL_MS, 50 * 2 ** Math.min(attempt, 5));
+      yielding &&= spec.holderIdentity === this.holder;
+      if (yielding && waiter) {
+        try {
+          await client.replace(handOver(st, current, waiter));
+          // Then wait like anyone else; those already waiting get the first chance to record themselves.
+          yielding = false;
+          wait = POLL_MS;
+        } catch (err) {
+          if (!(err instanceof ApiException && (err.code === 409 || err.code === 404))) throw apiError(err, ref, 'lock (hand over Lease)');
+        }
+      } else if (free(current, this.holder) && (!waiter || spec.holderIdentity === this.holder)) {
+        // Handed back, expired (its holder died or froze), ours from an answer that was lost,
+        // or handed over to us. A waiter recorded meanwhile keeps its place: we yield to it
+        // at our next renewal.
         const taken = Date.now();
         try {
           const body = leaseBody(st, current.metadata?.resourceVersion, {
             ...spec,
             holderIdentity: this.holder,
-            leaseDurationSeconds: LEASE_SECONDS,
+            leaseDurationSeconds: this.leaseSeconds,
             acquireTime: microTime(taken),
             renewTime: microTime(taken),
             leaseTransitions: (spec.leaseTransitions ?? 0) + 1,
-          });
+          }, waiter ? waitingOf(current) : undefined);
           this.took(st, await client.replace(body), taken);
           return;
         } catch (err) {
           if (!(err instanceof ApiException && (err.code === 409 || err.code === 404))) throw apiError(err, ref, 'lock (take over Lease)');
         }
+      } else if (!free(current, this.holder)) {
+        await this.recordWaiting(st, client, current, deadline);
       }
-      if (current === undefined) continue; // deleted between our create and read: create again
-      const wait = Math.random() * Math.min(1000, 50 * 2 ** Math.min(attempt, 5));
       if (Date.now() + wait > deadline) {
         throw new DeployError('CLUSTER_UNAVAILABLE', `another deploy of target "${st.ref.target}" still holds Lease ${st.ref.namespace}/${leaseName(st.ref.target)}; try again`);
       }
@@ -239,16 +275,51 @@ export class TargetLeases {
     }
   }
 
-  /** Clears the holder, keeping the object: its resourceVersion stays the witness of who held it last. */
+  /**
+   * Records us as the Lease's waiter when nobody else is (first come, first served), at most
+   * one Lease duration ahead, renewed while we wait: a waiter that went away holds the Lease
+   * up for one Lease duration at most. It ends a poll before our deadline, so a Lease handed
+   * to us is seen before we give up. Lost races are simply retried.
+   */
+  private async recordWaiting(st: State, client: KubeClient, current: KubernetesObject & { spec?: LeaseSpec }, deadline: number): Promise<void> {
+    const now = Date.now();
+    const recorded = waitingOf(current);
+    if (recorded && isLive(recorded, now) && recorded[WAITING] !== this.holder) return;
+    const until = Math.min(deadline - POLL_MS, now + this.leaseSeconds * 1000);
+    if (until <= now) return;
+    if (recorded?.[WAITING] === this.holder && until - Date.parse(recorded[WAITING_UNTIL]) < (this.leaseSeconds * 1000) / 2) return;
+    const body = leaseBody(st, current.metadata?.resourceVersion, current.spec ?? {}, { [WAITING]: this.holder, [WAITING_UNTIL]: new Date(until).toISOString() });
+    await client.replace(body).catch((err: unknown) => {
+      if (!(err instanceof ApiException && (err.code === 409 || err.code === 404))) throw apiError(err, body, 'lock (wait for Lease)');
+    });
+  }
+
+  /** The instance recorded as waiting for the Lease, unless it is us or its wait has ended. */
+  private waiterFor(lease: KubernetesObject, now: number): string | undefined {
+    const recorded = waitingOf(lease);
+    return recorded && isLive(recorded, now) && recorded[WAITING] !== this.holder ? recorded[WAITING] : undefined;
+  }
+
+  /**
+   * Hands the Lease back (or straight to its waiter), keeping the object: when nobody else
+   * wrote it meanwhile, its resourceVersion stays the witness of who held it last.
+   */
   private async handBack(st: State): Promise<void> {
     if (!st.holding || !st.lease || !st.client) return;
-    const { holderIdentity: _ours, ...spec } = st.lease.spec ?? {};
+    const client = st.client;
+    const to = this.waiterFor(st.lease, Date.now());
     st.holding = false;
     try {
-      st.lease = await st.client.replace(leaseBody(st, st.lease.metadata?.resourceVersion, spec));
-    } catch {
+      st.lease = await client.replace(handOver(st, st.lease, to));
+      if (to) this.lost(st);
+    } catch (err) {
       // Taken over after it expired, or no answer: either way we know nothing now.
       this.lost(st);
+      if (!(err instanceof ApiException && err.code === 409)) return;
+      // Or a waiter recorded itself since our last write: pass the Lease on rather than let it expire.
+      const current: State['lease'] = await client.get(leaseBody(st, undefined, {})).catch(() => undefined);
+      if (current?.spec?.holderIdentity !== this.holder) return;
+      await client.replace(handOver(st, current, this.waiterFor(current, Date.now()))).catch(() => undefined);
     }
   }
 
@@ -266,9 +337,34 @@ export class TargetLeases {
 
 }
 
-function leaseBody(st: State, resourceVersion: string | undefined, spec: LeaseSpec): KubernetesObject & { spec: LeaseSpec } {
-  const metadata = { name: leaseName(st.ref.target), namespace: st.ref.namespace, ...(resourceVersion !== undefined && { resourceVersion }) };
+/** The Lease as we write it: with `annotations` (a waiter's record) or none. */
+function leaseBody(st: State, resourceVersion: string | undefined, spec: LeaseSpec, annotations?: Record<string, string>): KubernetesObject & { spec: LeaseSpec } {
+  const metadata = { name: leaseName(st.ref.target), namespace: st.ref.namespace, ...(resourceVersion !== undefined && { resourceVersion }), ...(annotations && { annotations }) };
   return { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata, spec };
+}
+
+/** Our Lease, handed to `to` (renewed in its name, so it has a full Lease to take it) or to nobody; no waiter recorded. */
+function handOver(st: State, lease: KubernetesObject & { spec?: LeaseSpec }, to: string | undefined): KubernetesObject & { spec: LeaseSpec } {
+  const { holderIdentity: _ours, ...spec } = lease.spec ?? {};
+  const now = microTime(Date.now());
+  const given = to ? { ...spec, holderIdentity: to, acquireTime: now, renewTime: now, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 } : spec;
+  return leaseBody(st, lease.metadata?.resourceVersion, given);
+}
+
+type Waiting = Record<typeof WAITING | typeof WAITING_UNTIL, string>;
+
+/** The waiter's record on a Lease, if any. */
+function waitingOf(lease: KubernetesObject): Waiting | undefined {
+  const a = lease.metadata?.annotations;
+  const waiter = a?.[WAITING];
+  const until = a?.[WAITING_UNTIL];
+  return waiter && until ? { [WAITING]: waiter, [WAITING_UNTIL]: until } : undefined;
+}
+
+/** Whether a waiter's record still counts: its wait has not ended (an unreadable time has). */
+export function isLive(recorded: Waiting, now: number): boolean {
+  const until = Date.parse(recorded[WAITING_UNTIL]);
+  return Number.isFinite(until) && until > now;
 }
 
 function key(ref: TargetRef): string {
