@@ -193,6 +193,82 @@ describe('rollout timeout', () => {
   });
 });
 
+describe('a redelivery of a deploy cut short', () => {
+  // The first delivery's request deadline ends its wait (504 timed-out, the event recorded,
+  // nothing judged); Pub/Sub would redeliver it. The redelivery, on another instance with
+  // time to spare, must judge that rollout and roll it back, not answer `duplicate`.
+  test('judges the rollout it finds and rolls back a failed one; once that is ready, a duplicate', async () => {
+    const info = await useSandboxEnv();
+    const ns = await namespace('ro');
+    const files = { 'web.yaml': fixture('manifests/web.yaml'), 'web-stuck.yaml': fixture('manifests/web-stuck.yaml') };
+    const config = (stuck: Record<string, unknown>) => configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns), stuck: webTarget(ns, { manifests: ['web-stuck.yaml'], force: true, ...stuck }) } });
+    const first = await startFunction(config({}), files, { DEPLOY_DEADLINE_SECONDS: '10' });
+    let cut: Record<string, string>;
+    try {
+      assert.equal((await first.post('/deploy', { target: 'web', image: `${REPO}:1.0.0` })).status, 200);
+      cut = { target: 'stuck', image: `${REPO}:1.1.0`, eventId: 'release-cut', eventTime: new Date().toISOString() };
+      const res = await first.post('/deploy', cut);
+      assert.equal(res.status, 504, JSON.stringify(res.body));
+      assert.equal(res.body.status, 'timed-out');
+    } finally {
+      await first.close();
+    }
+    assert.equal(image(await deployment(ns)), `${REPO}:1.1.0`, 'the cut-short deploy left its image');
+
+    const second = await startFunction(config({ rollout: { timeout: '4s' } }), files);
+    try {
+      const again = await second.post('/deploy', cut);
+      const body = again.body as unknown as Result & { recorded?: unknown };
+      assert.equal(body.status, 'rolled-back', JSON.stringify(body));
+      assert.equal(again.status, 422);
+      assert.equal(body.failedImage, `${REPO}:1.1.0`);
+      assert.equal(body.restoredImage, `${REPO}:1.0.0`);
+      assert.deepEqual(body.recorded, { eventId: 'release-cut', eventTime: cut.eventTime });
+      const live = await deployment(ns);
+      assert.equal(image(live), `${REPO}:1.0.0`, 'rolled back');
+      assert.ok(rolledOut(live), `the restored revision is rolled out: ${JSON.stringify(live.status)}`);
+      // Handled now: the same event once more finds a good rollout and writes nothing.
+      const third = await second.post('/deploy', cut);
+      assert.equal(third.status, 200, JSON.stringify(third.body));
+      assert.equal(third.body.status, 'duplicate');
+      assert.equal((await deployment(ns)).metadata.resourceVersion, live.metadata.resourceVersion, 'nothing written');
+    } finally {
+      await second.close();
+    }
+  });
+
+  test('an image-only target: only the image goes back, from the previous ReplicaSet', async () => {
+    const info = await useSandboxEnv();
+    const ns = await namespace('ro');
+    const bump = (rollout: Record<string, unknown>) => ({ cluster: 'sandbox', namespace: ns, deployment: 'web', container: 'web', images: [REPO], force: true, rollout });
+    const config = (rollout: Record<string, unknown>) => configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns), bump: bump(rollout) } });
+    const files = { 'web.yaml': fixture('manifests/web.yaml') };
+    // The first delivery did not wait (config at the time): the crashing image's rollout was never judged.
+    const first = await startFunction(config({ wait: false }), files);
+    const event = { target: 'bump', image: `${REPO}:crash-9`, eventId: 'bump-9', eventTime: '' };
+    try {
+      assert.equal((await first.post('/deploy', { target: 'web', image: `${REPO}:1.0.0` })).status, 200);
+      event.eventTime = new Date().toISOString();
+      const res = await first.post('/deploy', event);
+      assert.equal(res.body.status, 'applied', JSON.stringify(res.body));
+    } finally {
+      await first.close();
+    }
+    const second = await startFunction(config({ timeout: '20s' }), files);
+    try {
+      const again = await second.post('/deploy', event);
+      const body = again.body as unknown as Result;
+      assert.equal(body.status, 'rolled-back', JSON.stringify(body));
+      assert.equal(body.restoredImage, `${REPO}:1.0.0`);
+      const live = await deployment(ns);
+      assert.equal(image(live), `${REPO}:1.0.0`);
+      assert.equal(live.metadata.annotations?.['gke-deployer/event-id'], 'bump-9', 'the handled event stays recorded');
+    } finally {
+      await second.close();
+    }
+  });
+});
+
 describe('preDeploy Jobs', () => {
   test('a failing Job stops the deploy before any workload changes, and names the Job', async () => {
     const { ns, fn } = await setup({ preDeploy: ['migrate.yaml'] }, { 'migrate.yaml': fixture('manifests/migrate.yaml') });

@@ -14,6 +14,7 @@ import { renderManifests, type Stamp } from '../apply/render.ts';
 import { DeployError } from '../errors.ts';
 import { authorize } from '../policy/policy.ts';
 import { runPreDeploy } from '../rollout/pre-deploy.ts';
+import { appliedEarlier } from '../rollout/resume.ts';
 import { rollOut } from '../rollout/rollout.ts';
 import type { DeployIntent } from './intent.ts';
 import type { DeployResult, ObjectResult } from './result.ts';
@@ -94,7 +95,7 @@ export function clusterDeployer({ clusters, leases = new TargetLeases() }: Pick<
     const judged = async (): Promise<DeployResult | undefined> => {
       if (!anchorRef) return undefined;
       const live = await client.get(anchorRef).catch((err: unknown) => { throw apiError(err, anchorRef, 'read'); });
-      return verdict(judge(live, event, intent.force));
+      return settle(judge(live, event, intent.force));
     };
     const verdict = (v: Verdict): DeployResult | undefined => {
       if (v.verdict === 'apply') return undefined;
@@ -102,6 +103,20 @@ export function clusterDeployer({ clusters, leases = new TargetLeases() }: Pick<
         ? `event ${event.eventId} was already applied`
         : `event ${event.eventId} (${event.eventTime}) is older than the applied event ${v.recorded.eventId} (${v.recorded.eventTime}); force: true deploys it anyway`;
       return result(v.verdict, { reason, recorded: v.recorded, objects: [] });
+    };
+    const ref = { cluster: target.cluster, namespace: target.namespace, target: target.name };
+    const rolloutOpts = { ...waitOpts, rolloutEnd, requestDeadline: deadline, timeoutMs: target.rollout.timeout, rollback: target.rollout.rollback, fieldManager, image: image.ref, ...container };
+    // The recorded event again: a redelivery, maybe of a deploy cut short before its rollout
+    // ended (its instance stopped, or its request timed out). With a rollout wait, that rollout
+    // is judged now and rolled back when it failed (src/rollout/resume.ts); a good one stays a
+    // `duplicate`, nothing written.
+    const settle = async (v: Verdict): Promise<DeployResult | undefined> => {
+      const skipped = verdict(v);
+      if (v.verdict !== 'duplicate' || intent.dryRun || !target.rollout.wait) return skipped;
+      const { status, ...rest } = await rollOut(client, await appliedEarlier(client, objects, target.namespace, target.deployment), rolloutOpts);
+      if (status === 'ready' || status === 'applied') return skipped;
+      leases.forget(ref);
+      return result(status, { ...rest, recorded: v.recorded });
     };
     const early = intent.dryRun || jobs.length > 0 ? await judged() : undefined;
     if (early) return early;
@@ -116,12 +131,11 @@ export function clusterDeployer({ clusters, leases = new TargetLeases() }: Pick<
     const apply = (known?: Knowledge): Promise<Applied[]> => target.deployment
       ? applyImage(client, { ...opts, deployment: target.deployment, image: image.ref, stamp, ...container })
       : applyObjects(client, objects, { ...opts, ...(known && { known }) });
-    const ref = { cluster: target.cluster, namespace: target.namespace, target: target.name };
     let applied: Applied[];
     if (intent.dryRun) applied = await apply();
     else {
       const guarded = await guardedApply(leases, client, { ...ref, deadline, anchor: anchorRef, event, force: intent.force === true }, apply);
-      if ('verdict' in guarded) return verdict(guarded)!;
+      if ('verdict' in guarded) return (await settle(guarded))!;
       applied = guarded.applied;
     }
     if (intent.dryRun) {
@@ -129,16 +143,7 @@ export function clusterDeployer({ clusters, leases = new TargetLeases() }: Pick<
     }
     if (!target.rollout.wait) return result('applied', { objects: applied.map((a) => a.report) });
 
-    const { status, ...rest } = await rollOut(client, applied, {
-      ...waitOpts,
-      rolloutEnd,
-      requestDeadline: deadline,
-      timeoutMs: target.rollout.timeout,
-      rollback: target.rollout.rollback,
-      fieldManager,
-      image: image.ref,
-      ...container,
-    });
+    const { status, ...rest } = await rollOut(client, applied, rolloutOpts);
     // A rollback may have written the target outside the Lease: forget what the instance knew.
     if (status !== 'ready' && status !== 'applied') leases.forget(ref);
     return result(status, rest);

@@ -42,7 +42,7 @@ export async function rollOut(client: KubeClient, applied: readonly Applied[], o
 
   const changes = applied.filter((a) => RESTORABLE.has(a.report.kind) && (a.report.action === 'created' || a.report.action === 'configured')).map((a) => a.change);
   if (!o.rollback) return failed();
-  if (changes.length === 0) return failed({ reason: `${reason} (nothing to roll back: this deploy changed no workload)` });
+  if (changes.length === 0) return failed({ reason: `${reason} (nothing to roll back: no workload this deploy changed has a known earlier state)` });
   const restoredImage = imageBefore(changes[0]!, o.container);
   const undone = await rollback(client, changes, o.fieldManager);
   if (!undone.ok) return failed({ reason: `${reason}; ${undone.reason}` });
