@@ -53,6 +53,8 @@ const service = parse(await readFile(path.join(root, 'service.yaml'), 'utf8')) a
 };
 const container = service.spec.template.spec.containers[0]!;
 const NODE_OPTIONS = container.env.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '';
+// glibc's malloc tuning from service.yaml too: it is part of what an instance's RSS is.
+const MALLOC_ARENA_MAX = container.env.find((e) => e.name === 'MALLOC_ARENA_MAX')?.value;
 
 const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-bench-cfg-'));
 const manifest = (objs: unknown[]) => objs.map((o) => stringify(o)).join('---\n');
@@ -93,7 +95,16 @@ async function startProcess(source: string, env: Record<string, string>, opts: {
   const spawnedAt = performance.now();
   const child = spawn(process.execPath, [cli, '--target=deploy', `--source=${source}`, `--port=${port}`], {
     cwd: dir,
-    env: { ...process.env, ...info.env, ...env, NODE_OPTIONS: nodeOptions, NODE_ENV: 'production', TMPDIR: tmp, DEPLOYER_CONFIG: path.join(dir, 'deployer.yaml') },
+    env: {
+      ...process.env,
+      ...info.env,
+      ...env,
+      NODE_OPTIONS: nodeOptions,
+      ...(MALLOC_ARENA_MAX !== undefined && { MALLOC_ARENA_MAX }),
+      NODE_ENV: 'production',
+      TMPDIR: tmp,
+      DEPLOYER_CONFIG: path.join(dir, 'deployer.yaml'),
+    },
     stdio: ['ignore', 'ignore', 'inherit', ...(opts.probe ? ['ipc' as const] : [])],
   });
   const exited = new Promise((r) => child.once('exit', r));
@@ -201,7 +212,8 @@ await bare.stop();
 log('kubectl apply --server-side');
 const kubectlMs: number[] = [];
 const warmVsKubectl: number[] = [];
-for (let i = 0; i < Math.min(ROUNDS, 10); i++) {
+// Three per cold round: a kubectl process's median is noisier than a warm deploy's.
+for (let i = 0; i < ROUNDS * 3; i++) {
   const file = path.join(dir, `kubectl-${i}.yaml`);
   await writeFile(file, stringify(makeDeployment('kubectl-one', image())));
   kubectlMs.push(await timed(() => exec(info.kubectl, ['--kubeconfig', info.kubeconfig, 'apply', '--server-side', '--force-conflicts', '--field-manager=bench-kubectl', '-n', NS, '-f', file])));
@@ -252,8 +264,10 @@ await concurrent(
     if (done % 1000 === 0) log(`  ${done} deploys`);
   },
 );
-const allocatedPerDeploy = (await alloc()) / total;
+// RSS first: the probe's answer parses every GC's record since the last call (megabytes of
+// JSON after 10 000 deploys), which would land in the RSS it reads.
 const rssEnd = await rss(fn.child.pid!);
+const allocatedPerDeploy = (await alloc()) / total;
 await fn.stop();
 raw.close();
 
@@ -292,7 +306,7 @@ const dirty = (await exec('git', ['status', '--porcelain', 'src', 'scripts', 'pa
 const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${mb(os.totalmem())} RAM, ${os.platform()} ${os.release()}, Node ${process.version}`;
 const header = `gke-deployer benchmark, ${new Date().toISOString().slice(0, 10)}, commit ${commit}${dirty ? ' (+ uncommitted changes)' : ''}
 machine: ${machine}
-${ROUNDS} cold-start rounds, ${WARM} warm deploys per figure, ${total} deploys for memory; heap: ${NODE_OPTIONS}; medians`;
+${ROUNDS} cold-start rounds, ${WARM} warm deploys per figure, ${total} deploys for memory; heap: ${NODE_OPTIONS}${MALLOC_ARENA_MAX ? `, MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX}` : ''}; medians`;
 const table = [
   '| figure | baseline | measured | ratio | goal | |',
   '|---|---|---|---|---|---|',
@@ -317,7 +331,7 @@ await writeFile(
       commit,
       dirty,
       machine,
-      settings: { rounds: ROUNDS, warm: WARM, deploys: total, nodeOptions: NODE_OPTIONS },
+      settings: { rounds: ROUNDS, warm: WARM, deploys: total, nodeOptions: NODE_OPTIONS, mallocArenaMax: MALLOC_ARENA_MAX },
       figures: rows,
       bareWarmMs: median(warm.bareOne),
       importMs: { production: median(imports.production), bundleNoCache: median(imports.bundleNoCache), src: median(imports.src) },
