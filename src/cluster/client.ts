@@ -9,14 +9,17 @@ import {
   HttpMethod,
   KubernetesObjectApi,
   PatchStrategy,
+  ResponseContext,
+  SelfDecodingBody,
   ServerConfiguration,
   Watch,
   createConfiguration,
+  wrapHttpLibrary,
   type KubeConfig,
   type KubernetesObject,
   type RequestContext,
 } from '@kubernetes/client-node';
-import { Agent } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
 import { DeployError } from '../errors.ts';
 import type { Connection } from './connection.ts';
 import { retrying, retryAfterMs, type Backoff, type Verdict } from './retry.ts';
@@ -96,6 +99,34 @@ class ObjectApi extends KubernetesObjectApi {
   }
 }
 
+/**
+ * The transport: undici's request() on the channel's pool. client-node's default goes
+ * through fetch(), whose WHATWG machinery (Request/Response/Headers objects, body streams)
+ * measured ~0.5 ms of CPU per call; this sends the same request. Its errors take fetch's
+ * shape (a TypeError whose cause is the network error), so retries judge them as before.
+ */
+const UNDICI_REQUEST = wrapHttpLibrary({
+  async send(ctx: RequestContext): Promise<ResponseContext> {
+    try {
+      const res = await request(ctx.getUrl(), {
+        method: ctx.getHttpMethod() as Dispatcher.HttpMethod,
+        // Named in the API server's audit log.
+        headers: { 'user-agent': 'gke-deployer', ...ctx.getHeaders() },
+        body: ctx.getBody() as string | undefined,
+        signal: ctx.getSignal(),
+        dispatcher: ctx.getDispatcher(),
+      });
+      const body = Buffer.from(await res.body.arrayBuffer());
+      const headers: Record<string, string> = {};
+      for (const [name, value] of Object.entries(res.headers)) if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+      return new ResponseContext(res.statusCode, headers, new SelfDecodingBody(Promise.resolve(body)));
+    } catch (err) {
+      const signal = ctx.getSignal();
+      throw signal?.aborted ? signal.reason : new TypeError('fetch failed', { cause: err });
+    }
+  },
+});
+
 /** The serializer's pass-through type: responses stay plain JSON. */
 const RAW = 'any';
 
@@ -139,6 +170,7 @@ export class Channel {
     this.api = new ObjectApi(
       createConfiguration({
         baseServer: new ServerConfiguration(connection.server.replace(/\/$/, ''), {}),
+        httpApi: UNDICI_REQUEST,
         authMethods: { default: { getName: () => 'gke-deployer', applySecurityAuthentication: (ctx: RequestContext) => this.authenticate(ctx) } },
       }),
     );
