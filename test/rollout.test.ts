@@ -69,10 +69,10 @@ describe('rollout wait', () => {
     const elapsed = Date.now() - started;
     assert.equal(res.status, 422, JSON.stringify(res.body));
     const body = res.body as unknown as Result;
-    assert.equal(body.status, 'rolled-back');
+    assert.equal(body.status, 'rolled-back', JSON.stringify(body));
     assert.match(body.reason ?? '', /^ImagePullBackOff: /);
     assert.equal(body.failedImage, `${REPO}:fail-pull-1`);
-    assert.equal(body.restoredImage, `${REPO}:1.0.0`);
+    assert.equal(body.restoredImage, `${REPO}:1.0.0`, JSON.stringify(body));
     assert.ok(elapsed < 30_000, `answered after ${elapsed} ms`);
     const live = await deployment(ns);
     assert.equal(image(live), `${REPO}:1.0.0`);
@@ -85,7 +85,7 @@ describe('rollout wait', () => {
     const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:crash-2` });
     assert.equal(res.status, 422, JSON.stringify(res.body));
     const body = res.body as unknown as Result;
-    assert.equal(body.status, 'rolled-back');
+    assert.equal(body.status, 'rolled-back', JSON.stringify(body));
     assert.match(body.reason ?? '', /^CrashLoopBackOff/);
     const live = await deployment(ns);
     assert.equal(image(live), `${REPO}:1.0.0`);
@@ -237,6 +237,31 @@ describe('a redelivery of a deploy cut short', () => {
     }
   });
 
+  test("someone else's change after the cut-short deploy stays: a duplicate, nothing rolled back", async () => {
+    const info = await useSandboxEnv();
+    const ns = await namespace('ro');
+    const files = { 'web.yaml': fixture('manifests/web.yaml') };
+    const fn = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns, { rollout: { wait: false } }) } }), files);
+    const event = { target: 'web', image: `${REPO}:1.0.0`, eventId: 'release-1', eventTime: new Date().toISOString() };
+    try {
+      assert.equal((await fn.post('/deploy', event)).body.status, 'applied');
+    } finally {
+      await fn.close();
+    }
+    // By hand, after that deploy: an image that never pulls.
+    await new Promise((r) => setTimeout(r, 1100)); // managedFields times are whole seconds
+    await kubectl(['-n', ns, 'set', 'image', 'deployment/web', `web=${REPO}:fail-pull-by-hand`]);
+    const again = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns, { rollout: { timeout: '4s' } }) } }), files);
+    try {
+      const res = await again.post('/deploy', event);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.status, 'duplicate');
+      assert.equal(image(await deployment(ns)), `${REPO}:fail-pull-by-hand`, "the person's change stands");
+    } finally {
+      await again.close();
+    }
+  });
+
   test('an image-only target: only the image goes back, from the previous ReplicaSet', async () => {
     const info = await useSandboxEnv();
     const ns = await namespace('ro');
@@ -326,7 +351,7 @@ describe('StatefulSet and DaemonSet', () => {
 
       const bad = await fn.post('/deploy', { target: 'web', image: `${REPO}:fail-pull-3` });
       assert.equal(bad.status, 422, JSON.stringify(bad.body));
-      assert.equal(bad.body.status, 'rolled-back');
+      assert.equal(bad.body.status, 'rolled-back', JSON.stringify(bad.body));
       assert.match(String(bad.body.reason), /^ImagePullBackOff/);
       for (const [kind, name] of [['statefulset', 'db'], ['daemonset', 'agent']] as const) {
         const w = await live(ns, kind, name);

@@ -113,7 +113,9 @@ export function clusterDeployer({ clusters, leases = new TargetLeases() }: Pick<
     const settle = async (v: Verdict): Promise<DeployResult | undefined> => {
       const skipped = verdict(v);
       if (v.verdict !== 'duplicate' || intent.dryRun || !target.rollout.wait) return skipped;
-      const { status, ...rest } = await rollOut(client, await appliedEarlier(client, objects, target.namespace, target.deployment), rolloutOpts);
+      const earlier = await appliedEarlier(client, objects, target.namespace, fieldManager, target.deployment);
+      if (!earlier) return skipped;
+      const { status, ...rest } = await rollOut(client, earlier, rolloutOpts);
       if (status === 'ready' || status === 'applied') return skipped;
       leases.forget(ref);
       return result(status, { ...rest, recorded: v.recorded });

@@ -17,9 +17,10 @@ const STAMPS = new Set<string>(Object.values(ANNOTATIONS));
 /**
  * The deploy of the recorded event, as far as the cluster tells it. `sent`: the target's
  * workloads as this delivery renders them; none for an image-only target, whose Deployment
- * is `imageOnly`.
+ * is `imageOnly`. Undefined when someone else changed a workload's spec after that deploy:
+ * whatever its rollout does now is their change, not this event's, and stays theirs.
  */
-export async function appliedEarlier(client: KubeClient, sent: readonly KubernetesObject[], namespace: string, imageOnly?: string): Promise<Applied[]> {
+export async function appliedEarlier(client: KubeClient, sent: readonly KubernetesObject[], namespace: string, fieldManager: string, imageOnly?: string): Promise<Applied[] | undefined> {
   const workloads = imageOnly !== undefined
     ? [{ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: imageOnly } }]
     : sent.filter(isWorkload);
@@ -28,6 +29,7 @@ export async function appliedEarlier(client: KubeClient, sent: readonly Kubernet
     const ref = { ...obj, metadata: { ...obj.metadata, namespace } };
     const live = await client.get(ref).catch((err: unknown) => { throw apiError(err, ref, 'read'); });
     if (!live) continue; // deleted since: nothing to wait for or restore
+    if (changedSince(live, fieldManager)) return undefined;
     const before = live.kind === 'Deployment' ? await previousRevision(client, live) : undefined;
     const body = imageOnly !== undefined ? imagePatch(ref, live) : ref;
     if (!body) continue;
@@ -38,6 +40,19 @@ export async function appliedEarlier(client: KubeClient, sent: readonly Kubernet
     });
   }
   return applied;
+}
+
+/**
+ * Whether another manager wrote the spec after this target's own last apply (managedFields
+ * times, to the second). Not the controllers: they write status, scale, or (the Deployment
+ * controller's revision annotation) metadata only.
+ */
+function changedSince(live: KubernetesObject, fieldManager: string): boolean {
+  const fields = live.metadata?.managedFields ?? [];
+  const ours = fields.find((m) => m.manager === fieldManager && m.operation === 'Apply' && !m.subresource);
+  const at = (m: { time?: unknown }) => (m.time === undefined ? Number.NaN : new Date(m.time as string | Date).getTime());
+  if (!ours) return true;
+  return fields.some((m) => m !== ours && !m.subresource && isRecord(m.fieldsV1) && 'f:spec' in m.fieldsV1 && at(m) > at(ours));
 }
 
 /** The Deployment with the pod template and stamps of its previous revision; undefined when it has none. */

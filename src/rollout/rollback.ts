@@ -22,28 +22,33 @@ const ATTEMPTS = 5;
  * deploy wrote it, none is rolled back (a half-restored target is a state nobody chose).
  */
 export async function rollback(client: KubeClient, changes: readonly Change[], fieldManager: string): Promise<RollbackResult> {
+  // What earlier attempts already put back: their own writes, not to be judged again as
+  // someone else's change, nor written twice.
+  const done = new Map<number, { restored: KubernetesObject } | { deleted: KubernetesObject }>();
   for (let attempt = 1; ; attempt++) {
-    const current = await Promise.all(changes.map((c) => client.get(c.applied).catch((err: unknown) => { throw apiError(err, c.applied, 'read'); })));
-    for (const [i, c] of changes.entries()) {
-      const refusal = touchedBySomeoneElse(c, current[i], fieldManager);
-      if (refusal) return { ok: false, reason: refusal };
+    const todo = [...changes.entries()].filter(([i]) => !done.has(i));
+    const current = await Promise.all(todo.map(([, c]) => client.get(c.applied).catch((err: unknown) => { throw apiError(err, c.applied, 'read'); })));
+    for (const [j, [, c]] of todo.entries()) {
+      const refusal = touchedBySomeoneElse(c, current[j], fieldManager);
+      // Only after a 409 can some be restored already: say which, the state is then mixed.
+      const already = [...done.keys()].map((i) => describe(changes[i]!.applied));
+      if (refusal) return { ok: false, reason: already.length > 0 ? `${refusal}; already restored: ${already.join(', ')}` : refusal };
     }
     try {
-      const restored: KubernetesObject[] = [];
-      const deleted: KubernetesObject[] = [];
-      for (const [i, c] of changes.entries()) {
-        const live = current[i]!;
+      for (const [j, [i, c]] of todo.entries()) {
+        const live = current[j]!;
         const precondition = { uid: live.metadata?.uid ?? '', resourceVersion: live.metadata?.resourceVersion ?? '' };
         if (c.before === undefined) {
           // It did not exist before the deploy: deleting it is the state before.
           await client.delete(c.applied, precondition);
-          deleted.push(c.applied);
+          done.set(i, { deleted: c.applied });
         } else {
-          restored.push(await client.apply(restoreBody(c, precondition.resourceVersion), { dryRun: false, force: true, fieldManager }));
+          done.set(i, { restored: await client.apply(restoreBody(c, precondition.resourceVersion), { dryRun: false, force: true, fieldManager }) });
           if (live.kind === 'StatefulSet') await replaceBrokenPods(client, live);
         }
       }
-      return { ok: true, restored, deleted };
+      const results = changes.map((_, i) => done.get(i)!);
+      return { ok: true, restored: results.flatMap((r) => ('restored' in r ? [r.restored] : [])), deleted: results.flatMap((r) => ('deleted' in r ? [r.deleted] : [])) };
     } catch (err) {
       // 409: the object moved between our read and our write (a controller's status update,
       // or a person). Read again and decide again.
