@@ -9,7 +9,7 @@ import { migrateManager } from './field-manager.ts';
 import { isRecord } from '../guards.ts';
 import type { Knowledge } from './lock.ts';
 import { inPool, inPoolSettled } from '../pool.ts';
-import { ANNOTATIONS, isWorkload, stampAnnotations, type Stamp } from './render.ts';
+import { ANNOTATIONS, STAMP_KEYS, isWorkload, stampAnnotations, type Stamp } from './render.ts';
 
 // Enough requests in flight to hide the round trips, few enough not to flood the API server
 // (its priority and fairness queues).
@@ -302,7 +302,6 @@ function content(obj: KubernetesObject): unknown {
   return { ...rest, metadata: { ...meta, annotations: kept } };
 }
 
-const STAMP_KEYS = new Set<string>(Object.values(ANNOTATIONS));
 
 function combine(errors: DeployError[]): DeployError {
   if (errors.length === 1) return errors[0]!;

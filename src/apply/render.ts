@@ -14,6 +14,9 @@ export const ANNOTATIONS = {
   changeCause: 'kubernetes.io/change-cause',
 } as const;
 
+/** Every annotation a deploy stamps: what tells one deploy of an object from another. */
+export const STAMP_KEYS: ReadonlySet<string> = new Set(Object.values(ANNOTATIONS));
+
 export interface Stamp {
   source: string;
   image: string;

@@ -8,11 +8,10 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import type { KubeClient } from '../cluster/client.ts';
 import type { Applied } from '../apply/apply.ts';
 import { apiError } from '../apply/errors.ts';
-import { ANNOTATIONS, isWorkload } from '../apply/render.ts';
+import { ANNOTATIONS, STAMP_KEYS, isWorkload } from '../apply/render.ts';
 import { field, isRecord } from '../guards.ts';
 
 const REVISION = 'deployment.kubernetes.io/revision';
-const STAMPS = new Set<string>(Object.values(ANNOTATIONS));
 
 /**
  * The deploy of the recorded event, as far as the cluster tells it. `sent`: the target's
@@ -76,7 +75,7 @@ async function previousRevision(client: KubeClient, live: KubernetesObject): Pro
   // The controller's label, not part of what was deployed.
   const restored = structuredClone(template) as { metadata?: { labels?: Record<string, string> } };
   delete restored.metadata?.labels?.['pod-template-hash'];
-  const stamps = Object.fromEntries(Object.entries(previous.rs.metadata?.annotations ?? {}).filter(([k]) => STAMPS.has(k)));
+  const stamps = Object.fromEntries(Object.entries(previous.rs.metadata?.annotations ?? {}).filter(([k]) => STAMP_KEYS.has(k)));
   return { ...live, metadata: { ...live.metadata, annotations: { ...live.metadata?.annotations, ...stamps } }, spec: { ...(live as { spec?: object }).spec, template: restored } } as KubernetesObject;
 }
 

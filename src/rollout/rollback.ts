@@ -5,7 +5,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
 import type { KubeClient } from '../cluster/client.ts';
 import { apiError, describe } from '../apply/errors.ts';
-import { ANNOTATIONS } from '../apply/render.ts';
+import { ANNOTATIONS, STAMP_KEYS } from '../apply/render.ts';
 import type { Change } from '../apply/apply.ts';
 import { DeployError } from '../errors.ts';
 
@@ -13,7 +13,6 @@ export type RollbackResult =
   | { ok: true; restored: KubernetesObject[]; deleted: KubernetesObject[] }
   | { ok: false; reason: string };
 
-const STAMPS = new Set<string>(Object.values(ANNOTATIONS));
 /** Re-reads allowed when the object moves between our read and our write (status updates do that). */
 const ATTEMPTS = 5;
 
@@ -93,8 +92,8 @@ function lastWriter(live: KubernetesObject, after: KubernetesObject, fieldManage
 function restoreBody(c: Change, resourceVersion: string): KubernetesObject {
   const before = c.before as KubernetesObject & { spec?: { template?: PodTemplate } };
   const applied = structuredClone(c.applied) as KubernetesObject & { spec?: { template?: PodTemplate } };
-  const annotations = Object.fromEntries(Object.entries(applied.metadata?.annotations ?? {}).filter(([k]) => !STAMPS.has(k)));
-  for (const [k, v] of Object.entries(before.metadata?.annotations ?? {})) if (STAMPS.has(k)) annotations[k] = v;
+  const annotations = Object.fromEntries(Object.entries(applied.metadata?.annotations ?? {}).filter(([k]) => !STAMP_KEYS.has(k)));
+  for (const [k, v] of Object.entries(before.metadata?.annotations ?? {})) if (STAMP_KEYS.has(k)) annotations[k] = v;
   // The failed event stays recorded: it was handled (rolled back), so its redelivery or a
   // replay is a duplicate and an older event stays stale, instead of failing all over again.
   for (const k of [ANNOTATIONS.eventId, ANNOTATIONS.eventTime]) {
