@@ -207,7 +207,7 @@ export class TargetLeases {
         this.took(st, await client.replace(body), now);
         return;
       } catch (err) {
-        if (!(err instanceof ApiException && (err.code === 409 || err.code === 404))) {
+        if (!raced(err)) {
           this.lost(st);
           throw apiError(err, body, 'lock (renew Lease)');
         }
@@ -244,7 +244,7 @@ export class TargetLeases {
           yielding = false;
           wait = POLL_MS;
         } catch (err) {
-          if (!(err instanceof ApiException && (err.code === 409 || err.code === 404))) throw apiError(err, ref, 'lock (hand over Lease)');
+          if (!raced(err)) throw apiError(err, ref, 'lock (hand over Lease)');
         }
       } else if (free(current, this.holder) && (!waiter || spec.holderIdentity === this.holder)) {
         // Handed back, expired (its holder died or froze), ours from an answer that was lost,
@@ -263,7 +263,7 @@ export class TargetLeases {
           this.took(st, await client.replace(body), taken);
           return;
         } catch (err) {
-          if (!(err instanceof ApiException && (err.code === 409 || err.code === 404))) throw apiError(err, ref, 'lock (take over Lease)');
+          if (!raced(err)) throw apiError(err, ref, 'lock (take over Lease)');
         }
       } else if (!free(current, this.holder)) {
         await this.recordWaiting(st, client, current, deadline);
@@ -283,14 +283,14 @@ export class TargetLeases {
    */
   private async recordWaiting(st: State, client: KubeClient, current: KubernetesObject & { spec?: LeaseSpec }, deadline: number): Promise<void> {
     const now = Date.now();
+    if (this.waiterFor(current, now)) return; // someone else is first
     const recorded = waitingOf(current);
-    if (recorded && isLive(recorded, now) && recorded[WAITING] !== this.holder) return;
     const until = Math.min(deadline - POLL_MS, now + this.leaseSeconds * 1000);
     if (until <= now) return;
     if (recorded?.[WAITING] === this.holder && until - Date.parse(recorded[WAITING_UNTIL]) < (this.leaseSeconds * 1000) / 2) return;
     const body = leaseBody(st, current.metadata?.resourceVersion, current.spec ?? {}, { [WAITING]: this.holder, [WAITING_UNTIL]: new Date(until).toISOString() });
     await client.replace(body).catch((err: unknown) => {
-      if (!(err instanceof ApiException && (err.code === 409 || err.code === 404))) throw apiError(err, body, 'lock (wait for Lease)');
+      if (!raced(err)) throw apiError(err, body, 'lock (wait for Lease)');
     });
   }
 
@@ -365,6 +365,11 @@ function waitingOf(lease: KubernetesObject): Waiting | undefined {
 export function isLive(recorded: Waiting, now: number): boolean {
   const until = Date.parse(recorded[WAITING_UNTIL]);
   return Number.isFinite(until) && until > now;
+}
+
+/** A lost race: the Lease changed (409) or went (404) since it was read; read it again. */
+function raced(err: unknown): boolean {
+  return err instanceof ApiException && (err.code === 409 || err.code === 404);
 }
 
 function key(ref: TargetRef): string {

@@ -27,11 +27,11 @@ export async function rollback(client: KubeClient, changes: readonly Change[], f
   for (let attempt = 1; ; attempt++) {
     const todo = [...changes.entries()].filter(([i]) => !done.has(i));
     const current = await Promise.all(todo.map(([, c]) => client.get(c.applied).catch((err: unknown) => { throw apiError(err, c.applied, 'read'); })));
+    // Only after a 409 can some be restored already: a refusal then says which (the state is mixed).
+    const already = done.size > 0 ? `; already restored: ${[...done.keys()].map((i) => describe(changes[i]!.applied)).join(', ')}` : '';
     for (const [j, [, c]] of todo.entries()) {
       const refusal = touchedBySomeoneElse(c, current[j], fieldManager);
-      // Only after a 409 can some be restored already: say which, the state is then mixed.
-      const already = [...done.keys()].map((i) => describe(changes[i]!.applied));
-      if (refusal) return { ok: false, reason: already.length > 0 ? `${refusal}; already restored: ${already.join(', ')}` : refusal };
+      if (refusal) return { ok: false, reason: `${refusal}${already}` };
     }
     try {
       for (const [j, [i, c]] of todo.entries()) {
