@@ -7,6 +7,7 @@ import { ensureBinaries } from './binaries.ts';
 import { makeFrontCerts } from './front-certs.ts';
 import { startFronts, type Fronts } from './fronts.ts';
 import { startGoogleFakes, type GoogleFakes } from './google/index.ts';
+import { MINTED_TOKENS } from './google/identity.ts';
 import { startControlPlane, type ControlPlane } from './kube/index.ts';
 import { isRunning } from './process.ts';
 import { startPubsubEmulator, type PubsubEmulator } from './pubsub.ts';
@@ -102,7 +103,13 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const binDir = await ensureBinaries();
   const started = Date.now();
 
-  const google = await startGoogleFakes({ project: PROJECT, serviceAccount: DEPLOYER_SA, ...(opts.tokenLifetimeSeconds && { tokenLifetimeSeconds: opts.tokenLifetimeSeconds }) });
+  const google = await startGoogleFakes({
+    project: PROJECT,
+    serviceAccount: DEPLOYER_SA,
+    ...(opts.tokenLifetimeSeconds && { tokenLifetimeSeconds: opts.tokenLifetimeSeconds }),
+    // Every token the function could hold (its ADC tokens above all), for the suite's leak check.
+    tokenLog: path.join(dir, MINTED_TOKENS),
+  });
   const stops: (() => Promise<void>)[] = [() => google.close()];
   const stopAll = async () => {
     for (const stop of stops.reverse()) await stop().catch(() => {});
@@ -219,7 +226,7 @@ async function prepareDir(dir: string): Promise<void> {
   }
   const running = (await readSandboxInfo(dir)).pids.filter(isRunning);
   if (running.length > 0) throw new Error(`a sandbox is still running in ${dir} (pids ${running.join(', ')}); stop it or set SANDBOX_DIR`);
-  for (const entry of entries.filter((e) => ['sandbox.json', 'kube', 'pubsub'].includes(e) || /^kube-\d+$/.test(e))) await rm(path.join(dir, entry), { recursive: true, force: true });
+  for (const entry of entries.filter((e) => ['sandbox.json', 'kube', 'pubsub', MINTED_TOKENS].includes(e) || /^kube-\d+$/.test(e))) await rm(path.join(dir, entry), { recursive: true, force: true });
 }
 
 export async function readSandboxInfo(dir: string): Promise<SandboxInfo> {

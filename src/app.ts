@@ -3,6 +3,7 @@ import { ConfigError, loadConfigFile, type Config } from './config/load.ts';
 import { TargetLeases } from './apply/lock.ts';
 import { ClusterRegistry } from './cluster/registry.ts';
 import { deployer } from './deploy/pipeline.ts';
+import { gitAncestry } from './policy/ancestry.ts';
 import { jsonLogger, registerSecret, type Logger } from './report/log.ts';
 import { reportersFor } from './report/reporters.ts';
 import { router, type Handler } from './sources/router.ts';
@@ -22,7 +23,9 @@ export function createApp(config: Config, log: Logger = jsonLogger(), env = proc
   const leases = new TargetLeases();
   // Result topic and deployment statuses, around every deploy (nothing when `report` is absent).
   const reporters = reportersFor(config, log, env);
-  const handler = router({ config, deploy: reporters.wrap(deployer({ config, clusters, leases })), log, deadlineMs: deadlineMs(env) });
+  // Git events are ordered by their commits' history where a report token can read it.
+  const ancestry = gitAncestry(config.report, env, (message) => log('WARNING', message));
+  const handler = router({ config, deploy: reporters.wrap(deployer({ config, clusters, leases, ancestry })), log, deadlineMs: deadlineMs(env) });
   // The Leases go back first: handing them back needs the clusters' connections.
   return { config, handler, close: async () => void (await Promise.all([leases.close().finally(() => clusters.close()), reporters.close()])) };
 }

@@ -2,13 +2,21 @@
 // what `npm start`, service.yaml and the buildpack's image run) as its own process
 // against the sandbox: a `gke` cluster looked up through the Container API, an ADC token,
 // TLS verified against the cluster CA; validation still refuses before anything is written.
+// Every library the function imports lazily (the Container API client and gRPC, Pub/Sub for
+// the result topic, Octokit for GitHub statuses) is used here through the bundle: each sits
+// in a chunk of its own there, which src/ under Node's loader never shows.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { createHmac, randomBytes } from 'node:crypto';
+import { EventEmitter, once } from 'node:events';
+import { mkdtemp, readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
+import { PubSub, type Message } from '@google-cloud/pubsub';
 import { REPO, configYaml, fixture, gkeCluster, webTarget } from './support/config.ts';
 import { ensureBundle } from './support/bundle.ts';
+import { startGithubApi } from './support/github-api.ts';
 import { spawnFunction, type FunctionProcess } from './support/process.ts';
 import { kubectlJson, namespace, stats, useSandboxEnv } from './support/sandbox.ts';
 
@@ -66,4 +74,91 @@ describe('the production bundle as a process', () => {
     const live = await kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', 'web']);
     assert.equal(live.spec.template.spec.containers[0]?.image, `${REPO}:1.0.0`);
   });
+});
+
+describe('the lazily loaded libraries, through the production bundle', () => {
+  const GHCR = 'ghcr.io/codertocat/hello-world';
+  const GITHUB_SECRET = 'gh-webhook-secret-for-bundle-tests';
+  const GITHUB_TOKEN = 'ghp_statusTokenForBundleTests0123456789';
+  const push = fixture('events/github-push.json');
+  const id = () => randomBytes(4).toString('hex');
+
+  test('a GitHub push deploys to a gke cluster, posts the Deployment statuses and publishes its result on the topic', async (t) => {
+    const entry = await ensureBundle();
+    const info = await useSandboxEnv();
+    assert.ok(info.env.PUBSUB_EMULATOR_HOST, 'the sandbox runs the Pub/Sub emulator');
+    // The result topic and a subscription that sees what the function publishes.
+    const pubsub = new PubSub({ projectId: info.project, apiEndpoint: info.env.PUBSUB_EMULATOR_HOST });
+    const [topic] = await pubsub.createTopic(`bundle-results-${id()}`);
+    const [sub] = await topic.createSubscription(`bundle-results-${id()}`);
+    const received: Message[] = [];
+    const arrivals = new EventEmitter();
+    sub.on('message', (m: Message) => {
+      m.ack();
+      received.push(m);
+      arrivals.emit('message');
+    });
+    t.after(async () => {
+      await sub.close();
+      await pubsub.close();
+    });
+    const api = await startGithubApi(GITHUB_TOKEN);
+    t.after(() => api.close());
+
+    const ns = await namespace('bundle-lazy');
+    const config = configYaml({
+      auth: { direct: 'none', github: { secretEnv: 'BUNDLE_GITHUB_SECRET' } },
+      clusters: { sandbox: gkeCluster(info) },
+      targets: { web: webTarget(ns, { images: [GHCR] }) },
+      rules: [{ source: 'github', repository: 'Codertocat/Hello-World', branch: 'master', image: `${GHCR}:\${sha}`, targets: ['web'] }],
+      report: { topic: topic.name, github: { tokenEnv: 'BUNDLE_GITHUB_TOKEN', apiUrl: api.url } },
+    });
+    const fn = await spawnFunction(config, { 'web.yaml': fixture('manifests/web.yaml') }, { ...info.env, BUNDLE_GITHUB_SECRET: GITHUB_SECRET, BUNDLE_GITHUB_TOKEN: GITHUB_TOKEN }, entry);
+    t.after(() => fn.close());
+
+    const delivery = `d-${id()}`;
+    const signature = `sha256=${createHmac('sha256', GITHUB_SECRET).update(push).digest('hex')}`;
+    const res = await fn.post('/webhooks/github', push, { 'x-github-event': 'push', 'x-github-delivery': delivery, 'x-hub-signature-256': signature });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.status, 'ready', JSON.stringify(res.body));
+
+    // Octokit: the Deployment and its statuses reached the GitHub fake.
+    const [deployment] = [...api.deployments.values()];
+    assert.deepEqual(deployment?.states.map((s) => s.state), ['in_progress', 'success'], JSON.stringify(fn.logs.filter((l) => l.severity === 'WARNING')));
+    // Pub/Sub: the result arrived on the topic's subscription.
+    while (!received.some((m) => m.attributes.requestId === delivery)) {
+      const failed = fn.logs.find((l) => typeof l.message === 'string' && l.message.startsWith('report to topic failed'));
+      assert.equal(failed, undefined, JSON.stringify(failed));
+      await Promise.race([once(arrivals, 'message'), new Promise((r) => setTimeout(r, 200))]);
+    }
+    const message = received.find((m) => m.attributes.requestId === delivery);
+    assert.equal(message?.attributes.status, 'ready');
+    assert.equal(message?.attributes.target, 'web');
+    assert.equal((JSON.parse(message?.data.toString() ?? '{}') as { status?: string }).status, 'ready');
+  });
+});
+
+test('every CommonJS module the bundle imports lazily has, in its chunk, the exports Node gives it; each of src/\'s among them', async () => {
+  const entry = await ensureBundle();
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const bundle = path.join(path.dirname(entry), 'bundle');
+  const facades = JSON.parse(await readFile(path.join(bundle, 'lazy-commonjs.json'), 'utf8')) as { module: string; chunk: string }[];
+  for (const { module, chunk } of facades) {
+    const bundled = (await import(pathToFileURL(path.join(bundle, chunk)).href)) as Record<string, unknown>;
+    const native = (await import(pathToFileURL(path.join(root, module)).href)) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(bundled).sort(), Object.keys(native).sort(), module);
+    for (const name of Object.keys(native)) assert.equal(typeof bundled[name], typeof native[name], `${module}: ${name}`);
+  }
+  // src/'s own import() calls of CommonJS packages (an ES module's chunk keeps its exports).
+  const lazy = new Set<string>();
+  for (const file of await readdir(path.join(root, 'src'), { recursive: true })) {
+    if (!file.endsWith('.ts')) continue;
+    for (const m of (await readFile(path.join(root, 'src', file), 'utf8')).matchAll(/\bimport\(\s*'([^']+)'\s*\)/g)) lazy.add(m[1]!);
+  }
+  assert.ok(lazy.has('@google-cloud/pubsub') && lazy.has('@google-cloud/container') && lazy.has('@grpc/grpc-js'), [...lazy].join(', '));
+  for (const specifier of lazy) {
+    const ns = (await import(specifier)) as Record<string, unknown>;
+    if (!('module.exports' in ns)) continue;
+    assert.ok(facades.some((f) => f.module.startsWith(`node_modules/${specifier}/`)), `${specifier} has a facade in the bundle`);
+  }
 });

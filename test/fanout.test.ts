@@ -44,7 +44,8 @@ describe('fan-out to two sandbox clusters', () => {
   let eu: ControlPlane;
   let us: ControlPlane;
   const ns = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
-  const names = { both: ns('both'), quota: ns('quota'), down: ns('down'), seq: ns('seq'), single: ns('single') };
+  const names = { both: ns('both'), quota: ns('quota'), down: ns('down'), seq: ns('seq'), single: ns('single'), redeliver: ns('redeliver') };
+  let clusters: Record<string, unknown>;
 
   before(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-fanout-'));
@@ -68,9 +69,10 @@ describe('fan-out to two sandbox clusters', () => {
 
     const gke = (name: string, location: string) => ({ gke: { project: sb.info.project, location, name } });
     const web = (namespace: string, extra: Record<string, unknown>) => ({ namespace, manifests: ['web.yaml'], container: 'web', images: [REPO], ...extra });
+    clusters = { eu: gke(first.name, first.location), us: gke(second.name, second.location), down: gke('sandbox-down', 'europe-north1') };
     fn = await startFunction(
       configYaml({
-        clusters: { eu: gke(first.name, first.location), us: gke(second.name, second.location), down: gke('sandbox-down', 'europe-north1') },
+        clusters,
         targets: {
           both: web(names.both, { clusters: ['eu', 'us'] }),
           quota: web(names.quota, { clusters: ['eu', 'us'], rollout: { timeout: '10s' } }),
@@ -153,6 +155,46 @@ describe('fan-out to two sandbox clusters', () => {
     const [euAgain, downAgain] = again.body.clusters as ClusterEntry[];
     assert.equal(euAgain?.status, 'duplicate');
     assert.equal(downAgain?.error?.code, 'CLUSTER_UNAVAILABLE');
+  });
+
+  // Issue 17 item 8: a cluster rolled back, another timed out (503 on /pubsub: redelivered). On
+  // the redelivery the rolled-back cluster must not pass for fine because its event is recorded.
+  test('a redelivery after one cluster rolled back and another timed out: the rolled-back one answers rolled-back again, not duplicate', async () => {
+    const namespace = names.redeliver;
+    const redeliver = await startFunction(
+      configYaml({ clusters, targets: { redeliver: { namespace, manifests: ['web.yaml'], container: 'web', images: [REPO], clusters: ['eu', 'us'] } } }),
+      { 'web.yaml': fixture('manifests/web.yaml') },
+      { DEPLOY_DEADLINE_SECONDS: '12' },
+    );
+    try {
+      const good = await redeliver.post('/deploy', { target: 'redeliver', image: `${REPO}:1.0.0` });
+      assert.equal(good.status, 200, JSON.stringify(good.body));
+      // Both clusters: no room for another Pod, so the next rollout stalls. In eu, a progress
+      // deadline of 2 s turns the stall into a failure (rolled back); in us the request's deadline
+      // ends the wait first (timed-out).
+      for (const cp of [eu, us]) {
+        await kubectl(cp, ['-n', namespace, 'create', 'quota', 'full', '--hard=pods=2']);
+        await kubectl(cp, ['-n', namespace, 'wait', 'quota/full', '--for=jsonpath={.status.used.pods}=2', '--timeout=30s']);
+      }
+      await kubectl(eu, ['-n', namespace, 'patch', 'deployment/web', '--type=merge', '-p', '{"spec":{"progressDeadlineSeconds":2}}']);
+      const event = { target: 'redeliver', image: `${REPO}:2.0.0`, eventId: `evt-${randomUUID()}`, eventTime: new Date().toISOString() };
+      const first = await redeliver.post('/deploy', event);
+      assert.equal(first.status, 504, JSON.stringify(first.body));
+      assert.deepEqual((first.body.clusters as ClusterEntry[]).map((c) => [c.cluster, c.status]), [['eu', 'rolled-back'], ['us', 'timed-out']]);
+      assert.equal(await liveImage(eu, namespace), `${REPO}:1.0.0`);
+
+      // us gets room and finishes its rollout; then the event is delivered again.
+      await kubectl(us, ['-n', namespace, 'delete', 'quota', 'full']);
+      await kubectl(us, ['-n', namespace, 'rollout', 'status', 'deployment/web', '--timeout=30s']);
+      const again = await redeliver.post('/deploy', event);
+      assert.deepEqual((again.body.clusters as ClusterEntry[]).map((c) => [c.cluster, c.status]), [['eu', 'rolled-back'], ['us', 'duplicate']]);
+      assert.equal(again.body.status, 'rolled-back', JSON.stringify(again.body));
+      assert.equal(again.status, 422);
+      assert.equal(await liveImage(eu, namespace), `${REPO}:1.0.0`, 'eu is not deployed again');
+      assert.equal(await liveImage(us, namespace), `${REPO}:2.0.0`);
+    } finally {
+      await redeliver.close();
+    }
   });
 
   test('sequential: the first cluster fails, the second is not touched', async () => {

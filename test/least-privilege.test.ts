@@ -179,6 +179,11 @@ describe('deploy/kubernetes/rbac.yaml grants what a deploy needs, in its namespa
     }
   });
 
+  test("a StatefulSet's rollback may evict its broken Pods (pods/eviction), in its namespace only", async () => {
+    assert.equal(await canI(serviceAccount, ['create', 'pods', '--subresource=eviction', '-n', ns]), true);
+    assert.equal(await canI(serviceAccount, ['create', 'pods', '--subresource=eviction', '-n', other]), false);
+  });
+
   test('a target in any other namespace answers CLUSTER_FORBIDDEN, and nothing is created there', async () => {
     const res = await fn.post('/deploy', { target: 'elsewhere', image: `${repo}:lp-1` });
     assert.equal(res.status, 502, JSON.stringify(res.body));

@@ -12,7 +12,7 @@ import { REPO, configYaml, fixture, gkeCluster, webTarget } from './support/conf
 import { startFunction, type RunningFunction } from './support/function.ts';
 import { startGithubApi } from './support/github-api.ts';
 import { startGitlabApi } from './support/gitlab-api.ts';
-import { namespace, useSandboxEnv } from './support/sandbox.ts';
+import { kubectl, namespace, useSandboxEnv } from './support/sandbox.ts';
 
 const WEB = { 'web.yaml': fixture('manifests/web.yaml') };
 const GITHUB_SECRET = 'gh-webhook-secret-for-report-tests';
@@ -119,6 +119,17 @@ describe('report.topic', () => {
   }
 });
 
+/**
+ * The target's Deployment, deployed once through /deploy (no commit: no status posted), then
+ * paused (kubectl rollout pause). Its event time is long before any fixture's commit, so the
+ * webhook's event is the newer one.
+ */
+async function pausedDeployment(fn: RunningFunction, ns: string, image: string): Promise<void> {
+  const first = await fn.post('/deploy', { target: 'web', image, eventTime: '2000-01-01T00:00:00Z' });
+  assert.equal(first.body.status, 'ready', JSON.stringify(first.body));
+  await kubectl(['-n', ns, 'rollout', 'pause', 'deployment/web']);
+}
+
 const sign = (body: string) => `sha256=${createHmac('sha256', GITHUB_SECRET).update(body).digest('hex')}`;
 
 async function gitDeployer(t: TestContext, report: Record<string, unknown>, rules: Record<string, unknown>[]): Promise<{ fn: RunningFunction; ns: string }> {
@@ -147,8 +158,8 @@ describe('report.github', () => {
     const api = await startGithubApi(GITHUB_TOKEN);
     t.after(() => api.close());
     const rules = [{ source: 'github', repository: 'Codertocat/Hello-World', branch: 'master', image, targets: ['web'] }];
-    const { fn } = await gitDeployer(t, { github: { tokenEnv: 'TEST_REPORT_GITHUB_TOKEN', apiUrl: api.url }, logUrl: LOG_URL }, rules);
-    return { api, fn };
+    const { fn, ns } = await gitDeployer(t, { github: { tokenEnv: 'TEST_REPORT_GITHUB_TOKEN', apiUrl: api.url }, logUrl: LOG_URL }, rules);
+    return { api, fn, ns };
   }
 
   test('a push deploy creates a Deployment of the commit for the target, then in_progress → success with the log link', async (t) => {
@@ -194,6 +205,17 @@ describe('report.github', () => {
     assert.ok(String(d.states[1]!.description).length <= 140);
   });
 
+  test('a paused Deployment ends in failure, with the reason: written, not rolled out', async (t) => {
+    const { api, fn, ns } = await setup(t, `${GHCR}:\${sha}`);
+    await pausedDeployment(fn, ns, `${GHCR}:before`);
+    const res = await deliver(fn, `d-${id()}`);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.status, 'paused', JSON.stringify(res.body));
+    const [d] = [...api.deployments.values()];
+    assert.deepEqual(d?.states.map((s) => s.state), ['in_progress', 'failure']);
+    assert.match(String(d.states[1]!.description), /^paused: deployment "web" is paused/);
+  });
+
   test('a wrong token: logged, the deploy still answers 200', async (t) => {
     const api = await startGithubApi('another-token-entirely');
     t.after(() => api.close());
@@ -218,8 +240,8 @@ describe('report.gitlab', () => {
     const api = await startGitlabApi(GITLAB_TOKEN);
     t.after(() => api.close());
     const rules = [{ source: 'gitlab', repository: 'mike/diaspora', branch: 'master', image, targets: ['web'] }];
-    const { fn } = await gitDeployer(t, { gitlab: { tokenEnv: 'TEST_REPORT_GITLAB_TOKEN', apiUrl: api.url }, logUrl: LOG_URL }, rules);
-    return { api, fn };
+    const { fn, ns } = await gitDeployer(t, { gitlab: { tokenEnv: 'TEST_REPORT_GITLAB_TOKEN', apiUrl: api.url }, logUrl: LOG_URL }, rules);
+    return { api, fn, ns };
   }
 
   test('a push deploy sets the commit status gke-deployer/<target>: running → success, with the log link', async (t) => {
@@ -232,6 +254,17 @@ describe('report.gitlab', () => {
     const states = api.statuses.get(`mike/diaspora@${GL_SHA} gke-deployer/web`);
     assert.deepEqual(states?.map((s) => s.state), ['running', 'success']);
     assert.ok(states.every((s) => s.target_url === LOG_URL.replace('${requestId}', String(res.body.requestId))), JSON.stringify(states));
+  });
+
+  test('a paused Deployment ends failed, with the reason: written, not rolled out', async (t) => {
+    const { api, fn, ns } = await setup(t, `${GL_IMAGE}:\${shortSha}`);
+    await pausedDeployment(fn, ns, `${GL_IMAGE}:before`);
+    const res = await deliver(fn);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.status, 'paused', JSON.stringify(res.body));
+    const states = api.statuses.get(`mike/diaspora@${GL_SHA} gke-deployer/web`);
+    assert.deepEqual(states?.map((s) => s.state), ['running', 'failed']);
+    assert.match(String(states[1]!.description), /^paused: deployment "web" is paused/);
   });
 
   test('a failed rollout ends failed, with the reason', async (t) => {

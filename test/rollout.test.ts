@@ -144,7 +144,8 @@ describe('rollout timeout', () => {
     }
   });
 
-  test('someone else changing the Deployment during the rollout: no rollback, and the answer says why', async () => {
+  /** Deploys 1.0.0 with `web`, then starts the stuck deploy; `during` runs once its image is written. */
+  async function stuckDeploy(during: (ns: string) => Promise<unknown>) {
     const info = await useSandboxEnv();
     const ns = await namespace('ro');
     const targets = { web: webTarget(ns), stuck: webTarget(ns, { manifests: ['web-stuck.yaml'], rollout: { timeout: '8s' }, force: true }) };
@@ -155,19 +156,30 @@ describe('rollout timeout', () => {
     try {
       assert.equal((await fn.post('/deploy', { target: 'web', image: `${REPO}:1.0.0` })).status, 200);
       const pending = fn.post('/deploy', { target: 'stuck', image: `${REPO}:1.1.0` });
-      // Once the deploy has written the new image, a person scales the Deployment.
       await kubectl(['-n', ns, 'wait', 'deployment/web', `--for=jsonpath={.spec.template.spec.containers[0].image}=${REPO}:1.1.0`, '--timeout=8s']);
-      await kubectl(['-n', ns, 'scale', 'deployment/web', '--replicas=3']);
-      const res = await pending;
-      assert.equal(res.status, 422, JSON.stringify(res.body));
-      assert.equal(res.body.status, 'failed');
-      assert.match(String(res.body.reason), /was changed by kubectl\S* after this deploy wrote it; not rolled back/);
-      const live = await deployment(ns);
-      assert.equal(image(live), `${REPO}:1.1.0`, 'nothing was rolled back');
-      assert.equal(live.spec.replicas, 3, "the person's change stands");
+      await during(ns);
+      return { ns, res: await pending };
     } finally {
       await fn.close();
     }
+  }
+
+  test('someone scaling the Deployment during the rollout (the scale subresource, as an HPA): rolled back all the same, the new replica count kept', async () => {
+    const { ns, res } = await stuckDeploy((ns) => kubectl(['-n', ns, 'scale', 'deployment/web', '--replicas=3']));
+    assert.equal(res.status, 422, JSON.stringify(res.body));
+    assert.equal(res.body.status, 'rolled-back', JSON.stringify(res.body));
+    const live = await deployment(ns);
+    assert.equal(image(live), `${REPO}:1.0.0`, 'rolled back');
+    assert.equal(live.spec.replicas, 3, 'the scale stands: the restore did not send replicas back');
+    assert.ok(rolledOut(live), JSON.stringify(live.status));
+  });
+
+  test("someone else changing the deploy's own fields during the rollout: no rollback, and the answer says who", async () => {
+    const { ns, res } = await stuckDeploy((ns) => kubectl(['-n', ns, 'set', 'image', 'deployment/web', `web=${REPO}:by-hand`]));
+    assert.equal(res.status, 422, JSON.stringify(res.body));
+    assert.equal(res.body.status, 'failed');
+    assert.match(String(res.body.reason), /was changed by kubectl\S* after this deploy wrote it; not rolled back/);
+    assert.equal(image(await deployment(ns)), `${REPO}:by-hand`, "the person's change stands");
   });
 
   test('the request deadline ends the wait first: 504 timed-out, nothing rolled back', async () => {
@@ -197,7 +209,7 @@ describe('a redelivery of a deploy cut short', () => {
   // The first delivery's request deadline ends its wait (504 timed-out, the event recorded,
   // nothing judged); Pub/Sub would redeliver it. The redelivery, on another instance with
   // time to spare, must judge that rollout and roll it back, not answer `duplicate`.
-  test('judges the rollout it finds and rolls back a failed one; once that is ready, a duplicate', async () => {
+  test('judges the rollout it finds and rolls back a failed one; a further redelivery answers rolled-back again', async () => {
     const info = await useSandboxEnv();
     const ns = await namespace('ro');
     const files = { 'web.yaml': fixture('manifests/web.yaml'), 'web-stuck.yaml': fixture('manifests/web-stuck.yaml') };
@@ -227,10 +239,11 @@ describe('a redelivery of a deploy cut short', () => {
       const live = await deployment(ns);
       assert.equal(image(live), `${REPO}:1.0.0`, 'rolled back');
       assert.ok(rolledOut(live), `the restored revision is rolled out: ${JSON.stringify(live.status)}`);
-      // Handled now: the same event once more finds a good rollout and writes nothing.
+      // Handled now: the same event once more is answered as it ended, and writes nothing.
       const third = await second.post('/deploy', cut);
-      assert.equal(third.status, 200, JSON.stringify(third.body));
-      assert.equal(third.body.status, 'duplicate');
+      assert.equal(third.status, 422, JSON.stringify(third.body));
+      assert.equal(third.body.status, 'rolled-back');
+      assert.equal(third.body.restoredImage, `${REPO}:1.0.0`);
       assert.equal((await deployment(ns)).metadata.resourceVersion, live.metadata.resourceVersion, 'nothing written');
     } finally {
       await second.close();

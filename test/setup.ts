@@ -35,10 +35,11 @@ export async function globalTeardown(): Promise<void> {
   const dir = process.env.SANDBOX_DIR;
   await sandbox?.stop();
   if (!dir) return;
-  // Every token and secret the tests used, against every log line and answer the function gave.
+  // Every token and secret the tests used or configured and every token the sandbox minted (the
+  // function's ADC tokens), against every log line, answer and stderr line the function gave.
   const leaks = findLeaks(dir);
   const { secrets, outputs } = leakCheckCounts(dir);
-  console.error(`[test] leak check: ${secrets} secrets against ${outputs} log lines and answers: ${leaks.length} leaked`);
+  console.error(`[test] leak check: ${secrets} secrets and tokens against ${outputs} log lines, answers and stderr lines: ${leaks.length} leaked`);
   if (leaks.length > 0) {
     for (const leak of leaks) console.error(`[test] LEAKED ${leak.secret} in: ${leak.line}`);
     throw new Error(`${leaks.length} secrets appeared in the function's logs or answers`);

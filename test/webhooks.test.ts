@@ -7,6 +7,8 @@ import { describe, test, type TestContext } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { configYaml, fixture, gkeCluster, webTarget } from './support/config.ts';
 import { startFunction, type RunningFunction } from './support/function.ts';
+import { startGithubApi } from './support/github-api.ts';
+import { startGitlabApi } from './support/gitlab-api.ts';
 import { exists, kubectlJson, namespace, useSandboxEnv } from './support/sandbox.ts';
 
 const GITHUB_SECRET = 'gh-webhook-secret-for-tests';
@@ -27,14 +29,15 @@ async function liveImage(ns: string): Promise<string | undefined> {
   return (await kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', 'web'])).spec.template.spec.containers[0]?.image;
 }
 
-/** A function whose one target, in a fresh namespace, is deployed by `rules`. */
-async function deployerWith(t: TestContext, rules: Record<string, unknown>[]): Promise<{ fn: RunningFunction; ns: string }> {
+/** A function whose one target, in a fresh namespace, is deployed by `rules`; `report` as in the config. */
+async function deployerWith(t: TestContext, rules: Record<string, unknown>[], report?: Record<string, unknown>): Promise<{ fn: RunningFunction; ns: string }> {
   const info = await useSandboxEnv();
   const ns = await namespace('hook');
   const base = configYaml({
-    auth: { direct: 'none', github: { secretEnv: 'TEST_GITHUB_WEBHOOK_SECRET' }, gitlab: { tokenEnv: 'TEST_GITLAB_WEBHOOK_TOKEN' } },
+    auth: { direct: 'none', scheduler: 'none', github: { secretEnv: 'TEST_GITHUB_WEBHOOK_SECRET' }, gitlab: { tokenEnv: 'TEST_GITLAB_WEBHOOK_TOKEN' } },
     clusters: { sandbox: gkeCluster(info) },
     targets: { web: webTarget(ns, { images: [GHCR, GL_IMAGE] }) },
+    ...(report && { report }),
   });
   const fn = await startFunction(stringify({ ...(parse(base) as Record<string, unknown>), rules }), { 'web.yaml': fixture('manifests/web.yaml') });
   t.after(() => fn.close());
@@ -267,11 +270,12 @@ describe('POST /webhooks/gitlab', () => {
 });
 
 describe('webhooks and the rollout', () => {
-  test('a push whose image fails is answered 200 rolled-back; replaying the delivery is a duplicate', async (t) => {
+  test('a push whose image fails is answered 200 rolled-back; replaying the delivery answers rolled-back again, deploying nothing', async (t) => {
     const { fn, ns } = await deployerWith(t, [
       { source: 'github', repository: 'Codertocat/Hello-World', branch: 'master', image: `${GHCR}:fail-pull-\${shortSha}`, targets: ['web'] },
     ]);
-    const good = await fn.post('/deploy', { target: 'web', image: `${GHCR}:1.0.0` });
+    // Before the fixture's push (2019-05-15): Git events are ordered by what GitHub signed, not by arrival.
+    const good = await fn.post('/deploy', { target: 'web', image: `${GHCR}:1.0.0`, eventTime: '2019-01-01T00:00:00Z' });
     assert.equal(good.status, 200, JSON.stringify(good.body));
     const body = event('github-push');
     const res = await github(fn, 'push', body, { 'x-github-delivery': 'b1a2c3d4-0000-4000-8000-00000000f411' });
@@ -279,10 +283,166 @@ describe('webhooks and the rollout', () => {
     assert.equal(res.body.status, 'rolled-back');
     assert.match(String(res.body.reason), /^ImagePullBackOff/);
     assert.equal(await liveImage(ns), `${GHCR}:1.0.0`);
-    // A captured delivery sent again: same id, same signature. Nothing is deployed again.
+    // A captured delivery sent again: same id, same signature. Nothing is deployed again, and
+    // the answer is still that it was rolled back (issue 17 item 8).
     const replay = await github(fn, 'push', body, { 'x-github-delivery': 'b1a2c3d4-0000-4000-8000-00000000f411' });
     assert.equal(replay.status, 200, JSON.stringify(replay.body));
-    assert.equal(replay.body.status, 'duplicate');
+    assert.equal(replay.body.status, 'rolled-back', JSON.stringify(replay.body));
     assert.equal(await liveImage(ns), `${GHCR}:1.0.0`);
+  });
+});
+
+// Issue 17 item 3: Git events are ordered by what the host signed in the body (and, with a
+// report token, by the commits' history), never by when they arrived. Every body below is a
+// real fixture, edited where a second commit is needed and signed again as GitHub would.
+describe('webhooks: ordering Git events', () => {
+  const OLD = '6113728f27ae82c7b1a177c8d03f9e96e0adf246'; // github-push.json's commit
+  const NEW = '0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c';
+  const GH_REPO = 'Codertocat/Hello-World';
+  const onMasterSha = [{ source: 'github', repository: GH_REPO, branch: 'master', image: `${GHCR}:\${sha}`, targets: ['web'] }];
+  const delivery = () => `${Math.random().toString(16).slice(2, 10)}-0000-4000-8000-000000000000`;
+
+  /** github-push.json as a push of `sha`, which GitHub took at `pushedAt` (epoch seconds). */
+  function push(sha: string, pushedAt: number): string {
+    const p = JSON.parse(event('github-push')) as { after: string; head_commit: { id: string }; repository: { pushed_at: number } };
+    p.after = sha;
+    p.head_commit.id = sha;
+    p.repository.pushed_at = pushedAt;
+    return JSON.stringify(p);
+  }
+
+  /** github-workflow_run.json as a successful run on Codertocat/Hello-World's `sha`, created (triggered) at `createdAt`. */
+  function run(sha: string, createdAt: string, rerunAt?: string): string {
+    const p = JSON.parse(event('github-workflow_run')) as { repository: { full_name: string }; workflow_run: Record<string, unknown> & { head_repository: { full_name: string } } };
+    p.repository.full_name = GH_REPO;
+    Object.assign(p.workflow_run, { head_sha: sha, created_at: createdAt, run_started_at: rerunAt ?? createdAt, updated_at: rerunAt ?? createdAt, run_attempt: rerunAt ? 2 : 1 });
+    p.workflow_run.head_repository.full_name = GH_REPO;
+    return JSON.stringify(p);
+  }
+
+  test('GitHub "Redeliver" of an older push, after a newer one, under a new delivery id → stale; the newer image stays', async (t) => {
+    const { fn, ns } = await deployerWith(t, onMasterSha);
+    const older = event('github-push'); // pushed_at 1557933657
+    const newer = await github(fn, 'push', push(NEW, 1557933657 + 600), { 'x-github-delivery': delivery() });
+    assert.equal(newer.body.status, 'ready', JSON.stringify(newer.body));
+    // The captured older body and its signature, replayed (or redelivered) later under a new id.
+    const replay = await github(fn, 'push', older, { 'x-github-delivery': delivery() });
+    assert.equal(replay.status, 200, JSON.stringify(replay.body));
+    assert.equal(replay.body.status, 'stale', JSON.stringify(replay.body));
+    assert.equal(await liveImage(ns), `${GHCR}:${NEW}`);
+    const live = await kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', 'web']);
+    assert.equal(live.metadata.annotations['gke-deployer/commit'], `github:${GH_REPO}@${NEW}`);
+    assert.equal(live.metadata.annotations['gke-deployer/event-time'], '2019-05-15T15:30:57.000Z');
+  });
+
+  test('a re-run of an older workflow run, finishing after the newer run → stale (its created_at, not its re-run time)', async (t) => {
+    const { fn, ns } = await deployerWith(t, onMasterSha);
+    const newer = await github(fn, 'workflow_run', run(NEW, '2020-10-05T17:00:00Z'), { 'x-github-delivery': delivery() });
+    assert.equal(newer.body.status, 'ready', JSON.stringify(newer.body));
+    const rerun = await github(fn, 'workflow_run', run(OLD, '2020-10-05T16:33:24Z', '2020-10-06T09:00:00Z'), { 'x-github-delivery': delivery() });
+    assert.equal(rerun.body.status, 'stale', JSON.stringify(rerun.body));
+    assert.equal(await liveImage(ns), `${GHCR}:${NEW}`);
+  });
+
+  describe('with a report.github token: the commits\' history decides', () => {
+    const TOKEN = 'ghp_orderingTestToken0000000000000000';
+
+    async function withApi(t: TestContext) {
+      const api = await startGithubApi(TOKEN);
+      t.after(() => api.close());
+      api.graph.add(GH_REPO, OLD).add(GH_REPO, NEW, OLD);
+      process.env.TEST_ORDERING_GITHUB_TOKEN = TOKEN; // the config loader checks it is set
+      const { fn, ns } = await deployerWith(t, onMasterSha, { github: { tokenEnv: 'TEST_ORDERING_GITHUB_TOKEN', apiUrl: api.url } });
+      return { api, fn, ns };
+    }
+
+    test('a run of the older commit triggered later (its time is newer) → stale, by commit', async (t) => {
+      const { api, fn, ns } = await withApi(t);
+      assert.equal((await github(fn, 'workflow_run', run(NEW, '2020-10-05T17:00:00Z'), { 'x-github-delivery': delivery() })).body.status, 'ready');
+      const older = await github(fn, 'workflow_run', run(OLD, '2020-10-05T18:00:00Z'), { 'x-github-delivery': delivery() });
+      assert.equal(older.body.status, 'stale', JSON.stringify(older.body));
+      assert.match(String(older.body.reason), new RegExp(`deploys github:${GH_REPO}@${OLD}, which is behind github:${GH_REPO}@${NEW}`));
+      assert.equal(await liveImage(ns), `${GHCR}:${NEW}`);
+      // Asked with the recorded commit as the base and the event's as the head.
+      assert.ok(api.calls.some((c) => c.method === 'GET' && c.path === `/repos/${GH_REPO}/compare/${NEW}...${OLD}` && c.authenticated), JSON.stringify(api.calls.map((c) => c.path)));
+      assert.ok(!fn.lines.join('').includes(TOKEN), 'the token is never logged');
+    });
+
+    test('the newer commit\'s run finishing after an older commit\'s later-triggered run → deployed, by commit', async (t) => {
+      const { fn, ns } = await withApi(t);
+      assert.equal((await github(fn, 'workflow_run', run(OLD, '2020-10-05T18:00:00Z'), { 'x-github-delivery': delivery() })).body.status, 'ready');
+      const newer = await github(fn, 'workflow_run', run(NEW, '2020-10-05T17:00:00Z'), { 'x-github-delivery': delivery() });
+      assert.equal(newer.body.status, 'ready', JSON.stringify(newer.body));
+      assert.equal(await liveImage(ns), `${GHCR}:${NEW}`);
+    });
+
+    test('a reconcile keeps the commit stamp with the recorded event: an older commit\'s later run is still stale, by commit', async (t) => {
+      const { fn, ns } = await withApi(t);
+      assert.equal((await github(fn, 'workflow_run', run(NEW, '2020-10-05T17:00:00Z'), { 'x-github-delivery': delivery() })).body.status, 'ready');
+      const reconciled = await fn.post('/scheduler', { target: 'web' });
+      assert.equal(reconciled.status, 200, JSON.stringify(reconciled.body));
+      assert.equal((await kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', 'web'])).metadata.annotations['gke-deployer/commit'], `github:${GH_REPO}@${NEW}`);
+      const older = await github(fn, 'workflow_run', run(OLD, '2020-10-05T18:00:00Z'), { 'x-github-delivery': delivery() });
+      assert.equal(older.body.status, 'stale', JSON.stringify(older.body));
+      assert.equal(await liveImage(ns), `${GHCR}:${NEW}`);
+    });
+
+    test('a deploy without a commit (/deploy) drops the stamp: the next Git event is judged by time', async (t) => {
+      const { fn, ns } = await withApi(t);
+      assert.equal((await github(fn, 'workflow_run', run(NEW, '2020-10-05T17:00:00Z'), { 'x-github-delivery': delivery() })).body.status, 'ready');
+      assert.equal((await fn.post('/deploy', { target: 'web', image: `${GHCR}:manual`, eventTime: '2020-10-05T17:30:00Z' })).body.status, 'ready');
+      assert.equal((await kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', 'web'])).metadata.annotations['gke-deployer/commit'], undefined);
+      assert.equal((await github(fn, 'workflow_run', run(OLD, '2020-10-05T18:00:00Z'), { 'x-github-delivery': delivery() })).body.status, 'ready');
+    });
+
+    test('compare failing (500): the times decide, and a warning says so', async (t) => {
+      const { api, fn, ns } = await withApi(t);
+      api.compareFails = 500;
+      assert.equal((await github(fn, 'workflow_run', run(OLD, '2020-10-05T18:00:00Z'), { 'x-github-delivery': delivery() })).body.status, 'ready');
+      const newer = await github(fn, 'workflow_run', run(NEW, '2020-10-05T17:00:00Z'), { 'x-github-delivery': delivery() });
+      assert.equal(newer.body.status, 'stale', JSON.stringify(newer.body));
+      assert.equal(await liveImage(ns), `${GHCR}:${OLD}`);
+      assert.ok(fn.logs.some((l) => l.severity === 'WARNING' && /could not compare Codertocat\/Hello-World .*answered 500; ordering by event time/.test(l.message)), JSON.stringify(fn.logs.filter((l) => l.severity === 'WARNING')));
+    });
+  });
+
+  const GL_OLD = 'b6568db1bc1dcd7f8b4d5a946b0b91f9dacd7327'; // the first commit of gitlab-push.json
+  const GL_NEW = 'da1560886d4f094c3e6c9ef40349f7d38b5d27d7'; // its checkout_sha
+  const glRules = [{ source: 'gitlab', repository: 'mike/diaspora', branch: 'master', image: `${GL_IMAGE}:\${sha}`, targets: ['web'] }];
+
+  /** gitlab-push.json as the push of `sha` (one of its commits). */
+  function glPush(sha: string): string {
+    const p = JSON.parse(event('gitlab-push')) as { after: string; checkout_sha: string };
+    p.after = sha;
+    p.checkout_sha = sha;
+    return JSON.stringify(p);
+  }
+
+  test('GitLab: an older Push Hook resent after a newer one, under a new UUID → stale (the pushed commit\'s time)', async (t) => {
+    const { fn, ns } = await deployerWith(t, glRules);
+    assert.equal((await gitlab(fn, 'Push Hook', glPush(GL_NEW), { 'x-gitlab-event-uuid': delivery() })).body.status, 'ready');
+    const older = await gitlab(fn, 'Push Hook', glPush(GL_OLD), { 'x-gitlab-event-uuid': delivery() });
+    assert.equal(older.body.status, 'stale', JSON.stringify(older.body));
+    assert.equal(await liveImage(ns), `${GL_IMAGE}:${GL_NEW}`);
+  });
+
+  test('GitLab with a report.gitlab token: a pipeline of the older commit created later → stale, by merge_base', async (t) => {
+    const TOKEN = 'glpat-orderingTestToken000';
+    const api = await startGitlabApi(TOKEN);
+    t.after(() => api.close());
+    api.graph.add('mike/diaspora', GL_OLD).add('mike/diaspora', GL_NEW, GL_OLD);
+    process.env.TEST_ORDERING_GITLAB_TOKEN = TOKEN;
+    const { fn, ns } = await deployerWith(t, glRules, { gitlab: { tokenEnv: 'TEST_ORDERING_GITLAB_TOKEN', apiUrl: api.url } });
+    const pipeline = (sha: string, createdAt: string) => {
+      const p = JSON.parse(event('gitlab-pipeline')) as { object_attributes: Record<string, unknown>; commit: { id: string } };
+      Object.assign(p.object_attributes, { sha, created_at: createdAt });
+      p.commit.id = sha;
+      return JSON.stringify(p);
+    };
+    assert.equal((await gitlab(fn, 'Pipeline Hook', pipeline(GL_NEW, '2016-08-12 15:23:28 UTC'), { 'x-gitlab-event-uuid': delivery() })).body.status, 'ready');
+    const older = await gitlab(fn, 'Pipeline Hook', pipeline(GL_OLD, '2016-08-12 16:00:00 UTC'), { 'x-gitlab-event-uuid': delivery() });
+    assert.equal(older.body.status, 'stale', JSON.stringify(older.body));
+    assert.equal(await liveImage(ns), `${GL_IMAGE}:${GL_NEW}`);
+    assert.ok(api.calls.some((c) => c.path === '/projects/mike%2Fdiaspora/repository/merge_base' && c.query.getAll('refs[]').join() === `${GL_NEW},${GL_OLD}`), JSON.stringify(api.calls.map((c) => c.path)));
   });
 });

@@ -5,7 +5,9 @@
 // POST /metadata-server {serviceAccount} starts (once per identity) another loopback
 // metadata server whose default service account is that identity: what an instance of a
 // service running as it sees, so a test can run the function as a fresh identity.
-// Tokens are never logged.
+// Tokens are never logged; with `tokenLog`, each one minted is appended to that file, for the
+// test suite's leak check (test/support/leaks.ts) to look for in the function's outputs.
+import { appendFileSync } from 'node:fs';
 import http from 'node:http';
 import { once } from 'node:events';
 import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
@@ -36,7 +38,12 @@ export interface IdentityServerOptions {
   /** Lifetime of metadata-server access tokens; default 3600. */
   tokenLifetimeSeconds?: number;
   containerApi?: ContainerApiLink;
+  /** A file each minted access and ID token is appended to, one a line (the sandbox's MINTED_TOKENS). */
+  tokenLog?: string;
 }
+
+/** The sandbox folder's file of every token its identity server minted (test/support/leaks.ts reads it). */
+export const MINTED_TOKENS = 'minted-tokens';
 
 export interface IdTokenRequest {
   audience: string;
@@ -223,13 +230,19 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
     }
     const token = `ya29.sandbox.${randomBytes(24).toString('base64url')}`;
     tokens.set(token, { email: who, expiresAt: now + lifetimeSeconds * 1000, metadata });
+    minted(token);
     return { token, expiresIn: lifetimeSeconds };
   }
 
   function signJwt(payload: Record<string, unknown>, key: KeyObject): string {
     const header = b64url(JSON.stringify({ alg: 'RS256', kid, typ: 'JWT' }));
     const body = b64url(JSON.stringify(payload));
-    return `${header}.${body}.${b64url(sign('sha256', Buffer.from(`${header}.${body}`), key))}`;
+    return minted(`${header}.${body}.${b64url(sign('sha256', Buffer.from(`${header}.${body}`), key))}`);
+  }
+
+  function minted(token: string): string {
+    if (opts.tokenLog) appendFileSync(opts.tokenLog, `${token}\n`);
+    return token;
   }
 
   function mintIdToken(req: IdTokenRequest, full = true): string {

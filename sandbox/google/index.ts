@@ -10,6 +10,8 @@ export interface GoogleFakesOptions {
   project: string;
   serviceAccount: string;
   tokenLifetimeSeconds?: number;
+  /** Where the identity server appends each token it mints (IdentityServerOptions.tokenLog). */
+  tokenLog?: string;
 }
 
 export interface GoogleFakes {

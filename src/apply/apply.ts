@@ -9,7 +9,7 @@ import { migrateManager } from './field-manager.ts';
 import { isRecord } from '../guards.ts';
 import type { Knowledge } from './lock.ts';
 import { inPool, inPoolSettled } from '../pool.ts';
-import { ANNOTATIONS, STAMP_KEYS, isWorkload, stampAnnotations, type Stamp } from './render.ts';
+import { ANNOTATIONS, EVENT_STAMPS, STAMP_KEYS, isWorkload, stampAnnotations, type Stamp } from './render.ts';
 
 // Enough requests in flight to hide the round trips, few enough not to flood the API server
 // (its priority and fairness queues).
@@ -214,16 +214,17 @@ export async function applyImage(
 }
 
 /**
- * The image this deployer last applied to the target, as its objects record it; a
- * reconcile re-applies it. Workloads are asked first; any surviving object will do,
- * so a deleted Deployment can be recreated from its Service's stamp.
+ * The image this deployer last applied to the target, as its objects record it, and the
+ * live object that records it (its stamps name the event that set it); a reconcile
+ * re-applies it. Workloads are asked first; any surviving object will do, so a deleted
+ * Deployment can be recreated from its Service's stamp.
  */
-export async function recordedImage(client: KubeClient, objects: readonly KubernetesObject[], namespace: string): Promise<string | undefined> {
+export async function recordedImage(client: KubeClient, objects: readonly KubernetesObject[], namespace: string): Promise<{ image: string; live: KubernetesObject } | undefined> {
   const ordered = [...objects].sort((a, b) => Number(!isWorkload(a)) - Number(!isWorkload(b)));
   for (const obj of ordered) {
     const live = await get(client, { ...obj, metadata: { ...obj.metadata, namespace } });
     const image = live?.metadata?.annotations?.[ANNOTATIONS.image];
-    if (image) return image;
+    if (live && image) return { image, live };
   }
   return undefined;
 }
@@ -259,7 +260,7 @@ function keepStamps(obj: KubernetesObject, live: KubernetesObject | undefined, r
   const was = live?.metadata?.annotations;
   const now = obj.metadata?.annotations;
   if (!now || !was || was[ANNOTATIONS.image] !== now[ANNOTATIONS.image]) return obj;
-  const keep = reconcile ? [ANNOTATIONS.requestId, ANNOTATIONS.eventId, ANNOTATIONS.eventTime] : [ANNOTATIONS.requestId];
+  const keep = reconcile ? [ANNOTATIONS.requestId, ...EVENT_STAMPS] : [ANNOTATIONS.requestId];
   const kept = Object.fromEntries(keep.filter((k) => was[k] !== undefined).map((k) => [k, was[k]!]));
   return { ...obj, metadata: { ...obj.metadata, annotations: { ...now, ...kept } } };
 }

@@ -4,8 +4,9 @@
 // turns (a queue per target), so a redelivery to the same instance waits its turn.
 //
 // The Lease is the instance's, not one deploy's: it keeps it between deploys, renews it
-// only when a deploy starts with less than half of it left, and hands it back (clears the
-// holder, keeping the object) once the target has been idle for IDLE_MS, or on close.
+// when a deploy starts with less than half of it left (and while a long turn lasts, below),
+// and hands it back (clears the holder, keeping the object) once the target has been idle
+// for IDLE_MS, or on close.
 // Every write is conditional on the resourceVersion the instance last saw, so the Lease's
 // resourceVersion is a witness: while it is unchanged since this instance's own last write,
 // nobody else has held the Lease, so no other gke-deployer has written the target, and what
@@ -17,16 +18,32 @@
 // renewal, and the holder hands the Lease straight to the waiter instead (so does its
 // hand-back), then waits its own turn. A waiter's record lasts one Lease duration at most,
 // renewed while it waits, so a waiter that went away costs at most that.
+//
+// Writes never outlive the Lease. A turn renews the Lease while it lasts (a keep-alive:
+// a preDeploy Job can run for minutes), and every write in a turn goes through a fenced
+// client (`Tenure.fence`, src/cluster/client.ts): each attempt, retries included, must end
+// before the Lease could pass to someone else (the Lease time left, less SAFETY_MS for
+// clock skew), on the client and on the API server (its `timeout` parameter), renewing
+// first when less than a quarter of the Lease is left. So a write held up (a slow
+// admission webhook, a slow API server, a retry budget) is abandoned, not landed after
+// another instance took the Lease and wrote a newer event. Why not a resourceVersion
+// precondition on each write instead: controllers' status writes change the workload's
+// resourceVersion all the time, so the precondition would need a read before every
+// write (no more warm path, one request per object) and would still fail on a mere
+// status update; the Lease bound costs no request while the Lease is fresh.
+// A waiter that records itself during a long turn is kept on the Lease by its renewals
+// and gets the Lease when the turn ends (at the next turn's start, or the hand-back).
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
-import type { KubeClient } from '../cluster/client.ts';
+import type { KubeClient, WriteFence } from '../cluster/client.ts';
 import { DeployError } from '../errors.ts';
 import { apiError } from './errors.ts';
 
 /**
  * How long a Lease lasts without renewal: how long a frozen or dead holder keeps others
- * waiting. A deploy starts with at least half of it left, for its decide-and-apply.
+ * waiting. A deploy starts with at least half of it left, for its decide-and-apply; its
+ * turn renews it while it lasts.
  */
 export const LEASE_SECONDS = 20;
 /** An idle target's Lease goes back after this long without a deploy. */
@@ -38,6 +55,12 @@ export const WAITING_UNTIL = 'gke-deployer/waiting-until';
 const POLL_MS = 1_000;
 /** How long close() waits for running turns and hand-backs. */
 const CLOSE_MS = 3_000;
+/**
+ * Kept back from the Lease's end for every write: clock skew between instances (another
+ * instance judges expiry by its own clock against our renewTime) and the API server's
+ * last step after its deadline check. At most a tenth of the Lease (short test Leases).
+ */
+export const SAFETY_MS = 2_000;
 
 export function leaseName(target: string): string {
   return `gke-deployer.${target}`;
@@ -50,6 +73,8 @@ export type Knowledge = ReadonlyMap<string, KubernetesObject>;
 export interface Tenure {
   /** Known while the tenure has been unbroken since this instance's last apply; otherwise read the cluster. */
   readonly knowledge: Knowledge | undefined;
+  /** Bounds every write of the turn by the Lease (KubeClient.fenced): no write lands after the Lease could have passed on. */
+  readonly fence: WriteFence;
   /** Ends the turn: what the deploy learned (its applies' answers), 'keep' (nothing written), or 'drop'. */
   done(learned: Knowledge | 'keep' | 'drop'): void;
 }
@@ -71,6 +96,8 @@ interface State {
   holding: boolean;
   /** Local clock when the held Lease's renewTime was written (taken before sending). */
   renewedAt: number;
+  /** A renewal during a turn (keep-alive or fence), shared by whoever needs it meanwhile. */
+  renewing: Promise<void> | undefined;
   knowledge: Knowledge | undefined;
   /** Bumped by forget(): a turn that started before it learns nothing. */
   epoch: number;
@@ -93,11 +120,14 @@ export class TargetLeases {
   private readonly idleMs: number;
   /** LEASE_SECONDS, shorter in tests. */
   private readonly leaseSeconds: number;
+  /** SAFETY_MS, or a tenth of a short (test) Lease. */
+  private readonly safetyMs: number;
   private closed = false;
 
   constructor(opts: { idleMs?: number; leaseSeconds?: number } = {}) {
     this.idleMs = opts.idleMs ?? IDLE_MS;
     this.leaseSeconds = opts.leaseSeconds ?? LEASE_SECONDS;
+    this.safetyMs = Math.min(SAFETY_MS, this.leaseSeconds * 100);
   }
 
   /** Waits for this instance's turn, then for the Lease, until `deadline`; then CLUSTER_UNAVAILABLE (retryable). */
@@ -114,11 +144,26 @@ export class TargetLeases {
     }
     const epoch = st.epoch;
     let ended = false;
+    // Keep-alive: a long turn (a preDeploy Job) keeps the Lease; a failed renewal is retried
+    // at the next tick, and the fence refuses writes once too little is left.
+    const leaseMs = this.leaseSeconds * 1000;
+    const keepAlive = setInterval(() => {
+      // Renewed once a quarter has gone: at least half is left whenever a renewal starts.
+      if (st.renewedAt + leaseMs - Date.now() < (leaseMs * 3) / 4) this.renewInTurn(st, client).catch(() => {});
+    }, leaseMs / 4);
+    keepAlive.unref();
     return {
       knowledge: st.knowledge,
+      fence: {
+        writeBy: async () => {
+          if (ended) throw new DeployError('INTERNAL', `a write of target "${ref.target}" after its turn ended`);
+          return this.writeBy(st, client);
+        },
+      },
       done: (learned) => {
         if (ended) return;
         ended = true;
+        clearInterval(keepAlive);
         // Learned only under a tenure that cannot have lapsed meanwhile.
         const intact = st.holding && epoch === st.epoch && Date.now() < st.renewedAt + this.leaseSeconds * 1000;
         if (learned === 'drop' || !intact) st.knowledge = undefined;
@@ -152,7 +197,7 @@ export class TargetLeases {
     const k = key(ref);
     let st = this.states.get(k);
     if (!st) {
-      st = { ref, tail: Promise.resolve(), busy: 0, lease: undefined, holding: false, renewedAt: 0, knowledge: undefined, epoch: 0, client: undefined, timer: undefined };
+      st = { ref, tail: Promise.resolve(), busy: 0, lease: undefined, holding: false, renewedAt: 0, renewing: undefined, knowledge: undefined, epoch: 0, client: undefined, timer: undefined };
       this.states.set(k, st);
     }
     return st;
@@ -188,8 +233,10 @@ export class TargetLeases {
   }
 
   private async hold(st: State, client: KubeClient, deadline: number): Promise<void> {
+    await st.renewing?.catch(() => {}); // the last turn's keep-alive, still on its way
     const now = Date.now();
-    if (st.holding && st.lease && now < st.renewedAt + (this.leaseSeconds * 1000) / 2) return;
+    // A waiter seen by a renewal during the last turn gets the Lease now.
+    if (st.holding && st.lease && now < st.renewedAt + (this.leaseSeconds * 1000) / 2 && !this.waiterFor(st.lease, now)) return;
     // Someone waits for ours (recorded when we took it): yield instead of renewing.
     const yielding = st.holding;
     if (st.lease && !(st.holding && this.waiterFor(st.lease, now))) {
@@ -305,6 +352,7 @@ export class TargetLeases {
    * wrote it meanwhile, its resourceVersion stays the witness of who held it last.
    */
   private async handBack(st: State): Promise<void> {
+    await st.renewing?.catch(() => {});
     if (!st.holding || !st.lease || !st.client) return;
     const client = st.client;
     const to = this.waiterFor(st.lease, Date.now());
@@ -321,6 +369,62 @@ export class TargetLeases {
       if (current?.spec?.holderIdentity !== this.holder) return;
       await client.replace(handOver(st, current, this.waiterFor(current, Date.now()))).catch(() => undefined);
     }
+  }
+
+  /**
+   * When a write starting now must have landed: before the Lease could pass to someone
+   * else, less SAFETY_MS. Renews first when less than a quarter of the Lease is left (a
+   * long turn; the keep-alive usually did already), and refuses once the Lease is lost.
+   */
+  private async writeBy(st: State, client: KubeClient): Promise<number> {
+    const leaseMs = this.leaseSeconds * 1000;
+    if (st.holding && st.renewedAt + leaseMs - this.safetyMs - Date.now() < leaseMs / 4) {
+      // A renewal that could not be sent leaves what is left of the Lease to use.
+      await this.renewInTurn(st, client).catch((err: unknown) => {
+        if (!st.holding) throw err;
+      });
+    }
+    if (!st.holding) throw this.lostError(st);
+    return st.renewedAt + leaseMs - this.safetyMs;
+  }
+
+  /** One renewal at a time during a turn; whoever needs one meanwhile waits for it. */
+  private renewInTurn(st: State, client: KubeClient): Promise<void> {
+    st.renewing ??= this.renewHeld(st, client).finally(() => (st.renewing = undefined));
+    return st.renewing;
+  }
+
+  /**
+   * Renews the Lease in the middle of a turn, conditional on what we last wrote. A waiter
+   * that recorded itself meanwhile fails it: the Lease is still ours (same holder and
+   * renewTime: nobody took it), so it is renewed with the waiter's record kept, and the
+   * waiter gets it once this turn ends. Anything else: lost, and the turn's writes stop.
+   */
+  private async renewHeld(st: State, client: KubeClient): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const lease = st.lease;
+      if (!st.holding || !lease) break;
+      const now = Date.now();
+      const body = leaseBody(st, lease.metadata?.resourceVersion, { ...lease.spec, holderIdentity: this.holder, renewTime: microTime(now) }, waitingOf(lease));
+      try {
+        this.took(st, await client.replace(body), now);
+        return;
+      } catch (err) {
+        if (!raced(err)) throw apiError(err, body, 'lock (renew Lease)');
+      }
+      const current: State['lease'] = await client.get(leaseBody(st, undefined, {})).catch((err: unknown) => { throw apiError(err, body, 'lock (read Lease)'); });
+      const untouched = current?.spec?.holderIdentity === this.holder && current.spec.renewTime === lease.spec?.renewTime;
+      if (!untouched) break;
+      st.lease = current; // only annotations changed: renew from here
+      // A waiter rewriting its record again and again: still ours; the next renewal tries again.
+      if (attempt >= 3) throw new DeployError('CLUSTER_UNAVAILABLE', `Lease ${st.ref.namespace}/${leaseName(st.ref.target)} kept changing while renewing it; try again`);
+    }
+    this.lost(st);
+    throw this.lostError(st);
+  }
+
+  private lostError(st: State): DeployError {
+    return new DeployError('CLUSTER_UNAVAILABLE', `the deploy lost Lease ${st.ref.namespace}/${leaseName(st.ref.target)} of target "${st.ref.target}" before its writes were done (it expired and another deploy may hold it); nothing more is written, try again`);
   }
 
   private took(st: State, lease: KubernetesObject, at: number): void {

@@ -11,11 +11,39 @@ export const ANNOTATIONS = {
   /** The event that set the current image, and when it happened: what stale and duplicate are judged by. */
   eventId: 'gke-deployer/event-id',
   eventTime: 'gke-deployer/event-time',
+  /** The Git commit the event deploys (`github:owner/repo@sha`, `gitlab:group/project@sha`): Git events are ordered by it. */
+  commit: 'gke-deployer/commit',
   changeCause: 'kubernetes.io/change-cause',
+  /** Written by a rollback only: the id of the recorded event whose deploy it undid (order.ts answers its redelivery `rolled-back`). */
+  rolledBack: 'gke-deployer/rolled-back',
 } as const;
 
 /** Every annotation a deploy stamps: what tells one deploy of an object from another. */
 export const STAMP_KEYS: ReadonlySet<string> = new Set(Object.values(ANNOTATIONS));
+
+/**
+ * The stamps that record the event (what stale and duplicate are judged by, and whether its
+ * deploy was rolled back): they travel together, so a reconcile or a rollback that keeps the
+ * recorded event keeps all of them.
+ */
+export const EVENT_STAMPS = [ANNOTATIONS.eventId, ANNOTATIONS.eventTime, ANNOTATIONS.commit, ANNOTATIONS.rolledBack] as const;
+
+/** A commit of a Git host's repository, as the commit stamp names it. */
+export interface CommitRef {
+  host: string;
+  repository: string;
+  sha: string;
+}
+
+export function commitStamp(c: CommitRef): string {
+  return `${c.host}:${c.repository}@${c.sha}`;
+}
+
+/** The stamp read back; anything else (hand-edited, truncated) is no commit. */
+export function parseCommitStamp(value: string | undefined): CommitRef | undefined {
+  const m = value === undefined ? null : /^([a-z]+):([^@\s]+)@([0-9a-f]{40}|[0-9a-f]{64})$/.exec(value);
+  return m ? { host: m[1]!, repository: m[2]!, sha: m[3]! } : undefined;
+}
 
 export interface Stamp {
   source: string;
@@ -23,6 +51,8 @@ export interface Stamp {
   requestId: string;
   eventId: string;
   eventTime: string;
+  /** commitStamp() of the event's commit; absent for events that deploy no commit (direct, Pub/Sub, Scheduler). */
+  commit?: string;
 }
 
 /** Where each workload kind keeps its pod spec. */
@@ -45,6 +75,8 @@ export function stampAnnotations(stamp: Stamp): Record<string, string> {
     [ANNOTATIONS.requestId]: stamp.requestId,
     [ANNOTATIONS.eventId]: stamp.eventId,
     [ANNOTATIONS.eventTime]: stamp.eventTime,
+    // Absent when the event has none: the apply then drops a commit an earlier deploy stamped.
+    ...(stamp.commit !== undefined && { [ANNOTATIONS.commit]: stamp.commit }),
     // Without the request id, so an identical deploy leaves it as it was.
     [ANNOTATIONS.changeCause]: `gke-deployer: ${stamp.source} deployed ${stamp.image}`,
   };

@@ -4,6 +4,8 @@
 // replaced one only once no request uses it. A `KubeClient` is what a deploy calls: it
 // asks for the cluster's current channel on every attempt, refreshes the token once
 // after a 401, and retries transient faults (429, 5xx, resets, timeouts) within a budget.
+// A fenced KubeClient (a deploy's turn under the target's Lease) also bounds every write
+// to the Lease it holds (`WriteFence`).
 import {
   ApiException,
   HttpMethod,
@@ -36,6 +38,26 @@ export interface ClientTiming extends Backoff {
 
 export const DEFAULT_TIMING: ClientTiming = { attemptTimeoutMs: 15_000, budgetMs: 8_000, baseMs: 100, capMs: 2_000 };
 
+/**
+ * Where a write must land by: a Lease held by the writer (src/apply/lock.ts). No write may
+ * land once another instance could have taken the Lease, so every attempt of a write (and
+ * every retry) is bounded by it, on both ends: the client gives up at that time, and so
+ * does the API server (the `timeout` query parameter), which then abandons the request
+ * (admission webhooks, its queues, the storage write) instead of landing it late.
+ */
+export interface WriteFence {
+  /** Epoch ms by which a write starting now must have landed; renews the Lease first when too little is left, and throws once it is lost. */
+  writeBy(): Promise<number>;
+}
+
+/** A write attempt shorter than this could not be answered anyway: the Lease is renewed first, or the write refused. */
+export const MIN_WRITE_MS = 200;
+
+/** One attempt of a write under a fence: how long it may take, at most. */
+interface WriteLimit {
+  timeoutMs: number;
+}
+
 /** The generic object API, plus the two things its public methods do not offer. */
 class ObjectApi extends KubernetesObjectApi {
   /** The discovery lookup it already does (and caches) per instance. */
@@ -49,8 +71,9 @@ class ObjectApi extends KubernetesObjectApi {
    * not know (a newer API field, or a typo). Strict field validation makes the API server
    * reject unknown fields instead of ignoring them.
    */
-  async serverSideApply(obj: KubernetesObject, opts: ApplyOptions): Promise<KubernetesObject> {
+  async serverSideApply(obj: KubernetesObject, opts: ApplyOptions, limit?: WriteLimit): Promise<KubernetesObject> {
     const ctx = this.configuration.baseServer.makeRequestContext(await this.specUriPath(obj, 'patch'), HttpMethod.PATCH);
+    bound(ctx, limit);
     ctx.setHeaderParam('Accept', 'application/json');
     ctx.setHeaderParam('Content-Type', PatchStrategy.ServerSideApply);
     ctx.setQueryParam('fieldManager', opts.fieldManager);
@@ -80,8 +103,9 @@ class ObjectApi extends KubernetesObjectApi {
   }
 
   /** POST (create) or PUT (replace) the object as written: no typed model reshapes it. */
-  async write(obj: KubernetesObject, method: 'create' | 'replace'): Promise<KubernetesObject> {
+  async write(obj: KubernetesObject, method: 'create' | 'replace', limit?: WriteLimit): Promise<KubernetesObject> {
     const ctx = this.configuration.baseServer.makeRequestContext(await this.specUriPath(obj, method), method === 'create' ? HttpMethod.POST : HttpMethod.PUT);
+    bound(ctx, limit);
     ctx.setHeaderParam('Accept', 'application/json');
     ctx.setHeaderParam('Content-Type', 'application/json');
     ctx.setQueryParam('fieldManager', FIELD_MANAGER);
@@ -89,14 +113,48 @@ class ObjectApi extends KubernetesObjectApi {
     return this.requestPromise(ctx, RAW);
   }
 
-  async jsonPatch(obj: KubernetesObject, ops: unknown[]): Promise<KubernetesObject> {
+  async jsonPatch(obj: KubernetesObject, ops: unknown[], limit?: WriteLimit): Promise<KubernetesObject> {
     const ctx = this.configuration.baseServer.makeRequestContext(await this.specUriPath(header(obj), 'patch'), HttpMethod.PATCH);
+    bound(ctx, limit);
     ctx.setHeaderParam('Accept', 'application/json');
     ctx.setHeaderParam('Content-Type', PatchStrategy.JsonPatch);
     ctx.setQueryParam('fieldManager', FIELD_MANAGER);
     ctx.setBody(JSON.stringify(ops));
     return this.requestPromise(ctx, RAW);
   }
+
+  /** DELETE with preconditions, dependents in the background (the library's delete() cannot be bounded). */
+  async deleteExact(obj: KubernetesObject, preconditions: { uid: string; resourceVersion?: string }, limit?: WriteLimit): Promise<void> {
+    const ctx = this.configuration.baseServer.makeRequestContext(await this.specUriPath(header(obj), 'delete'), HttpMethod.DELETE);
+    bound(ctx, limit);
+    ctx.setHeaderParam('Accept', 'application/json');
+    ctx.setHeaderParam('Content-Type', 'application/json');
+    ctx.setBody(JSON.stringify({ apiVersion: 'v1', kind: 'DeleteOptions', propagationPolicy: 'Background', preconditions }));
+    await this.requestPromise(ctx, RAW);
+  }
+
+  /** POST a policy/v1 Eviction to the Pod's `eviction` subresource (no Eviction kind to discover). */
+  async evictExact(pod: KubernetesObject, preconditions: { uid: string }, limit?: WriteLimit): Promise<void> {
+    const ctx = this.configuration.baseServer.makeRequestContext(`${await this.specUriPath(header(pod), 'read')}/eviction`, HttpMethod.POST);
+    bound(ctx, limit);
+    ctx.setHeaderParam('Accept', 'application/json');
+    ctx.setHeaderParam('Content-Type', 'application/json');
+    const { metadata } = header(pod);
+    ctx.setBody(JSON.stringify({ apiVersion: 'policy/v1', kind: 'Eviction', metadata, deleteOptions: { preconditions } }));
+    await this.requestPromise(ctx, RAW);
+  }
+}
+
+/**
+ * A write attempt that must end within `limit`: the client aborts it then, and the API
+ * server is told the same (`timeout`, a Go duration), so it abandons the request rather
+ * than land it after the writer's Lease could have passed to someone else.
+ */
+function bound(ctx: RequestContext, limit: WriteLimit | undefined): void {
+  if (!limit) return;
+  const ms = Math.max(1, Math.floor(limit.timeoutMs));
+  ctx.setQueryParam('timeout', `${ms}ms`);
+  ctx.setSignal(AbortSignal.timeout(ms));
 }
 
 /**
@@ -181,7 +239,10 @@ export class Channel {
     const authorization = await this.connection.credentials.authorization();
     if (authorization) ctx.setHeaderParam('Authorization', authorization);
     ctx.setDispatcher(this.agent);
-    ctx.setSignal(AbortSignal.timeout(this.attemptTimeoutMs));
+    // A bounded write (a fenced client) set a shorter limit already: both apply.
+    const own = ctx.getSignal();
+    const timeout = AbortSignal.timeout(this.attemptTimeoutMs);
+    ctx.setSignal(own ? AbortSignal.any([own, timeout]) : timeout);
   }
 
   get server(): string {
@@ -252,11 +313,18 @@ export class KubeClient {
   private readonly source: ChannelSource;
   private readonly timing: ClientTiming;
   private readonly signal: AbortSignal | undefined;
+  private readonly fence: WriteFence | undefined;
 
-  constructor(source: ChannelSource, timing: ClientTiming = DEFAULT_TIMING, signal?: AbortSignal) {
+  constructor(source: ChannelSource, timing: ClientTiming = DEFAULT_TIMING, signal?: AbortSignal, fence?: WriteFence) {
     this.source = source;
     this.timing = timing;
     this.signal = signal;
+    this.fence = fence;
+  }
+
+  /** The same client, its writes bounded by `fence` (a Lease this instance holds): see WriteFence. */
+  fenced(fence: WriteFence): KubeClient {
+    return new KubeClient(this.source, this.timing, this.signal, fence);
   }
 
   isNamespaced(apiVersion: string, kind: string): Promise<boolean | undefined> {
@@ -275,17 +343,17 @@ export class KubeClient {
 
   /** POST: 409 when the object exists (for locks, where "absent" must be checked and acted on at once). */
   create(obj: KubernetesObject): Promise<KubernetesObject> {
-    return this.call((api) => api.write(obj, 'create'));
+    return this.write((api, _retry, limit) => api.write(obj, 'create', limit));
   }
 
   /** PUT: 409 unless the object is still at the `metadata.resourceVersion` it carries. */
   replace(obj: KubernetesObject): Promise<KubernetesObject> {
-    return this.call((api) => api.write(obj, 'replace'));
+    return this.write((api, _retry, limit) => api.write(obj, 'replace', limit));
   }
 
   /** RFC 6902 JSON patch (a `test` op makes it conditional). */
   jsonPatch(obj: KubernetesObject, ops: unknown[]): Promise<KubernetesObject> {
-    return this.call((api) => api.jsonPatch(obj, ops));
+    return this.write((api, _retry, limit) => api.jsonPatch(obj, ops, limit));
   }
 
   /** A collection's items, with the list's resourceVersion to watch from. */
@@ -319,7 +387,9 @@ export class KubeClient {
 
   /** Server-side apply: one PATCH, creates the object when absent. Idempotent, so safe to retry. */
   apply(obj: KubernetesObject, opts: ApplyOptions): Promise<KubernetesObject> {
-    return this.call((api) => api.serverSideApply(obj, opts));
+    // A dry run persists nothing: no fence needed.
+    if (opts.dryRun) return this.call((api) => api.serverSideApply(obj, opts));
+    return this.write((api, _retry, limit) => api.serverSideApply(obj, opts, limit));
   }
 
   /**
@@ -327,9 +397,9 @@ export class KubeClient {
    * resourceVersion against a change since it was read. Dependents go in the background.
    */
   async delete(obj: KubernetesObject, preconditions: { uid: string; resourceVersion?: string }): Promise<void> {
-    await this.call(async (api, retry) => {
+    await this.write(async (api, retry, limit) => {
       try {
-        await api.delete(header(obj), undefined, undefined, undefined, undefined, 'Background', { preconditions });
+        await api.deleteExact(obj, preconditions, limit);
       } catch (err) {
         // A retry after an answer was lost: the first attempt deleted it.
         if (!(retry && err instanceof ApiException && err.code === 404)) throw err;
@@ -337,9 +407,37 @@ export class KubeClient {
     });
   }
 
-  private async call<T>(fn: (api: ObjectApi, retry: boolean) => Promise<T>): Promise<T> {
+  /**
+   * Deletes exactly this Pod through the Eviction API, which honours its PodDisruptionBudgets:
+   * `false` when a budget refuses (429 with a DisruptionBudget cause), an answer that is not
+   * retried as a transient 429 is.
+   */
+  async evict(pod: KubernetesObject, uid: string): Promise<boolean> {
+    return this.write(async (api, retry, limit) => {
+      try {
+        await api.evictExact(pod, { uid }, limit);
+        return true;
+      } catch (err) {
+        if (err instanceof ApiException && err.code === 429 && bodyText(err).includes('DisruptionBudget')) return false;
+        // A retry after an answer was lost: the first attempt evicted it.
+        if (retry && err instanceof ApiException && err.code === 404) return true;
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * A request that may change the cluster. Under a fence each attempt, retries included,
+   * asks the fence first and must end before the Lease could pass to another instance.
+   */
+  private write<T>(fn: (api: ObjectApi, retry: boolean, limit: WriteLimit | undefined) => Promise<T>): Promise<T> {
+    return this.call(fn, this.fence);
+  }
+
+  private async call<T>(fn: (api: ObjectApi, retry: boolean, limit: WriteLimit | undefined) => Promise<T>, fence?: WriteFence): Promise<T> {
     let refreshed = false;
     let server = '';
+    let fenced = false;
     try {
       return await retrying(
         async (n) => {
@@ -347,8 +445,11 @@ export class KubeClient {
             const channel = await this.source.channel().catch((err: unknown) => Promise.reject(new LookupFailed('lookup failed', { cause: err })));
             server = channel.server;
             const connection = channel.current;
+            // Asked right before sending, so the limit holds from the moment the request leaves.
+            const limit = fence ? writeLimit(await fence.writeBy(), this.timing) : undefined;
+            fenced = limit !== undefined && limit.timeoutMs < this.timing.attemptTimeoutMs;
             try {
-              return await channel.run((api) => fn(api, n > 0));
+              return await channel.run((api) => fn(api, n > 0, limit));
             } catch (err) {
               if (err instanceof ChannelClosed) continue;
               if (err instanceof ApiException && err.code === 401 && !refreshed) {
@@ -367,10 +468,27 @@ export class KubeClient {
       );
     } catch (err) {
       if (err instanceof LookupFailed) throw err.cause;
+      if (fenced && isTimeout(err)) {
+        throw new DeployError('CLUSTER_UNAVAILABLE', `the Kubernetes API at ${server} did not answer a write before the target's Lease would run out; the write was abandoned (the API server was told to give up at the same time)`, { cause: err });
+      }
       if (!isTransportError(err)) throw err;
       throw new DeployError('CLUSTER_UNAVAILABLE', `cannot reach the Kubernetes API at ${server}: ${transportDetail(err, this.timing)}`, { cause: err });
     }
   }
+}
+
+/** The attempt's limit: the client's own timeout, or less when the fence comes first. */
+function writeLimit(by: number, timing: ClientTiming): WriteLimit {
+  const left = by - Date.now();
+  if (left < MIN_WRITE_MS) {
+    throw new DeployError('CLUSTER_UNAVAILABLE', `too little of the target's Lease is left to send a write (${Math.max(0, Math.round(left))} ms); try again`);
+  }
+  return { timeoutMs: Math.min(timing.attemptTimeoutMs, left) };
+}
+
+/** The client gave up waiting (its own signal), or the API server did (504 for its `timeout`). */
+function isTimeout(err: unknown): boolean {
+  return (err as Error | undefined)?.name === 'TimeoutError' || (err instanceof ApiException && err.code === 504);
 }
 
 /** Not an answer from the API server: refused, reset, timed out, TLS verification failed, or no token to send. */

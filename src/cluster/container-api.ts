@@ -4,7 +4,8 @@
 import type { ClusterManagerClient } from '@google-cloud/container';
 
 // Both libraries are CommonJS: their `default` is module.exports under Node's own loader
-// and in the production bundle alike (where a lazily loaded chunk exports nothing else).
+// and in the production bundle alike (whose facade gives such a chunk Node's named exports
+// too: scripts/build.ts, lazyCommonJs).
 export async function containerApiClient(env = process.env): Promise<ClusterManagerClient> {
   const { ClusterManagerClient } = (await import('@google-cloud/container')).default;
   const override = env.CONTAINER_API_ENDPOINT;

@@ -3,6 +3,25 @@
 import { isRecord } from '../guards.ts';
 
 const CALLER_ROUTES = ['direct', 'pubsub', 'scheduler'] as const;
+/** The certs google-auth-library verifies ID tokens against by default: Google's own signer. */
+const GOOGLE_CERTS_URL = 'https://www.googleapis.com/oauth2/v1/certs';
+
+/**
+ * Whether a caller route's setting makes it verify a Google-signed OIDC token: an audience and
+ * at least one service account, and no `token: none`. Anything else (`none`, `{token: none,
+ * subscriptions}`, whatever form the schema accepts later) lets anyone call it: service.yaml
+ * turns Cloud Run's invoker IAM check off, so the route itself is the only check.
+ */
+function verifiesCaller(setting: unknown): boolean {
+  return (
+    isRecord(setting) &&
+    setting.token === undefined &&
+    typeof setting.audience === 'string' &&
+    setting.audience.trim() !== '' &&
+    Array.isArray(setting.serviceAccounts) &&
+    setting.serviceAccounts.length > 0
+  );
+}
 
 /** Problems with `raw` (the parsed YAML) and `env` when running on Cloud Run; none elsewhere. */
 export function productionProblems(raw: unknown, env: NodeJS.ProcessEnv): string[] {
@@ -11,10 +30,14 @@ export function productionProblems(raw: unknown, env: NodeJS.ProcessEnv): string
   const auth = isRecord(raw) && isRecord(raw.auth) ? raw.auth : {};
   const problems: string[] = [];
   for (const route of CALLER_ROUTES) {
-    if (auth[route] === 'none') problems.push(`auth.${route}: "none" ${why}: give it an OIDC audience and serviceAccounts`);
+    const setting = auth[route];
+    // An absent optional route is not served (direct is required: the schema says so).
+    if (setting === undefined || verifiesCaller(setting)) continue;
+    problems.push(`auth.${route}: ${JSON.stringify(setting)} ${why}: it lets anyone call /${route === 'direct' ? 'deploy' : route}; give it an OIDC audience and serviceAccounts`);
   }
-  if (typeof auth.certsUrl === 'string' && !auth.certsUrl.startsWith('https://')) {
-    problems.push(`auth.certsUrl: must be https:// in production (K_SERVICE is set), got ${auth.certsUrl}`);
+  // Another signer's certs would let whoever holds its key mint the ID tokens checked above.
+  if (auth.certsUrl !== undefined && auth.certsUrl !== GOOGLE_CERTS_URL) {
+    problems.push(`auth.certsUrl: must be Google's ${GOOGLE_CERTS_URL} (or left out) in production (K_SERVICE is set), got ${JSON.stringify(auth.certsUrl)}`);
   }
   const report = isRecord(raw) && isRecord(raw.report) ? raw.report : {};
   for (const host of ['github', 'gitlab'] as const) {

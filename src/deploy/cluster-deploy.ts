@@ -1,5 +1,6 @@
-// One target on one cluster: cluster access → [preDeploy Jobs] → apply → rollout (wait,
-// roll back on failure) → DeployResult. pipeline.ts calls it once per cluster of the target.
+// One target on one cluster: cluster access → under the target's Lease: judge, [preDeploy
+// Jobs], apply → rollout (wait, roll back on failure) → DeployResult. pipeline.ts calls it
+// once per cluster of the target.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Config, Target } from '../config/load.ts';
 import type { ClusterRegistry } from '../cluster/registry.ts';
@@ -7,11 +8,13 @@ import { applyImage, applyObjects, recordedImage, type Applied } from '../apply/
 import { objectDiff } from '../apply/diff.ts';
 import { apiError } from '../apply/errors.ts';
 import { fieldManagerFor } from '../apply/field-manager.ts';
-import { guardedApply } from '../apply/guarded.ts';
+import { guardedApply, type Turn, type TurnOutcome } from '../apply/guarded.ts';
 import { TargetLeases, type Knowledge } from '../apply/lock.ts';
-import { anchorOf, judge, type Verdict } from '../apply/order.ts';
-import { renderManifests, type Stamp } from '../apply/render.ts';
+import { anchorOf, judge, recordedEvent, type Ancestry, type RecordedEvent, type Verdict } from '../apply/order.ts';
+import { ANNOTATIONS, commitStamp, renderManifests, type Stamp } from '../apply/render.ts';
+import type { KubeClient } from '../cluster/client.ts';
 import { DeployError } from '../errors.ts';
+import { field, isRecord } from '../guards.ts';
 import { authorize } from '../policy/policy.ts';
 import { runPreDeploy } from '../rollout/pre-deploy.ts';
 import { appliedEarlier } from '../rollout/resume.ts';
@@ -24,6 +27,8 @@ export interface Deps {
   clusters: ClusterRegistry;
   /** The instance's per-target Leases (src/apply/lock.ts); the app closes them on shutdown. */
   leases?: TargetLeases;
+  /** Asks the Git host how two commits relate (src/policy/ancestry.ts); none: Git events are ordered by time. */
+  ancestry?: Ancestry | undefined;
 }
 
 export interface DeployContext {
@@ -40,30 +45,42 @@ export type ClusterDeployer = (target: Target, intent: DeployIntent, ctx?: Deplo
 const ROLLBACK_SHARE = 0.25;
 const ROLLBACK_RESERVE_MAX_MS = 60_000;
 
-export function clusterDeployer({ clusters, leases = new TargetLeases() }: Pick<Deps, 'clusters' | 'leases'>): ClusterDeployer {
+export function clusterDeployer({ clusters, leases = new TargetLeases(), ancestry }: Pick<Deps, 'clusters' | 'leases' | 'ancestry'>): ClusterDeployer {
   return async (target, intent, ctx = {}) => {
     const started = Date.now();
     const deadline = ctx.deadline ?? Number.POSITIVE_INFINITY;
     const reconcile = intent.image === undefined;
-    // A deploy is judged before any network call; only a reconcile must first ask the
-    // cluster which image it is re-applying.
-    let imageRef = intent.image;
-    if (imageRef === undefined) {
-      const client = await clusters.client(target.cluster);
-      const objects: KubernetesObject[] = target.deployment
+    const event = { eventId: intent.eventId, eventTime: intent.eventTime, ...(intent.commit && { commit: commitStamp(intent.commit) }) };
+    const container = target.container !== undefined ? { container: target.container } : {};
+    // What the deploy writes: its image (authorized) on the target's manifests and preDeploy
+    // Jobs, stamped. A deploy's image is the intent's, planned before any network call. A
+    // reconcile's is the one the target records, read under the Lease (plan() in the turn):
+    // read before it, a deploy writing meanwhile would make the reconcile put back the image
+    // from before that deploy. A reconcile stamps the recorded event, never a new one of its
+    // own, so it never replaces a newer record.
+    let image = '';
+    let stamp: Stamp | undefined;
+    let objects: KubernetesObject[] = [];
+    let jobs: KubernetesObject[] = [];
+    const plan = (imageRef: string, recorded?: { requestId: string | undefined; event: RecordedEvent | undefined }): void => {
+      image = authorize(intent, target, imageRef).image.ref;
+      stamp = { source: intent.source, image, requestId: recorded?.requestId ?? intent.requestId, ...(recorded?.event ?? event) };
+      objects = target.deployment ? [] : renderManifests(target.objects, { image, stamp, ...container });
+      jobs = target.preDeployJobs.length > 0 ? renderManifests(target.preDeployJobs, { image, stamp, ...container }) : [];
+    };
+    if (intent.image !== undefined) plan(intent.image);
+    /** A reconcile's plan, from the record read with `reader`; whether the workload already runs that image. */
+    const planReconcile = async (reader: KubeClient): Promise<{ running: boolean }> => {
+      const recordObjects: KubernetesObject[] = target.deployment
         ? [{ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: target.deployment } }]
         : target.objects;
-      imageRef = await recordedImage(client, objects, target.namespace);
-      if (imageRef === undefined) {
+      const record = await recordedImage(reader, recordObjects, target.namespace);
+      if (record === undefined) {
         throw new DeployError('NOT_DEPLOYED', `nothing to reconcile: no object of target "${target.name}" records an image deployed by gke-deployer; deploy an image first`);
       }
-    }
-    const { image } = authorize(intent, target, imageRef);
-    const event = { eventId: intent.eventId, eventTime: intent.eventTime };
-    const stamp: Stamp = { source: intent.source, image: image.ref, requestId: intent.requestId, ...event };
-    const container = target.container !== undefined ? { container: target.container } : {};
-    const objects = target.deployment ? [] : renderManifests(target.objects, { image: image.ref, stamp, ...container });
-    const jobs = target.preDeployJobs.length > 0 ? renderManifests(target.preDeployJobs, { image: image.ref, stamp, ...container }) : [];
+      plan(record.image, { requestId: record.live.metadata?.annotations?.[ANNOTATIONS.requestId], event: recordedEvent(record.live) });
+      return { running: runningImage(record.live, target.container) === image };
+    };
     const client = await clusters.client(target.cluster);
     // Reconciling means taking back fields someone changed by hand, so it forces.
     const fieldManager = fieldManagerFor(target.name);
@@ -73,7 +90,7 @@ export function clusterDeployer({ clusters, leases = new TargetLeases() }: Pick<
       target: target.name,
       cluster: target.cluster,
       namespace: target.namespace,
-      image: image.ref,
+      image,
       requestId: intent.requestId,
       dryRun: intent.dryRun,
       ...(reconcile && { reconciled: true }),
@@ -88,56 +105,75 @@ export function clusterDeployer({ clusters, leases = new TargetLeases() }: Pick<
     const waitOpts = { namespace: target.namespace, started, deadline: waitEnd, ...(ctx.progress && { progress: ctx.progress }) };
 
     // Stale or duplicate: judged against the record on the live workload under the lock, where
-    // it counts. A look before it only pays where something runs first (a stale event runs no
-    // preDeploy Job) or where no lock is taken (a dry run).
+    // it counts, before anything runs (a stale event runs no preDeploy Job). A look outside it
+    // only where no lock is taken (a dry run). A reconcile judges nothing: it re-applies the
+    // record it reads under the Lease.
     const anchor = target.deployment ? { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: target.deployment } } : anchorOf(objects);
     const anchorRef = anchor && !reconcile ? { ...anchor, metadata: { ...anchor.metadata, namespace: target.namespace } } : undefined;
     const judged = async (): Promise<DeployResult | undefined> => {
       if (!anchorRef) return undefined;
       const live = await client.get(anchorRef).catch((err: unknown) => { throw apiError(err, anchorRef, 'read'); });
-      return settle(judge(live, event, intent.force));
+      return settle(await judge(live, event, intent.force, ancestry));
     };
     const verdict = (v: Verdict): DeployResult | undefined => {
       if (v.verdict === 'apply') return undefined;
+      // The recorded event's deploy was rolled back: so is its redelivery, and nothing is deployed again.
+      if (v.verdict === 'duplicate' && v.rolledBack) {
+        const reason = `event ${event.eventId} was already deployed and rolled back${v.rolledBack.restoredImage !== undefined ? ` to ${v.rolledBack.restoredImage}` : ''}; not deployed again`;
+        return result('rolled-back', { stage: 'rollout', reason, failedImage: image, ...(v.rolledBack.restoredImage !== undefined && { restoredImage: v.rolledBack.restoredImage }), recorded: v.recorded, objects: [] });
+      }
       const reason = v.verdict === 'duplicate'
         ? `event ${event.eventId} was already applied`
-        : `event ${event.eventId} (${event.eventTime}) is older than the applied event ${v.recorded.eventId} (${v.recorded.eventTime}); force: true deploys it anyway`;
+        : v.by === 'commit'
+          ? `event ${event.eventId} deploys ${event.commit ?? ''}, which is behind ${v.recorded.commit ?? ''} of the applied event ${v.recorded.eventId}; force: true deploys it anyway`
+          : `event ${event.eventId} (${event.eventTime}) is older than the applied event ${v.recorded.eventId} (${v.recorded.eventTime}); force: true deploys it anyway`;
       return result(v.verdict, { reason, recorded: v.recorded, objects: [] });
     };
     const ref = { cluster: target.cluster, namespace: target.namespace, target: target.name };
-    const rolloutOpts = { ...waitOpts, rolloutEnd, requestDeadline: deadline, timeoutMs: target.rollout.timeout, rollback: target.rollout.rollback, fieldManager, image: image.ref, ...container };
+    // A function: a reconcile learns its image in the turn.
+    const rolloutOpts = () => ({ ...waitOpts, rolloutEnd, requestDeadline: deadline, timeoutMs: target.rollout.timeout, rollback: target.rollout.rollback, fieldManager, image, ...container });
     // The recorded event again: a redelivery, maybe of a deploy cut short before its rollout
     // ended (its instance stopped, or its request timed out). With a rollout wait, that rollout
     // is judged now and rolled back when it failed (src/rollout/resume.ts); a good one stays a
     // `duplicate`, nothing written.
     const settle = async (v: Verdict): Promise<DeployResult | undefined> => {
       const skipped = verdict(v);
-      if (v.verdict !== 'duplicate' || intent.dryRun || !target.rollout.wait) return skipped;
+      if (v.verdict !== 'duplicate' || v.rolledBack || intent.dryRun || !target.rollout.wait) return skipped;
       const earlier = await appliedEarlier(client, objects, target.namespace, fieldManager, target.deployment);
       if (!earlier) return skipped;
-      const { status, ...rest } = await rollOut(client, earlier, rolloutOpts);
+      const { status, ...rest } = await rollOut(client, earlier, rolloutOpts());
       if (status === 'ready' || status === 'applied') return skipped;
       leases.forget(ref);
       return result(status, { ...rest, recorded: v.recorded });
     };
-    const early = intent.dryRun || jobs.length > 0 ? await judged() : undefined;
-    if (early) return early;
-
-    if (jobs.length > 0 && !intent.dryRun) {
-      const pre = await runPreDeploy(client, jobs, { ...opts, ...waitOpts, requestId: intent.requestId, ...container });
-      if (pre.state !== 'complete') {
-        return result(pre.state, { stage: 'preDeploy', reason: pre.reason ?? 'a preDeploy Job did not complete', preDeploy: pre.runs, objects: [] });
+    const apply = (writer: KubeClient, known?: Knowledge): Promise<Applied[]> => target.deployment
+      ? applyImage(writer, { ...opts, deployment: target.deployment, image, stamp: stamp!, ...container })
+      : applyObjects(writer, objects, { ...opts, ...(known && { known }) });
+    // The turn, under the Lease: (a reconcile reads its record), preDeploy Jobs, the applies;
+    // every write through the turn's fenced client. preDeploy Jobs run under the Lease, so
+    // one run per target at a time (the Lease is kept alive while they run), and only for
+    // an image not already running (a reconcile that re-applies the running image runs none).
+    const turn = async ({ client: writer, known }: Turn): Promise<TurnOutcome<DeployResult>> => {
+      const running = reconcile ? (await planReconcile(client)).running : false;
+      if (jobs.length > 0 && !running) {
+        const pre = await runPreDeploy(writer, jobs, { ...opts, ...waitOpts, target: target.name, requestId: intent.requestId, ...container });
+        if (pre.state !== 'complete') {
+          return { result: result(pre.state, { stage: 'preDeploy', reason: pre.reason ?? 'a preDeploy Job did not complete', preDeploy: pre.runs, objects: [] }) };
+        }
       }
-    }
-
-    const apply = (known?: Knowledge): Promise<Applied[]> => target.deployment
-      ? applyImage(client, { ...opts, deployment: target.deployment, image: image.ref, stamp, ...container })
-      : applyObjects(client, objects, { ...opts, ...(known && { known }) });
+      return { applied: await apply(writer, known) };
+    };
     let applied: Applied[];
-    if (intent.dryRun) applied = await apply();
-    else {
-      const guarded = await guardedApply(leases, client, { ...ref, deadline, anchor: anchorRef, event, force: intent.force === true }, apply);
+    if (intent.dryRun) {
+      // Nothing written, so no Lease: a dry run reads and judges as it goes.
+      if (reconcile) await planReconcile(client);
+      const early = await judged();
+      if (early) return early;
+      applied = await apply(client);
+    } else {
+      const guarded = await guardedApply(leases, client, { ...ref, deadline, anchor: anchorRef, event, force: intent.force === true, ancestry }, turn);
       if ('verdict' in guarded) return (await settle(guarded))!;
+      if ('result' in guarded) return guarded.result;
       applied = guarded.applied;
     }
     if (intent.dryRun) {
@@ -145,10 +181,18 @@ export function clusterDeployer({ clusters, leases = new TargetLeases() }: Pick<
     }
     if (!target.rollout.wait) return result('applied', { objects: applied.map((a) => a.report) });
 
-    const { status, ...rest } = await rollOut(client, applied, rolloutOpts);
+    const { status, ...rest } = await rollOut(client, applied, rolloutOpts());
     // A rollback may have written the target outside the Lease: forget what the instance knew.
     if (status !== 'ready' && status !== 'applied') leases.forget(ref);
     return result(status, rest);
   };
 }
 
+/** The image the live workload runs in the target's container (or its only container). */
+function runningImage(live: KubernetesObject, container: string | undefined): string | undefined {
+  const spec = live.kind === 'CronJob' ? field(live, 'spec', 'jobTemplate', 'spec', 'template', 'spec') : field(live, 'spec', 'template', 'spec');
+  const raw = isRecord(spec) ? spec.containers : undefined;
+  const containers = Array.isArray(raw) ? raw.filter(isRecord) : [];
+  const c = container !== undefined ? containers.find((x) => x.name === container) : containers.length === 1 ? containers[0] : undefined;
+  return typeof c?.image === 'string' ? c.image : undefined;
+}

@@ -11,7 +11,11 @@ export interface DeployIntent {
   source: string;
   /** The sender's id for the event (Pub/Sub messageId, delivery GUID): the same id twice is one deploy. */
   eventId: string;
-  /** When the event happened (RFC 3339): an intent older than the one applied is stale. */
+  /**
+   * When the event happened (RFC 3339), never later than it arrived: an intent older than the one
+   * applied is stale. For a Git event, a time the host signed in the body; its `commit` is
+   * ordered first (src/apply/order.ts).
+   */
   eventTime: string;
   /** Apply even when stale (a deliberate manual rollback). */
   force?: boolean;

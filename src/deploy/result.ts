@@ -9,11 +9,18 @@ import type { ReadinessState } from '../rollout/wait.ts';
  * rolled-back the rollout failed and every changed workload was restored and is ready again
  * failed      the deploy failed and was not (or could not be) rolled back; `reason` says why
  * timed-out   the wait ran out of time before the rollout ended either way
+ * paused      written, not rolled out: a Deployment is paused (`spec.paused`), so its controller
+ *             rolls nothing out until someone resumes it; nothing rolled back
  * dry-run     nothing changed; `diff` per object says what would
  * stale       skipped: the workload records a newer event (`recorded`); nothing written
  * duplicate   skipped: the workload records this very event; nothing written
+ *
+ * Every table that maps a status (src/report/outcome.ts, src/sources/answers.ts, the GitHub and
+ * GitLab states) is a Record over this list, so a status added here does not compile until each
+ * one places it.
  */
-export type DeployStatus = 'ready' | 'applied' | 'rolled-back' | 'failed' | 'timed-out' | 'dry-run' | 'stale' | 'duplicate';
+export const DEPLOY_STATUSES = ['ready', 'applied', 'rolled-back', 'failed', 'timed-out', 'paused', 'dry-run', 'stale', 'duplicate'] as const;
+export type DeployStatus = (typeof DEPLOY_STATUSES)[number];
 
 export interface ObjectResult extends AppliedObject {
   readiness?: ReadinessState;

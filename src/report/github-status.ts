@@ -26,7 +26,8 @@ export type GithubState = 'in_progress' | 'success' | 'failure' | 'error' | 'ina
  * Outcome → final state. Stale and duplicate deploys changed nothing: their Deployment (made
  * before the deploy knew) is closed `inactive`, so the environment's active deployment stays
  * the one that did apply. An error (the deploy could not run) is `error`; a deploy that ran and
- * did not become ready (rolled back, failed, timed out) is `failure`.
+ * did not become ready (rolled back, failed, timed out, paused: written but not rolled out) is
+ * `failure`.
  */
 const GITHUB_STATES: Record<ReturnType<typeof endedAs>, GithubState> = {
   ready: 'success',
@@ -37,6 +38,7 @@ const GITHUB_STATES: Record<ReturnType<typeof endedAs>, GithubState> = {
   'rolled-back': 'failure',
   failed: 'failure',
   'timed-out': 'failure',
+  paused: 'failure',
   error: 'error',
 };
 

@@ -19,8 +19,9 @@ import { aborted, describeOutcome, type Reporter } from './reporter.ts';
 export type GitlabState = 'running' | 'success' | 'failed' | 'canceled';
 
 /**
- * Outcome → final state. GitLab has no `error` state: errors are `failed` like failed rollouts.
- * Stale and duplicate deploys changed nothing: `canceled` (`skipped` exists only from GitLab 17.5).
+ * Outcome → final state. GitLab has no `error` state: errors are `failed` like failed rollouts,
+ * and like a paused Deployment (written, not rolled out). Stale and duplicate deploys changed
+ * nothing: `canceled` (`skipped` exists only from GitLab 17.5).
  */
 const GITLAB_STATES: Record<ReturnType<typeof endedAs>, GitlabState> = {
   ready: 'success',
@@ -31,6 +32,7 @@ const GITLAB_STATES: Record<ReturnType<typeof endedAs>, GitlabState> = {
   'rolled-back': 'failed',
   failed: 'failed',
   'timed-out': 'failed',
+  paused: 'failed',
   error: 'failed',
 };
 

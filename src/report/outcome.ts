@@ -15,8 +15,30 @@ export type Outcome =
   | { kind: 'replied'; status: number; body: Record<string, unknown> }
   | { kind: 'done'; results: IntentOutcome[] };
 
-/** Not a failure: done as asked, or rightly skipped (a newer or the same event was already applied). */
-export const SUCCEEDED: ReadonlySet<DeployStatus> = new Set(['ready', 'applied', 'dry-run', 'stale', 'duplicate']);
+/**
+ * What each status means for the report, one row per status (typed over every DeployStatus: a
+ * new status does not compile until it has a row, so it never falls through to a default).
+ * - succeeded: done as asked, or rightly skipped (a newer or the same event was already applied).
+ *   Not a success: Pub/Sub acknowledges it flagged `acknowledged: true`; a sequential fan-out
+ *   stops there; a summary counts it as failed.
+ * - severity: the deploy's log line. ERROR for a deploy that failed (rolled back or not);
+ *   WARNING for one that needs a look but did not fail: timed out (a redelivery looks again),
+ *   stale (skipped), paused (written, waiting for someone to resume the Deployment).
+ */
+const MEANING: Record<DeployStatus, { succeeded: boolean; severity: Severity }> = {
+  ready: { succeeded: true, severity: 'INFO' },
+  applied: { succeeded: true, severity: 'INFO' },
+  'dry-run': { succeeded: true, severity: 'INFO' },
+  duplicate: { succeeded: true, severity: 'INFO' },
+  stale: { succeeded: true, severity: 'WARNING' },
+  'timed-out': { succeeded: false, severity: 'WARNING' },
+  paused: { succeeded: false, severity: 'WARNING' },
+  'rolled-back': { succeeded: false, severity: 'ERROR' },
+  failed: { succeeded: false, severity: 'ERROR' },
+};
+
+/** Not a failure: done as asked, or rightly skipped (MEANING). */
+export const SUCCEEDED: ReadonlySet<DeployStatus> = new Set((Object.keys(MEANING) as DeployStatus[]).filter((s) => MEANING[s].succeeded));
 
 /** How one intent ended, as the status tables of the reporters key it: its status, or `error`. */
 export function endedAs(o: IntentOutcome): DeployStatus | 'error' {
@@ -33,9 +55,13 @@ export function succeeded(o: IntentOutcome): boolean {
  * `ready` ranks below `applied`/`dry-run` and above `duplicate`: after a redelivery, a cluster
  * that already had the event answers `duplicate` while the one that failed before is now
  * `ready`, and the event is then deployed everywhere. `skipped` (sequential: after an earlier
- * cluster's failure) never decides, since that failure already does.
+ * cluster's failure) never decides, since that failure already does. `paused` ranks below the
+ * failures (nothing failed: the new template waits for a resume) and above every success.
  */
-export const WORST_FIRST: readonly DeployStatus[] = ['failed', 'timed-out', 'rolled-back', 'stale', 'dry-run', 'applied', 'ready', 'duplicate'];
+const ORDER = ['failed', 'timed-out', 'rolled-back', 'paused', 'stale', 'dry-run', 'applied', 'ready', 'duplicate'] as const;
+/** The order itself when it ranks every status; else a type naming the unranked ones, so WORST_FIRST does not compile. */
+type RanksEvery<T extends readonly DeployStatus[]> = [Exclude<DeployStatus, T[number]>] extends [never] ? T : { unranked: Exclude<DeployStatus, T[number]> };
+export const WORST_FIRST: RanksEvery<typeof ORDER> = ORDER;
 
 export function worstStatus(statuses: readonly ClusterStatus[]): DeployStatus {
   const rank = (s: ClusterStatus) => (s === 'skipped' ? WORST_FIRST.length : WORST_FIRST.indexOf(s));
@@ -66,14 +92,5 @@ export function retryable(o: Outcome): boolean {
 export function severityOf(o: IntentOutcome): Severity {
   // A deploy that could not run is an error whether or not a redelivery may fix it.
   if (!o.ok) return 'ERROR';
-  switch (o.result.status) {
-    case 'rolled-back':
-    case 'failed':
-      return 'ERROR';
-    case 'timed-out':
-    case 'stale':
-      return 'WARNING';
-    default:
-      return 'INFO';
-  }
+  return MEANING[o.result.status].severity;
 }

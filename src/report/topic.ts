@@ -2,7 +2,9 @@
 // duplicate and errors included), is published as one JSON message: the body /deploy answers,
 // with attributes `target`, `status`, `source`, `eventId`, `requestId` (and `code` for an
 // error) for subscription filters. @google-cloud/pubsub is imported only when a topic is
-// configured, alongside the first deploy; it honours PUBSUB_EMULATOR_HOST.
+// configured, alongside the first deploy; it honours PUBSUB_EMULATOR_HOST. It is CommonJS:
+// the production bundle gives its lazily loaded chunk the named exports Node's loader gives
+// (scripts/build.ts, lazyCommonJs; test/bundle.test.ts publishes through the bundle).
 import type { PubSub, Topic } from '@google-cloud/pubsub';
 import type { DeployIntent } from '../deploy/intent.ts';
 import { REPORT_LIMITS } from './limits.ts';

@@ -10,6 +10,8 @@ export type Readiness =
   | { state: 'ready'; message: string }
   | { state: 'applied'; message: string } // a kind with nothing to wait for
   | { state: 'progressing'; reason: string; message: string }
+  /** Written, and nothing rolls it out until someone acts (a paused Deployment): neither ready nor failed. */
+  | { state: 'paused'; message: string }
   | { state: 'failed'; reason: string; message: string };
 
 type Rule = (live: KubernetesObject) => Readiness;
@@ -54,7 +56,8 @@ const progressing = (reason: string, message: string): Readiness => ({ state: 'p
  * NewReplicaSetAvailable as for any other size.
  * spec.paused: the controller neither creates the new ReplicaSet nor checks the deadline, so
  * waiting could only end in a timeout. A paused Deployment whose rollout is not complete is
- * `applied` ("paused"), neither ready nor failed; once complete it is ready as usual.
+ * `paused`: neither ready (none of the new template runs) nor failed (it rolls out once resumed).
+ * Once its rollout is complete (a pause with nothing new to roll out) it is ready as usual.
  */
 function deployment(live: KubernetesObject): Readiness {
   const name = live.metadata?.name ?? '';
@@ -75,7 +78,7 @@ function deployment(live: KubernetesObject): Readiness {
     return { state: 'ready', message: `deployment "${name}" successfully rolled out: ${available} of ${num(live, 'spec', 'replicas') ?? 1} replicas available` };
   }
   if (paused) {
-    return { state: 'applied', message: `deployment "${name}" is paused: the new template rolls out once it is resumed (kubectl rollout resume)` };
+    return { state: 'paused', message: `deployment "${name}" is paused: the new template rolls out once it is resumed (kubectl rollout resume)` };
   }
   const failure = condition(live, 'ReplicaFailure');
   if (failure?.status === 'True') return progressing(failure.reason ?? 'ReplicaFailure', `Waiting for rollout to finish: ${failure.message ?? 'pods cannot be created'}`);

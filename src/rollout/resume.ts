@@ -8,8 +8,9 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import type { KubeClient } from '../cluster/client.ts';
 import type { Applied } from '../apply/apply.ts';
 import { apiError } from '../apply/errors.ts';
-import { ANNOTATIONS, STAMP_KEYS, isWorkload } from '../apply/render.ts';
+import { ANNOTATIONS, EVENT_STAMPS, STAMP_KEYS, isWorkload } from '../apply/render.ts';
 import { field, isRecord } from '../guards.ts';
+import { judgeChanges } from './ownership.ts';
 
 const REVISION = 'deployment.kubernetes.io/revision';
 
@@ -28,7 +29,8 @@ export async function appliedEarlier(client: KubeClient, sent: readonly Kubernet
     const ref = { ...obj, metadata: { ...obj.metadata, namespace } };
     const live = await client.get(ref).catch((err: unknown) => { throw apiError(err, ref, 'read'); });
     if (!live) continue; // deleted since: nothing to wait for or restore
-    if (changedSince(live, fieldManager)) return undefined;
+    // The apply's answer is gone: managedFields tell whether someone else wrote our fields since (src/rollout/ownership.ts).
+    if (judgeChanges(live, fieldManager).changed) return undefined;
     const before = live.kind === 'Deployment' ? await previousRevision(client, live) : undefined;
     const body = imageOnly !== undefined ? imagePatch(ref, live) : ref;
     if (!body) continue;
@@ -39,19 +41,6 @@ export async function appliedEarlier(client: KubeClient, sent: readonly Kubernet
     });
   }
   return applied;
-}
-
-/**
- * Whether another manager wrote the spec after this target's own last apply (managedFields
- * times, to the second). Not the controllers: they write status, scale, or (the Deployment
- * controller's revision annotation) metadata only.
- */
-function changedSince(live: KubernetesObject, fieldManager: string): boolean {
-  const fields = live.metadata?.managedFields ?? [];
-  const ours = fields.find((m) => m.manager === fieldManager && m.operation === 'Apply' && !m.subresource);
-  const at = (m: { time?: unknown }) => (m.time === undefined ? Number.NaN : new Date(m.time as string | Date).getTime());
-  if (!ours) return true;
-  return fields.some((m) => m !== ours && !m.subresource && isRecord(m.fieldsV1) && 'f:spec' in m.fieldsV1 && at(m) > at(ours));
 }
 
 /** The Deployment with the pod template and stamps of its previous revision; undefined when it has none. */
@@ -86,7 +75,7 @@ function imagePatch(ref: KubernetesObject, live: KubernetesObject): KubernetesOb
   const container: unknown = Array.isArray(containers) ? containers.find((c) => isRecord(c) && c.image === image) : undefined;
   if (!isRecord(container) || typeof container.name !== 'string') return undefined;
   const annotations: Record<string, string> = {};
-  for (const k of [ANNOTATIONS.eventId, ANNOTATIONS.eventTime]) {
+  for (const k of EVENT_STAMPS) {
     const v = live.metadata?.annotations?.[k];
     if (v !== undefined) annotations[k] = v;
   }

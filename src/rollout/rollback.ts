@@ -1,13 +1,15 @@
 // Restores the workloads a failed deploy changed to what they ran before, with
 // server-side apply under the deployer's own field manager (a JSON-patch undo would
 // move field ownership away from it). Never over someone else's newer change.
-import { isDeepStrictEqual } from 'node:util';
 import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
 import type { KubeClient } from '../cluster/client.ts';
 import { apiError, describe } from '../apply/errors.ts';
-import { ANNOTATIONS, STAMP_KEYS } from '../apply/render.ts';
+import { ANNOTATIONS, EVENT_STAMPS, STAMP_KEYS } from '../apply/render.ts';
 import type { Change } from '../apply/apply.ts';
 import { DeployError } from '../errors.ts';
+import { judgeChanges, withoutFields } from './ownership.ts';
+import { podFailure } from './readiness.ts';
+import { listWatch } from './watch.ts';
 
 export type RollbackResult =
   | { ok: true; restored: KubernetesObject[]; deleted: KubernetesObject[] }
@@ -16,22 +18,41 @@ export type RollbackResult =
 /** Re-reads allowed when the object moves between our read and our write (status updates do that). */
 const ATTEMPTS = 5;
 
+export interface RollbackOptions {
+  /** Epoch ms: a StatefulSet's broken Pods are replaced one at a time until then at most. */
+  deadline: number;
+}
+
 /**
  * All or nothing: when any changed workload was touched by someone else since the
  * deploy wrote it, none is rolled back (a half-restored target is a state nobody chose).
  */
-export async function rollback(client: KubeClient, changes: readonly Change[], fieldManager: string): Promise<RollbackResult> {
+export async function rollback(client: KubeClient, changes: readonly Change[], fieldManager: string, opts: RollbackOptions): Promise<RollbackResult> {
   // What earlier attempts already put back: their own writes, not to be judged again as
   // someone else's change, nor written twice.
   const done = new Map<number, { restored: KubernetesObject } | { deleted: KubernetesObject }>();
+  // A StatefulSet's failed revision, as first read: once restored, its status names the restored one.
+  const failedRevision = new Map<number, string>();
   for (let attempt = 1; ; attempt++) {
     const todo = [...changes.entries()].filter(([i]) => !done.has(i));
     const current = await Promise.all(todo.map(([, c]) => client.get(c.applied).catch((err: unknown) => { throw apiError(err, c.applied, 'read'); })));
     // Only after a 409 can some be restored already: a refusal then says which (the state is mixed).
     const already = done.size > 0 ? `; already restored: ${[...done.keys()].map((i) => describe(changes[i]!.applied)).join(', ')}` : '';
-    for (const [j, [, c]] of todo.entries()) {
-      const refusal = touchedBySomeoneElse(c, current[j], fieldManager);
-      if (refusal) return { ok: false, reason: `${refusal}${already}` };
+    const leaveOut = new Map<number, readonly (readonly string[])[]>();
+    const ours = new Set<number>();
+    for (const [j, [i, c]] of todo.entries()) {
+      const live = current[j];
+      const revision = live?.kind === 'StatefulSet' ? failingRevision(live) : undefined;
+      if (revision !== undefined && !failedRevision.has(i)) failedRevision.set(i, revision);
+      // Our own restore, written by an earlier attempt whose answer was lost (the retry of a
+      // write conditional on a resourceVersion then answers 409): done, not someone's change.
+      if (live && c.before !== undefined && isOurRestore(c, live)) {
+        ours.add(i);
+        continue;
+      }
+      const judged = touchedBySomeoneElse(c, live, fieldManager);
+      if (typeof judged === 'string') return { ok: false, reason: `${judged}${already}` };
+      leaveOut.set(i, judged.leaveOut);
     }
     try {
       for (const [j, [i, c]] of todo.entries()) {
@@ -42,15 +63,17 @@ export async function rollback(client: KubeClient, changes: readonly Change[], f
           await client.delete(c.applied, precondition);
           done.set(i, { deleted: c.applied });
         } else {
-          done.set(i, { restored: await client.apply(restoreBody(c, precondition.resourceVersion), { dryRun: false, force: true, fieldManager }) });
-          if (live.kind === 'StatefulSet') await replaceBrokenPods(client, live);
+          const restored = ours.has(i) ? live : await client.apply(restoreBody(c, precondition.resourceVersion, leaveOut.get(i) ?? []), { dryRun: false, force: true, fieldManager });
+          done.set(i, { restored });
+          const revision = failedRevision.get(i);
+          if (live.kind === 'StatefulSet' && revision !== undefined) await replaceBrokenPods(client, live, revision, opts.deadline);
         }
       }
       const results = changes.map((_, i) => done.get(i)!);
       return { ok: true, restored: results.flatMap((r) => ('restored' in r ? [r.restored] : [])), deleted: results.flatMap((r) => ('deleted' in r ? [r.deleted] : [])) };
     } catch (err) {
       // 409: the object moved between our read and our write (a controller's status update,
-      // or a person). Read again and decide again.
+      // a person, or our own write whose answer was lost). Read again and decide again.
       if (err instanceof ApiException && err.code === 409 && attempt < ATTEMPTS) continue;
       throw err instanceof DeployError ? err : apiError(err, changes[0]!.applied, 'roll back');
     }
@@ -58,48 +81,51 @@ export async function rollback(client: KubeClient, changes: readonly Change[], f
 }
 
 /**
- * Why this workload must not be rolled back, if someone else changed it after the deploy.
- * Not resourceVersion or generation: the controllers move both (status, and the revision
- * annotation a Deployment controller writes counts as a generation). What counts is the
- * spec and the labels and annotations people set.
+ * Why this workload must not be rolled back, if someone else changed it after the deploy;
+ * otherwise the fields to leave out of the restore. Only the fields the deploy's field
+ * manager applied count (src/rollout/ownership.ts): not what controllers write (status, a
+ * revision annotation), nor a scaler's replicas (an HPA, `kubectl scale`), which the restore
+ * leaves as they are.
  */
-function touchedBySomeoneElse(c: Change, live: KubernetesObject | undefined, fieldManager: string): string | undefined {
+function touchedBySomeoneElse(c: Change, live: KubernetesObject | undefined, fieldManager: string): string | { leaveOut: (readonly string[])[] } {
   if (live === undefined) return `${describe(c.applied)} was deleted after this deploy wrote it; not rolled back`;
-  if (live.metadata?.uid === c.after.metadata?.uid && isDeepStrictEqual(intent(live), intent(c.after))) return undefined;
-  const by = lastWriter(live, c.after, fieldManager);
-  return `${describe(c.applied)} was changed${by ? ` by ${by}` : ''} after this deploy wrote it; not rolled back, so that newer change stands`;
+  const replaced = live.metadata?.uid !== c.after.metadata?.uid;
+  const judged = replaced ? { changed: true as const, by: [] } : judgeChanges(live, fieldManager, c.after);
+  if (!judged.changed) return { leaveOut: judged.leaveOut };
+  const by = judged.by.join(', ');
+  return `${describe(c.applied)} was ${replaced ? 'replaced' : 'changed'}${by ? ` by ${by}` : ''} after this deploy wrote it; not rolled back, so that newer change stands`;
 }
 
-/** What people and tools set on a workload, without what its controller writes. */
-function intent(obj: KubernetesObject): unknown {
-  const own = (m: Record<string, string> | undefined) => Object.fromEntries(Object.entries(m ?? {}).filter(([k]) => !k.startsWith('deployment.kubernetes.io/')));
-  return { spec: (obj as { spec?: unknown }).spec, labels: own(obj.metadata?.labels), annotations: own(obj.metadata?.annotations) };
-}
-
-/** Who wrote since our apply: managedFields entries (not status) that are new or changed since then. */
-function lastWriter(live: KubernetesObject, after: KubernetesObject, fieldManager: string): string | undefined {
-  // An entry that only lost fields to a later writer keeps its time: only new times count.
-  const stamp = (m: { manager?: string; operation?: string; subresource?: string; time?: unknown }) => `${m.manager ?? ''}|${m.operation ?? ''}|${m.subresource ?? ''}|${String(m.time)}`;
-  const then = new Set((after.metadata?.managedFields ?? []).map(stamp));
-  const writers = (live.metadata?.managedFields ?? []).filter((m) => m.manager !== fieldManager && m.subresource !== 'status' && !then.has(stamp(m)));
-  return writers.map((m) => m.manager).filter((m, i, all) => m !== undefined && all.indexOf(m) === i).join(', ') || undefined;
+/** Whether the live object carries the stamps our restore of this deploy writes. */
+function isOurRestore(c: Change, live: KubernetesObject): boolean {
+  if (live.metadata?.uid !== c.after.metadata?.uid) return false;
+  const expected = restoreBody(c, '', []).metadata?.annotations ?? {};
+  const actual = live.metadata?.annotations ?? {};
+  return expected[ANNOTATIONS.rolledBack] !== undefined && [...STAMP_KEYS].every((k) => expected[k] === actual[k]);
 }
 
 /**
  * What we applied, with the pod template (or for an image-only target, the image) it
  * replaced and the stamps it had; `resourceVersion` makes the write conditional.
  */
-function restoreBody(c: Change, resourceVersion: string): KubernetesObject {
+function restoreBody(c: Change, resourceVersion: string, leaveOut: readonly (readonly string[])[]): KubernetesObject {
   const before = c.before as KubernetesObject & { spec?: { template?: PodTemplate } };
   const applied = structuredClone(c.applied) as KubernetesObject & { spec?: { template?: PodTemplate } };
   const annotations = Object.fromEntries(Object.entries(applied.metadata?.annotations ?? {}).filter(([k]) => !STAMP_KEYS.has(k)));
   for (const [k, v] of Object.entries(before.metadata?.annotations ?? {})) if (STAMP_KEYS.has(k)) annotations[k] = v;
   // The failed event stays recorded: it was handled (rolled back), so its redelivery or a
-  // replay is a duplicate and an older event stays stale, instead of failing all over again.
-  for (const k of [ANNOTATIONS.eventId, ANNOTATIONS.eventTime]) {
+  // replay is not deployed again and an older event stays stale.
+  // All of its stamps: a commit the failed event did not carry is not left from the one before.
+  for (const k of EVENT_STAMPS) {
     const v = applied.metadata?.annotations?.[k];
     if (v !== undefined) annotations[k] = v;
+    else delete annotations[k];
   }
+  // Says the recorded event ended in this rollback: its redelivery answers `rolled-back` again
+  // (src/apply/order.ts), and a retry of this write recognises it as its own.
+  const failedEvent = applied.metadata?.annotations?.[ANNOTATIONS.eventId];
+  if (failedEvent !== undefined) annotations[ANNOTATIONS.rolledBack] = failedEvent;
+  else delete annotations[ANNOTATIONS.rolledBack];
   const template = applied.spec?.template;
   if (template && c.imageOnly) {
     // Only the image field is ours: restore just that.
@@ -110,7 +136,7 @@ function restoreBody(c: Change, resourceVersion: string): KubernetesObject {
   } else if (applied.spec && before.spec?.template) {
     applied.spec.template = before.spec.template;
   }
-  return { ...applied, metadata: { ...applied.metadata, annotations, resourceVersion } };
+  return withoutFields({ ...applied, metadata: { ...applied.metadata, annotations, resourceVersion } }, leaveOut);
 }
 
 interface PodTemplate {
@@ -118,25 +144,84 @@ interface PodTemplate {
   spec?: { containers?: { name: string; image?: string }[] };
 }
 
+/** A StatefulSet's revision that is rolling out (and failed), while not every Pod runs it. */
+function failingRevision(sts: KubernetesObject): string | undefined {
+  const status = (sts as { status?: { updateRevision?: string; currentRevision?: string } }).status;
+  return status?.updateRevision && status.updateRevision !== status.currentRevision ? status.updateRevision : undefined;
+}
+
 /**
- * A StatefulSet does not replace a Pod of the failed revision by itself once the template
- * is restored (the Kubernetes docs' "forced rollback"): it waits for that Pod to become
- * Ready, which it never will. Deleting those Pods lets the controller recreate them from
- * the restored revision.
+ * A StatefulSet does not replace a broken Pod of the failed revision by itself once the
+ * template is restored (the Kubernetes docs' "forced rollback"): it waits for that Pod to
+ * become Ready, which it never will. So those Pods are replaced, and only those: not Ready,
+ * or stuck (readiness.ts podFailure). A Ready Pod of the failed revision is the controller's
+ * to roll back, one at a time, as it rolls out. Like the controller, one Pod at a time,
+ * highest ordinal first, the next only once the previous one's replacement is Ready; each
+ * through the Eviction API, so a PodDisruptionBudget is honoured.
  */
-async function replaceBrokenPods(client: KubeClient, failed: KubernetesObject): Promise<void> {
-  const status = (failed as { status?: { updateRevision?: string; currentRevision?: string } }).status;
-  const labels = (failed as { spec?: { selector?: { matchLabels?: Record<string, string> } } }).spec?.selector?.matchLabels ?? {};
-  const bad = status?.updateRevision;
-  if (!bad || bad === status.currentRevision) return;
-  const selector = [...Object.entries(labels).map(([k, v]) => `${k}=${v}`), `controller-revision-hash=${bad}`].join(',');
-  const { items } = await client.list('v1', 'Pod', failed.metadata?.namespace ?? '', { labelSelector: selector });
-  for (const pod of items) {
-    if (!pod.metadata?.ownerReferences?.some((o) => o.uid === failed.metadata?.uid)) continue;
-    await client.delete(pod, { uid: pod.metadata.uid ?? '' }).catch((err: unknown) => {
-      if (!(err instanceof ApiException && err.code === 404)) throw err;
-    });
+async function replaceBrokenPods(client: KubeClient, sts: KubernetesObject, revision: string, deadline: number): Promise<void> {
+  const namespace = sts.metadata?.namespace ?? '';
+  const labels = (sts as { spec?: { selector?: { matchLabels?: Record<string, string> } } }).spec?.selector?.matchLabels ?? {};
+  const labelSelector = [...Object.entries(labels).map(([k, v]) => `${k}=${v}`), `controller-revision-hash=${revision}`].join(',');
+  const tried = new Set<string>();
+  while (Date.now() < deadline) {
+    const { items } = await client.list('v1', 'Pod', namespace, { labelSelector });
+    const broken = items
+      .filter((pod) => pod.metadata?.ownerReferences?.some((o) => o.uid === sts.metadata?.uid) && !pod.metadata.deletionTimestamp && !tried.has(pod.metadata.uid ?? ''))
+      .filter((pod) => !isReady(pod) || podFailure(pod) !== undefined)
+      .sort((a, b) => ordinal(b) - ordinal(a));
+    const pod = broken[0];
+    if (!pod) return;
+    const uid = pod.metadata?.uid ?? '';
+    tried.add(uid);
+    let evicted: boolean;
+    try {
+      evicted = await client.evict(pod, uid);
+    } catch (err) {
+      // Gone, or replaced by the controller meanwhile (the uid precondition): nothing to do.
+      if (err instanceof ApiException && (err.code === 404 || err.code === 409)) continue;
+      throw err;
+    }
+    if (!evicted) {
+      // A budget that refuses: a Pod that is not Ready counts as unavailable already, so
+      // deleting it costs no availability; a Ready one is left to the controller.
+      if (isReady(pod)) continue;
+      await client.delete(pod, { uid }).catch((err: unknown) => {
+        if (!(err instanceof ApiException && err.code === 404)) throw err;
+      });
+    }
+    if (!(await replaced(client, pod, deadline))) return;
   }
+}
+
+/** Waits (a watch) until a new Pod of the same name is Ready; false when the deadline comes first. */
+async function replaced(client: KubeClient, pod: KubernetesObject, deadline: number): Promise<boolean> {
+  const controller = new AbortController();
+  const name = pod.metadata?.name ?? '';
+  let resolve!: (ok: boolean) => void;
+  const result = new Promise<boolean>((r) => (resolve = r));
+  const timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
+  const spec = { apiVersion: 'v1', kind: 'Pod', namespace: pod.metadata?.namespace ?? '', fieldSelector: `metadata.name=${name}` };
+  listWatch(client, spec, (type, obj) => {
+    if (type !== 'DELETED' && obj.metadata?.uid !== pod.metadata?.uid && isReady(obj)) resolve(true);
+  }, controller.signal).catch(() => resolve(false));
+  try {
+    return await result;
+  } finally {
+    clearTimeout(timer);
+    controller.abort();
+  }
+}
+
+function isReady(pod: KubernetesObject): boolean {
+  const conditions = (pod as { status?: { conditions?: { type?: string; status?: string }[] } }).status?.conditions ?? [];
+  return !pod.metadata?.deletionTimestamp && conditions.some((c) => c.type === 'Ready' && c.status === 'True');
+}
+
+/** A StatefulSet Pod's ordinal: the number its name ends with. */
+function ordinal(pod: KubernetesObject): number {
+  const m = /-(\d+)$/.exec(pod.metadata?.name ?? '');
+  return m ? Number(m[1]) : -1;
 }
 
 /** The image of the target container before the deploy, for the answer. */

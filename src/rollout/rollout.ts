@@ -1,5 +1,6 @@
 // The rollout stage: wait for what was applied; when it fails, roll back and wait for
-// that; say how it ended. Knows nothing of where the deploy came from.
+// that; say how it ended (a paused Deployment: `paused`, not rolled back). Knows nothing of
+// where the deploy came from.
 import type { KubeClient } from '../cluster/client.ts';
 import type { Applied } from '../apply/apply.ts';
 import type { DeployResult, ObjectResult } from '../deploy/result.ts';
@@ -32,6 +33,9 @@ export async function rollOut(client: KubeClient, applied: readonly Applied[], o
   if (waited.state === 'ready') {
     return { status: applied.some((a) => RESTORABLE.has(a.report.kind) || a.report.kind === 'Job') ? 'ready' : 'applied', objects };
   }
+  // Written, not rolled out: nothing failed, so nothing is rolled back (and a rollback would
+  // not roll out either while the Deployment stays paused). The pause is someone's decision.
+  if (waited.state === 'paused') return { status: 'paused', stage: 'rollout', reason: waited.reason ?? 'a Deployment is paused', objects };
   // Out of time before the rollout said either way, with the request ending: unknown state.
   if (waited.state === 'timed-out' && o.deadline < o.rolloutEnd) {
     return { status: 'timed-out', stage: 'rollout', reason: waited.reason ?? 'the request deadline came first', objects };
@@ -44,9 +48,11 @@ export async function rollOut(client: KubeClient, applied: readonly Applied[], o
   if (!o.rollback) return failed();
   if (changes.length === 0) return failed({ reason: `${reason} (nothing to roll back: no workload this deploy changed has a known earlier state)` });
   const restoredImage = imageBefore(changes[0]!, o.container);
-  const undone = await rollback(client, changes, o.fieldManager);
+  // One deadline for the rollback and its wait (a StatefulSet's broken Pods are replaced within it).
+  const rollbackEnd = Math.min(Date.now() + o.timeoutMs, o.requestDeadline);
+  const undone = await rollback(client, changes, o.fieldManager, { deadline: rollbackEnd });
   if (!undone.ok) return failed({ reason: `${reason}; ${undone.reason}` });
-  const again = await waitForRollout(client, undone.restored, { ...o, deadline: Math.min(Date.now() + o.timeoutMs, o.requestDeadline) });
+  const again = await waitForRollout(client, undone.restored, { ...o, deadline: rollbackEnd });
   const rolledBack = merge(
     undone.restored.map((obj) => ({ kind: obj.kind ?? '', name: obj.metadata?.name ?? '', namespace: o.namespace, action: 'configured' as const })),
     again,

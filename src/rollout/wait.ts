@@ -2,14 +2,15 @@
 // the workloads, and the Pods (plus ReplicaSets / ControllerRevisions, to tell which
 // Pods belong to the new revision) so that a Pod that cannot start fails the rollout at
 // once instead of at the progress deadline.
-import type { KubernetesObject } from '@kubernetes/client-node';
+import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
+import { statusMessage } from '../apply/errors.ts';
 import type { KubeClient } from '../cluster/client.ts';
 import { num } from './fields.ts';
 import { podFailure, readiness, waitsFor } from './readiness.ts';
 import { isNewRevisionPod, type Owned } from './revision.ts';
 import { listWatch, type EventType, type WatchSpec } from './watch.ts';
 
-export type ReadinessState = 'ready' | 'applied' | 'progressing' | 'failed';
+export type ReadinessState = 'ready' | 'applied' | 'progressing' | 'paused' | 'failed';
 
 export interface ObjectReadiness {
   kind: string;
@@ -21,8 +22,9 @@ export interface ObjectReadiness {
 }
 
 export interface WaitResult {
-  state: 'ready' | 'failed' | 'timed-out';
-  /** Why it failed: `ImagePullBackOff: Back-off pulling image "…"`, `ProgressDeadlineExceeded: …`. */
+  /** `paused`: everything else is ready, and a paused Deployment waits for someone to resume it. */
+  state: 'ready' | 'paused' | 'failed' | 'timed-out';
+  /** Why it failed (`ImagePullBackOff: Back-off pulling image "…"`, `ProgressDeadlineExceeded: …`) or is paused. */
   reason?: string;
   objects: ObjectReadiness[];
 }
@@ -69,6 +71,7 @@ export async function waitForRollout(client: KubeClient, objects: readonly Kuber
   const evaluate = () => {
     if (controller.signal.aborted) return;
     let pending = 0;
+    const paused: string[] = [];
     for (const w of waited) {
       const entry = status.get(key(w))!;
       const obj = live.get(key(w));
@@ -91,12 +94,16 @@ export async function waitForRollout(client: KubeClient, objects: readonly Kuber
       if (r.state === 'ready' || r.state === 'applied') {
         if (entry.readiness !== 'ready') entry.readyMs = Date.now() - opts.started;
         entry.readiness = 'ready';
+      } else if (r.state === 'paused') {
+        // Nothing changes until someone resumes it: waiting on would only time out.
+        entry.readiness = 'paused';
+        paused.push(r.message);
       } else {
         entry.readiness = 'progressing';
         pending++;
       }
     }
-    if (pending === 0) finish('ready');
+    if (pending === 0) finish(paused.length > 0 ? 'paused' : 'ready', paused.length > 0 ? paused.join('; ') : undefined);
   };
 
   /** The first Pod of the workload's new revision that cannot start, as a reason. */
@@ -151,8 +158,9 @@ export async function waitForRollout(client: KubeClient, objects: readonly Kuber
 
   for (const s of streams) {
     listWatch(client, s.spec, s.onEvent, controller.signal).catch((err: unknown) => {
-      // The list itself was refused (RBAC, gone namespace): the rollout cannot be judged.
-      const message = err instanceof Error ? err.message : String(err);
+      // The list was refused for good (RBAC, gone namespace): the rollout cannot be judged.
+      // A transient refusal never gets here: listWatch lists again until the deadline.
+      const message = err instanceof ApiException ? `${err.code} ${statusMessage(err)}` : err instanceof Error ? err.message : String(err);
       finish('failed', `cannot watch ${s.spec.kind}s in ${opts.namespace}: ${message}`);
     });
   }

@@ -19,6 +19,8 @@ const RESULT_HTTP: Record<DeployStatus, number> = {
   'rolled-back': 422,
   failed: 422,
   'timed-out': 504,
+  /** Written, not rolled out: the Deployment is paused, and stays on its old Pods until someone resumes it. */
+  paused: 409,
   duplicate: 200,
   /** A newer deploy won; `force: true` on /deploy overrides. */
   stale: 409,
@@ -59,7 +61,7 @@ function statusLike(resultStatus: (s: DeployStatus) => number, ignored: number, 
   };
 }
 
-/** POST /deploy and Cloud Scheduler: the status says how it ended (422 rolled back or failed, 504 timed out). */
+/** POST /deploy and Cloud Scheduler: the status says how it ended (422 rolled back or failed, 504 timed out, 409 stale or paused). */
 export const statusAnswer: Answerer = statusLike((s) => RESULT_HTTP[s], 202);
 
 /**

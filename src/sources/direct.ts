@@ -1,6 +1,7 @@
 // POST /deploy: a deploy intent sent directly by an authenticated caller.
 import { z } from 'zod';
 import type { CallerAuth } from '../config/schema.ts';
+import { DeployError } from '../errors.ts';
 import { oidcCaller, type OidcVerifier } from './auth/oidc.ts';
 import { jsonBody } from './http.ts';
 import { LIMITS } from './limits.ts';
@@ -22,6 +23,13 @@ export function directSource(auth: CallerAuth, verifier: OidcVerifier): Source {
   return {
     answer: statusAnswer,
     authenticate: oidcCaller(auth, verifier),
-    receive: (req) => ({ intents: [{ ...jsonBody(req, body, 'deploy request'), source: 'direct' }] }),
+    receive(req) {
+      const intent = jsonBody(req, body, 'deploy request');
+      // A time ahead of the clock would make every later deploy of the target stale until then.
+      if (intent.eventTime !== undefined && Date.parse(intent.eventTime) > Date.now() + LIMITS.maxEventTimeAheadMs) {
+        throw new DeployError('BAD_REQUEST', `eventTime ${intent.eventTime} is in the future (more than ${LIMITS.maxEventTimeAheadMs / 1000} s ahead of ${new Date().toISOString()}): send when the event happened, or leave it out`);
+      }
+      return { intents: [{ ...intent, source: 'direct' }] };
+    },
   };
 }

@@ -14,6 +14,26 @@ export const field = z.string().min(1).max(LIMITS.maxFieldLength);
 
 const ZERO_SHA = /^0+$/;
 
+/** Before this, a time in a payload is a placeholder (GitHub sends 0001-01-01 for unset times), not a time. */
+const EARLIEST = Date.parse('2000-01-01T00:00:00Z');
+
+/**
+ * A time the Git host put in the signed body, as RFC 3339: ISO 8601 with an offset, epoch
+ * seconds (GitHub push `repository.pushed_at`), or GitLab's `2016-08-12 15:23:28 UTC`. Anything
+ * else is no time: the event still deploys, ordered as the router's fallback says. Times in the
+ * future are bounded by the router (never after the request arrived).
+ */
+export function signedTime(value: unknown): string | undefined {
+  let ms: number;
+  if (typeof value === 'number' && Number.isSafeInteger(value)) ms = value * 1000;
+  else if (typeof value === 'string' && /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z| ?UTC| ?[+-]\d{2}:?\d{2})$/.test(value)) {
+    const [, date, time, zone] = /^(\S+)[T ](\d{2}:\d{2}:\d{2}(?:\.\d+)?) ?(.*)$/.exec(value)!;
+    const offset = zone === 'UTC' || zone === 'Z' ? 'Z' : `${zone!.slice(0, 3)}:${zone!.slice(-2)}`;
+    ms = Date.parse(`${date}T${time}${offset}`);
+  } else return undefined;
+  return Number.isFinite(ms) && ms >= EARLIEST ? new Date(ms).toISOString() : undefined;
+}
+
 /** A deleted ref's new value is all zeros. */
 export function isZeroSha(sha: string): boolean {
   return ZERO_SHA.test(sha);

@@ -5,12 +5,14 @@
 //   workflow_run completed + success  the run's head commit on its branch
 //   ping                              200, so the webhook's settings page shows it works
 // Anything else answers 202 ignored. GitHub shows each answer in its delivery log.
+// An event's time is one GitHub signed in the body, never when it arrived (a Redeliver, a
+// re-run or a replayed capture arrives later, with the old body): see eventTime below.
 import type { Request } from '@google-cloud/functions-framework';
 import { z } from 'zod';
 import type { Rule } from '../config/schema.ts';
 import { DeployError } from '../errors.ts';
 import { secretFromEnv, verifyHubSignature } from './auth/webhook-secret.ts';
-import { commitSha, deliveryFor, eventHeader, field, header, isZeroSha, refTarget } from './git-event.ts';
+import { commitSha, deliveryFor, eventHeader, field, header, isZeroSha, refTarget, signedTime } from './git-event.ts';
 import { invalid, parseJson, rawBody, requireContentType } from './http.ts';
 import { LIMITS } from './limits.ts';
 import { webhookAnswer } from './answers.ts';
@@ -20,13 +22,15 @@ import type { Delivery, Source } from './source.ts';
 const repository = z.object({ full_name: field });
 const withAction = z.object({ action: z.string().max(LIMITS.maxFieldLength) });
 
+// Times are read as they come (signedTime): a time GitHub changes the shape of never refuses an event.
 const push = z.object({
   ref: field,
   after: commitSha,
   deleted: z.boolean().optional(),
   /** For an annotated tag, `after` is the tag object; head_commit is the commit it points to. */
-  head_commit: z.object({ id: commitSha }).nullable().optional(),
-  repository,
+  head_commit: z.object({ id: commitSha, timestamp: z.unknown().optional() }).nullable().optional(),
+  /** pushed_at: epoch seconds in a push event, set by GitHub when the push happened. */
+  repository: repository.extend({ pushed_at: z.unknown().optional() }),
 });
 
 const packageType = z.object({ registry_package: z.object({ package_type: z.string().max(64) }) });
@@ -41,6 +45,8 @@ const registryPackage = z.object({
         /** org.opencontainers.image.revision, when the image was built with it (docker/metadata-action sets it). */
         labels: z.object({ revision: z.string().max(LIMITS.maxFieldLength).nullable().optional() }).nullable().optional(),
       }),
+      created_at: z.unknown().optional(),
+      updated_at: z.unknown().optional(),
     }),
   }),
   /** Absent for a package not linked to a repository. */
@@ -55,11 +61,12 @@ const workflowRun = z.object({
     /** The repository the commit is from: a fork's for a pull request from a fork. */
     head_repository: z.object({ full_name: field }).nullable().optional(),
     name: z.string().max(LIMITS.maxFieldLength).nullable().optional(),
+    created_at: z.unknown().optional(),
   }),
   repository,
 });
 
-type Mapped = Pick<Delivery, 'intents' | 'ignored' | 'reply'> & { context?: Record<string, string> };
+type Mapped = Pick<Delivery, 'intents' | 'ignored' | 'reply' | 'eventTime'> & { context?: Record<string, string> };
 
 export function githubSource(settings: { secretEnv: string }, rules: readonly Rule[]): Source {
   const secret = secretFromEnv(settings.secretEnv);
@@ -81,6 +88,7 @@ export function githubSource(settings: { secretEnv: string }, rules: readonly Ru
         intents: mapped.intents,
         ...(mapped.ignored !== undefined && { ignored: mapped.ignored }),
         ...(mapped.reply !== undefined && { reply: mapped.reply }),
+        ...(mapped.eventTime !== undefined && { eventTime: mapped.eventTime }),
         context: { event, ...mapped.context },
       };
     },
@@ -109,7 +117,9 @@ function onPush(p: z.infer<typeof push>, rules: readonly Rule[]): Mapped {
   const ref = refTarget(p.ref);
   if (!ref) return { intents: [], ignored: `push to ${p.ref}, neither a branch nor a tag`, context };
   const sha = p.head_commit?.id ?? p.after;
-  return { ...deliveryFor(rules, { source: 'github', repository: p.repository.full_name, sha, ...ref }, 'github/push'), context: { ...context, sha } };
+  // When GitHub took the push; the commit's own time (its author's clock) only without it.
+  const eventTime = signedTime(p.repository.pushed_at) ?? signedTime(p.head_commit?.timestamp);
+  return { ...deliveryFor(rules, { source: 'github', repository: p.repository.full_name, sha, ...ref }, 'github/push'), ...(eventTime && { eventTime }), context: { ...context, sha } };
 }
 
 function onRegistryPackage(payload: unknown, rules: readonly Rule[]): Mapped {
@@ -138,7 +148,9 @@ function onRegistryPackage(payload: unknown, rules: readonly Rule[]): Mapped {
   // digest: only images that are this package may (any other would never pull).
   const intents = delivery.intents.filter((i) => i.image !== undefined && imageRepository(i.image).endsWith(`/${pkg.name.toLowerCase()}`));
   if (intents.length === 0) return { intents: [], ignored: `the rules for ${repository} tag ${tag.name} deploy other images than package "${pkg.name}"`, context };
-  return { intents, context };
+  // When the version was published; GitHub has sent 0001-01-01 here, which is no time.
+  const eventTime = signedTime(pkg.package_version.created_at) ?? signedTime(pkg.package_version.updated_at);
+  return { intents, ...(eventTime && { eventTime }), context };
 }
 
 function onWorkflowRun(payload: unknown, rules: readonly Rule[]): Mapped {
@@ -155,7 +167,12 @@ function onWorkflowRun(payload: unknown, rules: readonly Rule[]): Mapped {
   }
   if (!run.head_branch) return { intents: [], ignored: 'workflow run has no head branch', context };
   const event = { source: 'github', repository: repo, sha: run.head_sha, branch: run.head_branch } as const;
-  return { ...deliveryFor(rules, event, 'github/workflow_run'), context: { ...context, branch: run.head_branch } };
+  // When the run was created, i.e. triggered (by the push of its commit, mostly): set by GitHub,
+  // and kept by a re-run (run_started_at and updated_at move), so runs finishing out of order and
+  // re-runs of older ones are ordered by their trigger. The head commit's timestamp is its
+  // author's clock, and predates the push by any amount.
+  const eventTime = signedTime(run.created_at);
+  return { ...deliveryFor(rules, event, 'github/workflow_run'), ...(eventTime && { eventTime }), context: { ...context, branch: run.head_branch } };
 }
 
 function jsonOnly(req: Request): void {

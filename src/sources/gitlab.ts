@@ -5,10 +5,13 @@
 //   Tag Push Hook                   the tag's commit
 //   Pipeline Hook, status success   the pipeline's commit on its branch or tag
 // Anything else answers 202 ignored. GitLab shows each answer in the webhook's request log.
+// An event's time is one in the body (the pushed commit's, the pipeline's creation), never when
+// it arrived: a resent or replayed hook arrives later with the old body.
 import { z } from 'zod';
 import type { Rule } from '../config/schema.ts';
+import { isRecord } from '../guards.ts';
 import { secretFromEnv, verifyToken } from './auth/webhook-secret.ts';
-import { commitSha, deliveryFor, eventHeader, field, header, refTarget } from './git-event.ts';
+import { commitSha, deliveryFor, eventHeader, field, header, refTarget, signedTime } from './git-event.ts';
 import { invalid, parseJson, rawBody, requireContentType } from './http.ts';
 import { webhookAnswer } from './answers.ts';
 import type { Delivery, Source } from './source.ts';
@@ -21,6 +24,8 @@ const push = z.object({
   /** The commit the ref now points to (for an annotated tag, not the tag object); null when the ref was deleted. */
   checkout_sha: commitSha.nullable(),
   project,
+  /** The pushed commits (GitLab lists at most 20): only the pushed head's time is read (pushTime), never refusing the push. */
+  commits: z.unknown().optional(),
 });
 
 const pipelineStatus = z.object({ object_attributes: z.object({ status: z.string().max(64) }) });
@@ -32,6 +37,8 @@ const pipeline = z.object({
     sha: commitSha,
     source: z.string().max(64).optional(),
     id: z.number().int().optional(),
+    /** When the pipeline was created, by GitLab: kept when its jobs are retried. */
+    created_at: z.unknown().optional(),
   }),
   project,
 });
@@ -39,7 +46,7 @@ const pipeline = z.object({
 /** Pipelines whose ref is not a branch or tag of this project: a merge request's source branch may be a fork's. */
 const FOREIGN_SOURCES = new Set(['merge_request_event', 'external_pull_request_event']);
 
-type Mapped = Pick<Delivery, 'intents' | 'ignored'> & { context?: Record<string, string> };
+type Mapped = Pick<Delivery, 'intents' | 'ignored' | 'eventTime'> & { context?: Record<string, string> };
 
 export function gitlabSource(settings: { tokenEnv: string }, rules: readonly Rule[]): Source {
   const token = secretFromEnv(settings.tokenEnv);
@@ -61,6 +68,7 @@ export function gitlabSource(settings: { tokenEnv: string }, rules: readonly Rul
         ...(id !== undefined && { id }),
         intents: mapped.intents,
         ...(mapped.ignored !== undefined && { ignored: mapped.ignored }),
+        ...(mapped.eventTime !== undefined && { eventTime: mapped.eventTime }),
         context: { event, ...mapped.context },
       };
     },
@@ -89,7 +97,10 @@ function onPush(event: string, p: z.infer<typeof push>, rules: readonly Rule[]):
   if (!ref || !(expected in ref)) return { intents: [], ignored: `${event} for ${p.ref}, not a ${expected}`, context };
   const source = event === 'Tag Push Hook' ? 'gitlab/tag_push' : 'gitlab/push';
   const sha = p.checkout_sha;
-  return { ...deliveryFor(rules, { source: 'gitlab', repository, sha, ...ref }, source), context: { ...context, sha } };
+  // A push hook carries no time of the push itself: the pushed commit's (its author's clock,
+  // bounded by the arrival). A tag push lists no commits, and has none.
+  const eventTime = pushTime(p.commits, sha);
+  return { ...deliveryFor(rules, { source: 'gitlab', repository, sha, ...ref }, source), ...(eventTime && { eventTime }), context: { ...context, sha } };
 }
 
 function onPipeline(payload: unknown, rules: readonly Rule[]): Mapped {
@@ -109,7 +120,16 @@ function onPipeline(payload: unknown, rules: readonly Rule[]): Mapped {
     return { intents: [], ignored: `pipeline for a ${attrs.source.replaceAll('_', ' ')} (its ref may be a fork's branch)`, context };
   }
   const ref = attrs.tag ? { tag: attrs.ref } : { branch: attrs.ref };
-  return { ...deliveryFor(rules, { source: 'gitlab', repository, sha: attrs.sha, ...ref }, 'gitlab/pipeline'), context };
+  // As for a GitHub workflow run: when it was created (triggered), which its retries keep.
+  const eventTime = signedTime(attrs.created_at);
+  return { ...deliveryFor(rules, { source: 'gitlab', repository, sha: attrs.sha, ...ref }, 'gitlab/pipeline'), ...(eventTime && { eventTime }), context };
+}
+
+/** The timestamp of commit `sha` among a push's `commits`, if it is there and is a time. */
+function pushTime(commits: unknown, sha: string): string | undefined {
+  if (!Array.isArray(commits)) return undefined;
+  const head: unknown = commits.find((c) => isRecord(c) && c.id === sha);
+  return isRecord(head) ? signedTime(head.timestamp) : undefined;
 }
 
 function parse<T>(schema: z.ZodType<T>, payload: unknown, what: string): T {

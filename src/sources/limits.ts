@@ -17,4 +17,9 @@ export const LIMITS = {
   pubsubMaxAttributes: 100,
   pubsubMaxAttributeKeyLength: 256,
   pubsubMaxAttributeValueLength: 1024,
+  /**
+   * How far ahead of this function's clock a caller's /deploy eventTime may be (clock skew):
+   * later is refused (400). Whatever is accepted is recorded no later than the request's arrival.
+   */
+  maxEventTimeAheadMs: 60_000,
 } as const;

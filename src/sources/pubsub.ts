@@ -95,7 +95,10 @@ export function pubsubSource(auth: PubsubAuth, { rules, targets }: PubsubRouting
         const data = push.message.data === undefined ? undefined : decodeBase64(push.message.data);
         const what = interpretMessage(data, push.message.attributes ?? {}, rules);
         if (what.kind === 'intent') for (const intent of what.intents) checkAcceptsIntents(targets, intent.target);
-        return { id: messageId, ...(publishTime !== undefined && { eventTime: publishTime }), intents: what.intents, ...(what.ignored !== undefined && { ignored: what.ignored }), context: { ...context, ...what.context } } satisfies Delivery;
+        // A time in the data (Cloud Build's finishTime) is the publisher's word; Pub/Sub's
+        // publishTime bounds it: nothing finished after it was announced.
+        const intents = publishTime === undefined ? what.intents : what.intents.map((i) => (i.eventTime !== undefined && Date.parse(i.eventTime) > Date.parse(publishTime) ? { ...i, eventTime: publishTime } : i));
+        return { id: messageId, ...(publishTime !== undefined && { eventTime: publishTime }), intents, ...(what.ignored !== undefined && { ignored: what.ignored }), context: { ...context, ...what.context } } satisfies Delivery;
       } catch (err) {
         // The router logs only the message of a refused request: it must name the message.
         if (err instanceof DeployError) throw new DeployError(err.code, `Pub/Sub message ${messageId} from ${push.subscription.slice(0, 300)}: ${err.message}`, { cause: err });

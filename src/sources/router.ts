@@ -23,6 +23,11 @@ export interface RouterDeps {
 
 export type Handler = (req: Request, res: Response) => Promise<void>;
 
+/** `time`, or `bound` when `time` is later (both RFC 3339). */
+function notAfter(time: string, bound: string): string {
+  return Date.parse(time) > Date.parse(bound) ? bound : time;
+}
+
 /** A sender's delivery id is used as the request id only if it looks like one. */
 const SAFE_ID = /^[\w.:-]{1,128}$/;
 
@@ -50,7 +55,10 @@ export function router({ config, deploy, log, verifier = new OidcVerifier(config
         let outcome: IntentOutcome;
         try {
           const progress = (message: string) => log('INFO', `${incoming.target}: ${message}`, { requestId: ctx.requestId, target: incoming.target });
-          const intent = { ...incoming, requestId: ctx.requestId, eventId: incoming.eventId ?? ctx.requestId, eventTime: incoming.eventTime ?? delivery.eventTime ?? arrived };
+          // No event is later than its arrival: a time ahead of the clock (a caller's, a build's,
+          // a commit's) would make every later event for the target stale until then.
+          const eventTime = notAfter(incoming.eventTime ?? delivery.eventTime ?? arrived, arrived);
+          const intent = { ...incoming, requestId: ctx.requestId, eventId: incoming.eventId ?? ctx.requestId, eventTime };
           outcome = { ok: true, result: await deploy(intent, { deadline: ctx.started + deadlineMs, progress }) };
         } catch (err) {
           outcome = { ok: false, target: incoming.target, error: asDeployError(err) };

@@ -11,7 +11,10 @@ export interface Delivery {
   /** The sender's id for this delivery (GitHub delivery GUID, Pub/Sub messageId): becomes the request id. */
   id?: string;
   intents: Incoming[];
-  /** When the event happened (Pub/Sub publishTime…), for every intent that does not say; default: when it arrived. */
+  /**
+   * When the event happened (Pub/Sub publishTime, a time the Git host signed in the body), for
+   * every intent that does not say; default: when it arrived. The router records none later than that.
+   */
   eventTime?: string;
   /** Why nothing is deployed: an event type or action that is not acted on, or no rule matched. */
   ignored?: string;

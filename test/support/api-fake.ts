@@ -7,6 +7,8 @@ export interface Call {
   method: string;
   /** The path as sent (still URL-encoded), without the query. */
   path: string;
+  /** The query string, parsed. */
+  query: URLSearchParams;
   /** The request carried the expected token (the token itself is never recorded). */
   authenticated: boolean;
   userAgent: string | undefined;
@@ -40,8 +42,9 @@ export async function startApiFake(opts: { authenticated: (req: http.IncomingMes
       } catch {
         return send(res, { status: 400, body: { message: 'Problems parsing JSON' } });
       }
-      const path = (req.url ?? '/').split('?')[0]!.slice(opts.prefix?.length ?? 0);
-      const call: Call = { method: req.method ?? '', path, authenticated: opts.authenticated(req), userAgent: req.headers['user-agent'], body };
+      const [rawPath, search = ''] = (req.url ?? '/').split('?');
+      const path = rawPath!.slice(opts.prefix?.length ?? 0);
+      const call: Call = { method: req.method ?? '', path, query: new URLSearchParams(search), authenticated: opts.authenticated(req), userAgent: req.headers['user-agent'], body };
       calls.push(call);
       events.emit('call', call);
       if (!call.authenticated) return send(res, { status: 401, body: { message: 'Bad credentials' } });
@@ -65,6 +68,44 @@ export async function startApiFake(opts: { authenticated: (req: http.IncomingMes
 function send(res: http.ServerResponse, answer: Answer): void {
   res.writeHead(answer.status, { 'content-type': 'application/json; charset=utf-8' });
   res.end(JSON.stringify(answer.body));
+}
+
+/** A repository's commits and their parents, for the fakes' compare endpoints. */
+export class CommitGraph {
+  private readonly parents = new Map<string, string[]>();
+
+  /** Adds `sha` (in `repository`) with its parents, which must be added first. */
+  add(repository: string, sha: string, ...parents: string[]): this {
+    for (const p of parents) if (!this.has(repository, p)) throw new Error(`parent ${p} of ${sha} is not in ${repository}`);
+    this.parents.set(`${repository}@${sha}`, parents);
+    return this;
+  }
+
+  parentsOf(repository: string, sha: string): string[] {
+    return this.parents.get(`${repository}@${sha}`) ?? [];
+  }
+
+  has(repository: string, sha: string): boolean {
+    return this.parents.has(`${repository}@${sha}`);
+  }
+
+  /** `sha` and every commit it descends from, nearest first (breadth first). */
+  ancestry(repository: string, sha: string): string[] {
+    const seen: string[] = [];
+    for (let queue = [sha]; queue.length > 0; ) {
+      const next = queue.shift()!;
+      if (seen.includes(next)) continue;
+      seen.push(next);
+      queue = [...queue, ...(this.parents.get(`${repository}@${next}`) ?? [])];
+    }
+    return seen;
+  }
+
+  /** The nearest commit both descend from (git merge-base), if any. */
+  mergeBase(repository: string, a: string, b: string): string | undefined {
+    const ofA = new Set(this.ancestry(repository, a));
+    return this.ancestry(repository, b).find((c) => ofA.has(c));
+  }
 }
 
 /** A field is a string from `allowed` (or any string when absent). */

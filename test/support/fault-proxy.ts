@@ -158,6 +158,8 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
         const out: http.OutgoingHttpHeaders = {};
         for (const [k, v] of Object.entries(upRes.headers)) if (!HOP_BY_HOP.has(k)) out[k] = v;
         res.writeHead(upRes.statusCode ?? 502, out);
+        // As the API server does: a watch's headers go out at once, not with its first event.
+        res.flushHeaders();
         upRes.pipe(res);
       },
     );

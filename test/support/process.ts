@@ -63,8 +63,22 @@ export async function spawnFunction(
       }
     }
   });
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  // stderr too goes to the leak check: Node's warnings, a library's console.error, a crash's stack.
+  let bufferedErr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    const text = chunk.toString('utf8');
+    stderr += text;
+    bufferedErr += text;
+    const lines = bufferedErr.split('\n');
+    bufferedErr = lines.pop() ?? '';
+    for (const line of lines) recordOutput(line);
+  });
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  // A last line without a newline is output too.
+  child.on('close', () => {
+    if (buffered) recordOutput(buffered);
+    if (bufferedErr) recordOutput(bufferedErr);
+  });
   const url = `http://127.0.0.1:${port}`;
   const ready = Date.now() + 20_000;
   for (;;) {

@@ -23,6 +23,8 @@ const rows: [string, Outcome, number, number, number, boolean][] = [
   ['rolled-back', done('rolled-back'), 422, 200, 200, true],
   ['failed', done('failed'), 422, 200, 200, true],
   ['timed-out: unknown state, redeliver', done('timed-out'), 504, 200, 503, false],
+  // Written, not rolled out: a redelivery would find it paused again.
+  ['paused: written, not rolled out', done('paused'), 409, 200, 200, true],
   ['field conflict is permanent', done('CONFLICT'), 409, 409, 200, true],
   ['a running Job will finish: redeliver', done('JOB_RUNNING'), 409, 409, 503, false],
   ['RBAC denial is permanent', done('CLUSTER_FORBIDDEN'), 502, 502, 200, true],

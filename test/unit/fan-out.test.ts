@@ -69,10 +69,10 @@ test('strategy and rollout.maxParallel are checked', () => {
   expectProblem(target('clusters: [eu, us], rollout: { maxParallel: 1.5 }'), /^targets\.web\.rollout\.maxParallel: /);
 });
 
-test('worst first: failed > timed-out > rolled-back > stale > dry-run > applied > ready > duplicate', () => {
-  assert.deepEqual(WORST_FIRST, ['failed', 'timed-out', 'rolled-back', 'stale', 'dry-run', 'applied', 'ready', 'duplicate']);
+test('worst first: failed > timed-out > rolled-back > paused > stale > dry-run > applied > ready > duplicate', () => {
+  assert.deepEqual(WORST_FIRST, ['failed', 'timed-out', 'rolled-back', 'paused', 'stale', 'dry-run', 'applied', 'ready', 'duplicate']);
   // Every status has its place, once.
-  const all: DeployStatus[] = ['ready', 'applied', 'rolled-back', 'failed', 'timed-out', 'dry-run', 'stale', 'duplicate'];
+  const all: DeployStatus[] = ['ready', 'applied', 'rolled-back', 'failed', 'timed-out', 'paused', 'dry-run', 'stale', 'duplicate'];
   assert.deepEqual([...WORST_FIRST].sort(), [...all].sort());
   // Each status beats every one after it, whichever order the clusters answered in.
   WORST_FIRST.forEach((worse, i) => {
@@ -110,6 +110,7 @@ const rows: [string, FanOutResult, number, number, number, boolean][] = [
   ['sequential: the canary failed, the rest skipped', fanOut(cluster('eu', 'rolled-back'), cluster('us', 'skipped')), 422, 200, 200, true],
   ['redelivered: duplicate and ready', fanOut(cluster('eu', 'duplicate'), cluster('us', 'ready')), 200, 200, 200, false],
   ['one stale', fanOut(cluster('eu', 'ready'), cluster('us', 'stale')), 409, 200, 200, false],
+  ['one paused: written there, not rolled out', fanOut(cluster('eu', 'ready'), cluster('us', 'paused')), 409, 200, 200, true],
 ];
 
 for (const [name, result, direct, webhook, pubsub, acknowledged] of rows) {
@@ -125,6 +126,6 @@ for (const [name, result, direct, webhook, pubsub, acknowledged] of rows) {
     const body = statusAnswer(o, 'id').body;
     assert.equal(body.status, result.status);
     assert.deepEqual((body.clusters as ClusterResult[]).map((c) => c.cluster), ['eu', 'us']);
-    assert.equal(severityOf({ ok: true, result }), ['failed', 'rolled-back'].includes(result.status) ? 'ERROR' : ['timed-out', 'stale'].includes(result.status) ? 'WARNING' : 'INFO');
+    assert.equal(severityOf({ ok: true, result }), ['failed', 'rolled-back'].includes(result.status) ? 'ERROR' : ['timed-out', 'stale', 'paused'].includes(result.status) ? 'WARNING' : 'INFO');
   });
 }

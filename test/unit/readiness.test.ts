@@ -8,7 +8,7 @@ import { edited, live, ofKind, one } from '../fixtures/kube/live/load.ts';
 interface Row {
   name: string;
   obj: KubernetesObject;
-  state: 'ready' | 'applied' | 'progressing' | 'failed';
+  state: 'ready' | 'applied' | 'progressing' | 'paused' | 'failed';
   reason?: string;
   message: RegExp;
 }
@@ -25,7 +25,8 @@ const rows: Row[] = [
   { name: 'Deployment mid-rollout, updated replicas not yet available', obj: one('deployment-unavailable.yaml', 'Deployment'), state: 'progressing', reason: 'LessAvailable', message: /^Waiting for rollout to finish: 0 of 2 updated replicas are available$/ },
   { name: 'Deployment whose only pod crash-loops', obj: one('deployment-crash.yaml', 'Deployment'), state: 'progressing', reason: 'LessAvailable', message: /0 of 1 updated replicas are available/ },
   { name: 'Deployment past its progress deadline', obj: one('deployment-deadline-exceeded.yaml', 'Deployment'), state: 'failed', reason: 'ProgressDeadlineExceeded', message: /^deployment "pull" exceeded its progress deadline: ReplicaSet "pull-\w+" has timed out progressing/ },
-  { name: 'Deployment paused mid-rollout', obj: one('deployment-paused.yaml', 'Deployment'), state: 'applied', message: /is paused/ },
+  // Written, not rolled out: neither ready (nothing of the new template runs) nor failed (the controller waits for a resume).
+  { name: 'Deployment paused mid-rollout', obj: one('deployment-paused.yaml', 'Deployment'), state: 'paused', message: /^deployment "paused" is paused: .*kubectl rollout resume/ },
   { name: 'Deployment paused after its rollout', obj: one('deployment-paused-complete.yaml', 'Deployment'), state: 'ready', message: /successfully rolled out/ },
   { name: 'Deployment with replicas: 0', obj: one('deployment-zero.yaml', 'Deployment'), state: 'ready', message: /successfully rolled out/ },
   // The controller has not seen the latest spec yet: too brief to capture, so the complete

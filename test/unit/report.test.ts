@@ -73,6 +73,7 @@ test('outcome → GitHub and GitLab states', () => {
     [ok('rolled-back'), 'failure', 'failed'],
     [ok('failed'), 'failure', 'failed'],
     [ok('timed-out'), 'failure', 'failed'],
+    [ok('paused'), 'failure', 'failed'],
     [ok('stale'), 'inactive', 'canceled'],
     [ok('duplicate'), 'inactive', 'canceled'],
     [error, 'error', 'failed'],

@@ -9,12 +9,15 @@ import type { KubeClient } from '../../src/cluster/client.ts';
 import { rollback } from '../../src/rollout/rollback.ts';
 
 const MANAGER = 'gke-deployer.web';
+/** What the deploy's manager applied: the image of container web. */
+const OURS = { 'f:spec': { 'f:template': { 'f:spec': { 'f:containers': { 'k:{"name":"web"}': { '.': {}, 'f:image': {}, 'f:name': {} } } } } } };
+const DEADLINE = { deadline: Number.POSITIVE_INFINITY };
 
 function workload(name: string, image: string, rv: number): KubernetesObject {
   const obj = {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: { name, namespace: 'ns', uid: `uid-${name}`, resourceVersion: String(rv), managedFields: [{ manager: MANAGER, operation: 'Apply', time: new Date('2026-12-01T10:00:00Z') }] },
+    metadata: { name, namespace: 'ns', uid: `uid-${name}`, resourceVersion: String(rv), managedFields: [{ manager: MANAGER, operation: 'Apply', time: new Date('2026-12-01T10:00:00Z'), fieldsV1: OURS }] },
     spec: { template: { spec: { containers: [{ name: 'web', image }] } } },
   };
   return obj;
@@ -53,7 +56,7 @@ test('a 409 on the second object: the retry does not take the first, already res
     imageOnly: false,
   }));
   const { client, writes } = fakeClient(changes.map((c) => c.after), 'b');
-  const result = await rollback(client, changes, MANAGER);
+  const result = await rollback(client, changes, MANAGER, DEADLINE);
   assert.ok(result.ok, `refused: ${result.ok ? '' : result.reason}`);
   assert.deepEqual(result.restored.map((o) => (o as { spec: { template: { spec: { containers: { image: string }[] } } } }).spec.template.spec.containers[0]!.image), ['repo:good', 'repo:good']);
   assert.deepEqual(writes, ['a', 'b'], 'each restored once');

@@ -310,3 +310,66 @@ describe('GitLab source: headers', () => {
     }
   });
 });
+
+// Issue 17 item 3: a webhook event's time is what the host signed in the body, never when it
+// arrived (a Redeliver, a re-run or a replayed capture arrives later with the same body).
+describe('event times: what the Git host signed', () => {
+  const gh: Rule[] = [
+    { source: 'github', repository: 'Codertocat/Hello-World', branch: 'master', image: `${GHCR}:\${sha}`, targets: ['web'] },
+    { source: 'github', repository: 'Codertocat/Hello-World', tags: '*', image: `${GHCR}:\${tag}`, targets: ['web'] },
+    { source: 'github', repository: 'octo-org/octo-repo', branch: 'master', image: `${GHCR}:\${sha}`, targets: ['web'] },
+  ];
+  const gl: Rule[] = [
+    { source: 'gitlab', repository: 'mike/diaspora', branch: 'master', image: `${GL_IMAGE}:\${sha}`, targets: ['web'] },
+    { source: 'gitlab', repository: 'mike/diaspora', tags: 'v*', image: `${GL_IMAGE}:\${tag}`, targets: ['web'] },
+  ];
+
+  test('GitHub push: repository.pushed_at (epoch seconds, set by GitHub at the push)', () => {
+    assert.equal(mapGithubEvent('push', payload('github-push'), gh).eventTime, '2019-05-15T15:20:57.000Z');
+    assert.equal(mapGithubEvent('push', payload('github-push-tag'), gh).eventTime, '2019-05-15T15:20:57.000Z');
+  });
+
+  test('GitHub push without pushed_at: the head commit\'s timestamp', () => {
+    assert.equal(mapGithubEvent('push', withField(payload('github-push'), 'repository.pushed_at', undefined), gh).eventTime, '2019-05-15T15:19:25.000Z');
+  });
+
+  test('GitHub workflow_run: the run\'s created_at (kept by a re-run, unlike run_started_at and updated_at)', () => {
+    const rerun = withField(withField(withField(payload('github-workflow_run'), 'workflow_run.run_attempt', 2), 'workflow_run.run_started_at', '2020-10-09T08:00:00Z'), 'workflow_run.updated_at', '2020-10-09T08:03:00Z');
+    assert.equal(mapGithubEvent('workflow_run', payload('github-workflow_run'), gh).eventTime, '2020-10-05T16:33:24.000Z');
+    assert.equal(mapGithubEvent('workflow_run', rerun, gh).eventTime, '2020-10-05T16:33:24.000Z');
+  });
+
+  test('GitHub registry_package: the version\'s time when GitHub sends one; its placeholder 0001-01-01 is no time', () => {
+    const base = payload('github-registry_package');
+    assert.equal(mapGithubEvent('registry_package', base, gh).eventTime, undefined);
+    const dated = withField(base, 'registry_package.package_version.created_at', '2019-05-15T15:25:00Z');
+    assert.equal(mapGithubEvent('registry_package', dated, gh).eventTime, '2019-05-15T15:25:00.000Z');
+  });
+
+  test('GitLab Push Hook: the timestamp of the pushed commit (checkout_sha) in commits[]', () => {
+    assert.equal(mapGitlabEvent('Push Hook', payload('gitlab-push'), gl).eventTime, '2012-01-03T21:36:29.000Z');
+    // A tag push lists no commits: no signed time (the arrival time stands).
+    assert.equal(mapGitlabEvent('Tag Push Hook', payload('gitlab-tag_push'), gl).eventTime, undefined);
+  });
+
+  test('GitLab Pipeline Hook: object_attributes.created_at, in GitLab\'s "YYYY-MM-DD hh:mm:ss UTC" or ISO form', () => {
+    assert.equal(mapGitlabEvent('Pipeline Hook', payload('gitlab-pipeline'), gl).eventTime, '2016-08-12T15:23:28.000Z');
+    const iso = withField(payload('gitlab-pipeline'), 'object_attributes.created_at', '2016-08-12T15:23:28.000Z');
+    assert.equal(mapGitlabEvent('Pipeline Hook', iso, gl).eventTime, '2016-08-12T15:23:28.000Z');
+  });
+
+  test('a time that is not one is no time, never a refusal of the event', () => {
+    assert.equal(mapGithubEvent('push', withField(withField(payload('github-push'), 'repository.pushed_at', 'soon'), 'head_commit.timestamp', 'later'), gh).eventTime, undefined);
+    const noTime = withField(payload('gitlab-push'), 'commits', [{ id: 'da1560886d4f094c3e6c9ef40349f7d38b5d27d7', timestamp: 'yesterday' }]);
+    assert.equal(mapGitlabEvent('Push Hook', noTime, gl).eventTime, undefined);
+    assert.equal(mapGitlabEvent('Push Hook', noTime, gl).intents.length, 1);
+    for (const commits of ['x', 42, null, [null, 'x', { id: 7 }]]) {
+      const odd = mapGitlabEvent('Push Hook', withField(payload('gitlab-push'), 'commits', commits), gl);
+      assert.equal(odd.eventTime, undefined);
+      assert.equal(odd.intents.length, 1, JSON.stringify(commits));
+    }
+    const oddPush = mapGithubEvent('push', withField(withField(payload('github-push'), 'repository.pushed_at', { at: 1 }), 'head_commit.timestamp', null), gh);
+    assert.equal(oddPush.eventTime, undefined);
+    assert.equal(oddPush.intents.length, 1);
+  });
+});
