@@ -4,7 +4,7 @@ import { TargetLeases } from './apply/lock.ts';
 import { ClusterRegistry } from './cluster/registry.ts';
 import { deployer } from './deploy/pipeline.ts';
 import { gitAncestry } from './policy/ancestry.ts';
-import { jsonLogger, registerSecret, type Logger } from './report/log.ts';
+import { jsonLogger, registerSecret, type Logger } from './core/log.ts';
 import { reportersFor } from './report/reporters.ts';
 import { router, type Handler } from './sources/router.ts';
 

@@ -2,7 +2,7 @@
 import * as ff from '@google-cloud/functions-framework';
 import { createAppFromEnv } from './app.ts';
 import { ConfigError } from './config/load.ts';
-import { jsonLogger } from './report/log.ts';
+import { jsonLogger } from './core/log.ts';
 import { closeBeforeExit } from './shutdown.ts';
 import { guardEveryServer } from './sources/body-limit.ts';
 

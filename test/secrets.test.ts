@@ -12,7 +12,7 @@ import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { startIdentityServer, type IdentityServer } from '../sandbox/google/identity.ts';
 import { createApp, type App } from '../src/app.ts';
 import { loadConfigFile } from '../src/config/load.ts';
-import { jsonLogger } from '../src/report/log.ts';
+import { jsonLogger } from '../src/core/log.ts';
 import { REPO, configYaml, fixture, webTarget } from './support/config.ts';
 
 const AUDIENCE = 'https://gke-deployer.example.run.app/deploy';

@@ -3,6 +3,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
 import type { KubeClient } from '../cluster/client.ts';
+import type { Action, AppliedObject } from '../core/result.ts';
 import { DeployError } from '../errors.ts';
 import { apiError, describe, statusMessage } from './errors.ts';
 import { migrateManager } from './field-manager.ts';
@@ -14,15 +15,6 @@ import { ANNOTATIONS, EVENT_STAMPS, STAMP_KEYS, isWorkload, stampAnnotations, ty
 // Enough requests in flight to hide the round trips, few enough not to flood the API server
 // (its priority and fairness queues).
 const APPLY_CONCURRENCY = 8;
-
-export type Action = 'created' | 'configured' | 'unchanged' | 'replaced';
-
-export interface AppliedObject {
-  kind: string;
-  name: string;
-  namespace?: string;
-  action: Action;
-}
 
 /** One applied object: what was sent, what was there before, what the server made of it. */
 export interface Change {

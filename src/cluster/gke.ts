@@ -1,7 +1,7 @@
 // `gke:` clusters: endpoint and CA from the Container API, access token from ADC.
 import type { ClusterManagerClient } from '@google-cloud/container';
 import { DeployError } from '../errors.ts';
-import type { Logger } from '../report/log.ts';
+import type { Logger } from '../core/log.ts';
 import { caFile, loadCa } from './ca-file.ts';
 import { shared, type ClusterAccess, type Connection, type Credentials } from './connection.ts';
 import { chooseEndpoint, offeredEndpoints, type EndpointChoice } from './gke-endpoint.ts';

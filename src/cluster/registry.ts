@@ -4,7 +4,7 @@
 // returns another retires the old channel, which closes once its last request is done.
 import type { ClusterManagerClient } from '@google-cloud/container';
 import type { ClusterSpec } from '../config/schema.ts';
-import type { Logger } from '../report/log.ts';
+import type { Logger } from '../core/log.ts';
 import { AdcToken } from './adc-token.ts';
 import { Channel, DEFAULT_TIMING, KubeClient, type ChannelSource, type ClientTiming } from './client.ts';
 import type { ClusterAccess, Connection } from './connection.ts';

@@ -19,8 +19,8 @@ import { authorize } from '../policy/policy.ts';
 import { runPreDeploy } from '../rollout/pre-deploy.ts';
 import { appliedEarlier } from '../rollout/resume.ts';
 import { rollOut } from '../rollout/rollout.ts';
-import type { DeployIntent } from './intent.ts';
-import type { DeployResult, ObjectResult } from './result.ts';
+import type { DeployContext, DeployIntent } from '../core/intent.ts';
+import type { DeployResult, ObjectResult } from '../core/result.ts';
 
 export interface Deps {
   config: Config;
@@ -29,13 +29,6 @@ export interface Deps {
   leases?: TargetLeases;
   /** Asks the Git host how two commits relate (src/policy/ancestry.ts); none: Git events are ordered by time. */
   ancestry?: Ancestry | undefined;
-}
-
-export interface DeployContext {
-  /** Epoch ms by which the deploy must have answered; waits end before it. */
-  deadline?: number;
-  /** Progress lines while waiting. */
-  progress?: (message: string) => void;
 }
 
 /** Deploys `target` to `target.cluster` (the caller picks the cluster by setting it). */

@@ -6,9 +6,9 @@ import type { Target } from '../config/load.ts';
 import { asDeployError } from '../errors.ts';
 import { inPool } from '../pool.ts';
 import { SUCCEEDED, worstStatus } from '../report/outcome.ts';
-import type { ClusterDeployer, DeployContext } from './cluster-deploy.ts';
-import type { DeployIntent } from './intent.ts';
-import type { ClusterResult, DeployResult, FanOutResult } from './result.ts';
+import type { ClusterDeployer } from './cluster-deploy.ts';
+import type { DeployContext, DeployIntent } from '../core/intent.ts';
+import type { ClusterResult, DeployResult, FanOutResult } from '../core/result.ts';
 
 export async function fanOut(deploy: ClusterDeployer, target: Target, intent: DeployIntent, ctx: DeployContext): Promise<FanOutResult> {
   const started = Date.now();

@@ -3,15 +3,9 @@
 // DeployResult (or, for a target on several clusters, a FanOutResult), which the report
 // stage logs.
 import { authorize, resolveTarget } from '../policy/policy.ts';
-import { clusterDeployer, type DeployContext, type Deps } from './cluster-deploy.ts';
+import { clusterDeployer, type Deps } from './cluster-deploy.ts';
 import { fanOut } from './fan-out.ts';
-import type { DeployIntent } from './intent.ts';
-import type { TargetResult } from './result.ts';
-
-export type { DeployResult, FanOutResult, TargetResult } from './result.ts';
-export type { DeployContext, Deps } from './cluster-deploy.ts';
-
-export type Deployer = (intent: DeployIntent, ctx?: DeployContext) => Promise<TargetResult>;
+import type { Deployer } from '../core/intent.ts';
 
 export function deployer(deps: Deps): Deployer {
   const toCluster = clusterDeployer(deps);

@@ -1,7 +1,7 @@
 // Decides whether an intent may run, before anything talks to a cluster: the target
 // exists, the image is allowed for it, and its manifests stay in its namespace.
 import type { Config, Target } from '../config/load.ts';
-import type { DeployIntent } from '../deploy/intent.ts';
+import type { DeployIntent } from '../core/intent.ts';
 import { DeployError } from '../errors.ts';
 import { checkImageAllowed, parseImage, type ImageRef } from './image.ts';
 

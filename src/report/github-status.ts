@@ -15,7 +15,7 @@
 // Token: a classic token with `repo_deployment` (or `repo`), or a fine-grained token or app
 // with "Deployments: write".
 import type { Octokit } from '@octokit/core';
-import type { DeployIntent } from '../deploy/intent.ts';
+import type { DeployIntent } from '../core/intent.ts';
 import { REPORT_LIMITS } from './limits.ts';
 import { endedAs, type IntentOutcome } from './outcome.ts';
 import { describeOutcome, within, type Reporter } from './reporter.ts';

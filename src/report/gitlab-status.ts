@@ -11,7 +11,7 @@
 // /projects/:id/deployments/:deployment_id): those need the ref and whether it is a tag, and
 // create environments as a side effect; a status needs only the commit.
 // Token: a project, group or personal access token with the `api` scope (Developer role).
-import type { DeployIntent } from '../deploy/intent.ts';
+import type { DeployIntent } from '../core/intent.ts';
 import { REPORT_LIMITS } from './limits.ts';
 import { endedAs, type IntentOutcome } from './outcome.ts';
 import { aborted, describeOutcome, type Reporter } from './reporter.ts';

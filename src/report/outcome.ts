@@ -1,8 +1,8 @@
 // What became of one event: the value the report stage logs and each source turns into
 // its own answer (HTTP status, Pub/Sub ack). Stages produce it; none of them knows HTTP.
-import type { ClusterStatus, DeployStatus, TargetResult } from '../deploy/result.ts';
+import type { ClusterStatus, DeployStatus, TargetResult } from '../core/result.ts';
 import type { DeployError } from '../errors.ts';
-import type { Severity } from './log.ts';
+import type { Severity } from '../core/log.ts';
 
 export type IntentOutcome = { ok: true; result: TargetResult } | { ok: false; target: string; error: DeployError };
 

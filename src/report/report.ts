@@ -1,6 +1,6 @@
 // The report stage: one log line per deploy, and one per request that deployed nothing.
-import type { FanOutResult } from '../deploy/result.ts';
-import type { LogFields, Logger } from './log.ts';
+import type { FanOutResult } from '../core/result.ts';
+import type { LogFields, Logger } from '../core/log.ts';
 import { severityOf, type IntentOutcome, type Outcome } from './outcome.ts';
 
 export function reportIntent(log: Logger, o: IntentOutcome, fields: LogFields): void {

@@ -1,7 +1,7 @@
 // What a reporter is (src/report/reporters.ts composes them), and what they share: the
 // result body, a one-line description, the log link, and bounding a call by a signal.
-import type { DeployIntent } from '../deploy/intent.ts';
-import type { TargetResult } from '../deploy/result.ts';
+import type { DeployIntent } from '../core/intent.ts';
+import type { TargetResult } from '../core/result.ts';
 import type { IntentOutcome } from './outcome.ts';
 
 /** One deploy's report, begun when the deploy starts. */

@@ -5,14 +5,13 @@
 // bounded (REPORT_LIMITS.callTimeoutMs) and every failure is logged and swallowed: reporting
 // never fails a deploy and never holds its answer longer than the bound.
 import type { Config } from '../config/load.ts';
-import type { DeployIntent } from '../deploy/intent.ts';
-import type { Deployer } from '../deploy/pipeline.ts';
-import type { TargetResult } from '../deploy/result.ts';
+import type { DeployIntent, Deployer } from '../core/intent.ts';
+import type { TargetResult } from '../core/result.ts';
 import { asDeployError } from '../errors.ts';
 import { githubReporter } from './github-status.ts';
 import { gitlabReporter } from './gitlab-status.ts';
 import { REPORT_LIMITS } from './limits.ts';
-import { registerSecret, type Logger } from './log.ts';
+import { registerSecret, type Logger } from '../core/log.ts';
 import type { IntentOutcome } from './outcome.ts';
 import { aborted, logUrlFor, type Reporter } from './reporter.ts';
 import { topicReporter } from './topic.ts';

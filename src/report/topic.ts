@@ -6,7 +6,7 @@
 // the production bundle gives its lazily loaded chunk the named exports Node's loader gives
 // (scripts/build.ts, lazyCommonJs; test/bundle.test.ts publishes through the bundle).
 import type { PubSub, Topic } from '@google-cloud/pubsub';
-import type { DeployIntent } from '../deploy/intent.ts';
+import type { DeployIntent } from '../core/intent.ts';
 import { REPORT_LIMITS } from './limits.ts';
 import type { IntentOutcome } from './outcome.ts';
 import { resultBody, within, type Reporter } from './reporter.ts';

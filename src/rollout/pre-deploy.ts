@@ -11,7 +11,7 @@ import type { KubeClient } from '../cluster/client.ts';
 import { applyObjects, type ApplyOptions } from '../apply/apply.ts';
 import { apiError } from '../apply/errors.ts';
 import { DeployError } from '../errors.ts';
-import type { JobRun } from '../deploy/result.ts';
+import type { JobRun } from '../core/result.ts';
 import { jobLogTail } from './job-logs.ts';
 import { waitForRollout, type WaitOptions } from './wait.ts';
 

@@ -3,7 +3,7 @@
 // where the deploy came from.
 import type { KubeClient } from '../cluster/client.ts';
 import type { Applied } from '../apply/apply.ts';
-import type { DeployResult, ObjectResult } from '../deploy/result.ts';
+import type { DeployResult, ObjectResult } from '../core/result.ts';
 import { jobLogTail } from './job-logs.ts';
 import { imageBefore, rollback } from './rollback.ts';
 import { waitForRollout, type WaitOptions, type WaitResult } from './wait.ts';

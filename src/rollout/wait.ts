@@ -9,8 +9,7 @@ import { num } from './fields.ts';
 import { podFailure, readiness, waitsFor } from './readiness.ts';
 import { isNewRevisionPod, type Owned } from './revision.ts';
 import { listWatch, type EventType, type WatchSpec } from './watch.ts';
-
-export type ReadinessState = 'ready' | 'applied' | 'progressing' | 'paused' | 'failed';
+import type { ReadinessState } from '../core/result.ts';
 
 export interface ObjectReadiness {
   kind: string;

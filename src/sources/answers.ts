@@ -1,6 +1,6 @@
 // How each kind of sender is answered. A source picks one of these; the outcome says
 // what happened, the sender's delivery rules say what status tells it the right thing.
-import type { DeployStatus } from '../deploy/result.ts';
+import type { DeployStatus } from '../core/result.ts';
 import { retryable, succeeded, type IntentOutcome, type Outcome } from '../report/outcome.ts';
 import { errorBody } from './http.ts';
 

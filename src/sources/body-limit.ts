@@ -11,7 +11,7 @@
 import dc from 'node:diagnostics_channel';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { DeployError } from '../errors.ts';
-import type { Logger } from '../report/log.ts';
+import type { Logger } from '../core/log.ts';
 import { errorBody, newRequestId } from './http.ts';
 import { LIMITS } from './limits.ts';
 

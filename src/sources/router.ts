@@ -2,9 +2,9 @@
 // the pipeline, and hands the outcome to the report stage and to the source's answerer.
 import type { Request, Response } from '@google-cloud/functions-framework';
 import type { Config } from '../config/load.ts';
-import type { Deployer } from '../deploy/pipeline.ts';
+import type { Deployer } from '../core/intent.ts';
 import { asDeployError, DeployError } from '../errors.ts';
-import type { Logger } from '../report/log.ts';
+import type { Logger } from '../core/log.ts';
 import type { IntentOutcome, Outcome } from '../report/outcome.ts';
 import { reportIntent, reportOutcome } from '../report/report.ts';
 import { OidcVerifier } from './auth/oidc.ts';

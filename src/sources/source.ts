@@ -1,7 +1,7 @@
 // What a source adapter is: it proves who sent a request and turns the request into
 // zero or more deploy intents. It never touches a cluster (the pipeline does).
 import type { Request } from '@google-cloud/functions-framework';
-import type { DeployIntent } from '../deploy/intent.ts';
+import type { DeployIntent } from '../core/intent.ts';
 import type { Answerer } from './answers.ts';
 
 /** An intent as a source reads it; the router fills in the request id and, where the source has none, the event's. */

@@ -8,7 +8,7 @@ import * as ff from '@google-cloud/functions-framework';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { createApp } from '../../src/app.ts';
 import { loadConfigFile } from '../../src/config/load.ts';
-import { jsonLogger } from '../../src/report/log.ts';
+import { jsonLogger } from '../../src/core/log.ts';
 import { guardServer } from '../../src/sources/body-limit.ts';
 import { recordOutput, rememberConfiguredSecrets } from './leaks.ts';
 

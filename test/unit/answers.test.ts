@@ -1,7 +1,7 @@
 // How each sender is told what became of its event: one row per outcome and sender.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { DeployResult, DeployStatus } from '../../src/deploy/result.ts';
+import type { DeployResult, DeployStatus } from '../../src/core/result.ts';
 import { DeployError, type ErrorCode } from '../../src/errors.ts';
 import type { Outcome } from '../../src/report/outcome.ts';
 import { ackAnswer, statusAnswer, webhookAnswer } from '../../src/sources/answers.ts';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigError, parseConfig } from '../../src/config/load.ts';
-import type { ClusterResult, ClusterStatus, DeployStatus, FanOutResult } from '../../src/deploy/result.ts';
+import type { ClusterResult, ClusterStatus, DeployStatus, FanOutResult } from '../../src/core/result.ts';
 import { DeployError, type ErrorCode } from '../../src/errors.ts';
 import { WORST_FIRST, retryable, severityOf, worstStatus, type Outcome } from '../../src/report/outcome.ts';
 import { ackAnswer, statusAnswer, webhookAnswer } from '../../src/sources/answers.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { jsonLogger } from '../../src/report/log.ts';
+import { jsonLogger } from '../../src/core/log.ts';
 
 test('one JSON line per event in the Cloud Logging format, secrets redacted', () => {
   const lines: string[] = [];

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { DEPLOY_STATUSES, type DeployResult, type DeployStatus } from '../../src/deploy/result.ts';
+import { DEPLOY_STATUSES, type DeployResult, type DeployStatus } from '../../src/core/result.ts';
 import { githubState } from '../../src/report/github-status.ts';
 import { gitlabState } from '../../src/report/gitlab-status.ts';
 import { SUCCEEDED, WORST_FIRST, severityOf, succeeded, worstStatus, type IntentOutcome, type Outcome } from '../../src/report/outcome.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { jsonLogger, redactText, registerSecret } from '../../src/report/log.ts';
+import { jsonLogger, redactText, registerSecret } from '../../src/core/log.ts';
 
 const JWT = 'eyJhbGciOiJSUzI1NiIsImtpZCI6ImFiYyJ9.eyJhdWQiOiJodHRwczovL3guZXhhbXBsZSIsImVtYWlsIjoiYUBiLmMifQ.c2lnbmF0dXJlLWJ5dGVz';
 

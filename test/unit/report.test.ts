@@ -4,13 +4,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError, parseConfig } from '../../src/config/load.ts';
-import type { DeployIntent } from '../../src/deploy/intent.ts';
-import type { Deployer } from '../../src/deploy/pipeline.ts';
-import type { DeployResult, DeployStatus } from '../../src/deploy/result.ts';
+import type { DeployIntent } from '../../src/core/intent.ts';
+import type { Deployer } from '../../src/core/intent.ts';
+import type { DeployResult, DeployStatus } from '../../src/core/result.ts';
 import { DeployError } from '../../src/errors.ts';
 import { githubState } from '../../src/report/github-status.ts';
 import { gitlabState } from '../../src/report/gitlab-status.ts';
-import { jsonLogger } from '../../src/report/log.ts';
+import { jsonLogger } from '../../src/core/log.ts';
 import type { IntentOutcome } from '../../src/report/outcome.ts';
 import { describeOutcome, logUrlFor, type Reporter } from '../../src/report/reporter.ts';
 import { withReporters } from '../../src/report/reporters.ts';

@@ -1,7 +1,19 @@
 // What a deploy answers, whatever triggered it.
-import type { AppliedObject } from '../apply/apply.ts';
+// The ground floor: value types every stage shares, importing nothing above them.
 import type { ErrorCode } from '../errors.ts';
-import type { ReadinessState } from '../rollout/wait.ts';
+
+/** What the apply stage did with one object. */
+export type Action = 'created' | 'configured' | 'unchanged' | 'replaced';
+
+export interface AppliedObject {
+  kind: string;
+  name: string;
+  namespace?: string;
+  action: Action;
+}
+
+/** Where one object's rollout stands, as the rollout stage judges it. */
+export type ReadinessState = 'ready' | 'applied' | 'progressing' | 'paused' | 'failed';
 
 /**
  * ready       the rollout finished: every workload is ready (Jobs complete)

@@ -1,5 +1,7 @@
 // The one shape every source turns its request into. Everything after the sources
 // sees only this: not HTTP, not who sent it or how it was authenticated.
+import type { TargetResult } from './result.ts';
+
 export interface DeployIntent {
   target: string;
   /** The image to deploy. Absent: reconcile, i.e. re-apply the image the workload records as last deployed. */
@@ -29,3 +31,13 @@ export interface GitCommit {
   repository: string;
   sha: string;
 }
+
+export interface DeployContext {
+  /** Epoch ms by which the deploy must have answered; waits end before it. */
+  deadline?: number;
+  /** Progress lines while waiting. */
+  progress?: (message: string) => void;
+}
+
+/** The deploy stage as the sources and reporters see it: an intent in, its result out. */
+export type Deployer = (intent: DeployIntent, ctx?: DeployContext) => Promise<TargetResult>;
