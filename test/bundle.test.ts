@@ -7,16 +7,16 @@
 // in a chunk of its own there, which src/ under Node's loader never shows.
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
-import { EventEmitter, once } from 'node:events';
+import { once } from 'node:events';
 import { mkdtemp, readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import { PubSub, type Message } from '@google-cloud/pubsub';
 import { REPO, configYaml, fixture, gkeCluster, webTarget } from './support/config.ts';
 import { ensureBundle } from './support/bundle.ts';
 import { startGithubApi } from './support/github-api.ts';
+import { resultTopic } from './support/result-topic.ts';
 import { spawnFunction, type FunctionProcess } from './support/process.ts';
 import { kubectlJson, namespace, stats, useSandboxEnv } from './support/sandbox.ts';
 
@@ -85,23 +85,8 @@ describe('the lazily loaded libraries, through the production bundle', () => {
 
   test('a GitHub push deploys to a gke cluster, posts the Deployment statuses and publishes its result on the topic', async (t) => {
     const entry = await ensureBundle();
-    const info = await useSandboxEnv();
-    assert.ok(info.env.PUBSUB_EMULATOR_HOST, 'the sandbox runs the Pub/Sub emulator');
     // The result topic and a subscription that sees what the function publishes.
-    const pubsub = new PubSub({ projectId: info.project, apiEndpoint: info.env.PUBSUB_EMULATOR_HOST });
-    const [topic] = await pubsub.createTopic(`bundle-results-${id()}`);
-    const [sub] = await topic.createSubscription(`bundle-results-${id()}`);
-    const received: Message[] = [];
-    const arrivals = new EventEmitter();
-    sub.on('message', (m: Message) => {
-      m.ack();
-      received.push(m);
-      arrivals.emit('message');
-    });
-    t.after(async () => {
-      await sub.close();
-      await pubsub.close();
-    });
+    const { info, topic, received, arrivals } = await resultTopic(t, 'bundle-results');
     const api = await startGithubApi(GITHUB_TOKEN);
     t.after(() => api.close());
 
@@ -111,7 +96,7 @@ describe('the lazily loaded libraries, through the production bundle', () => {
       clusters: { sandbox: gkeCluster(info) },
       targets: { web: webTarget(ns, { images: [GHCR] }) },
       rules: [{ source: 'github', repository: 'Codertocat/Hello-World', branch: 'master', image: `${GHCR}:\${sha}`, targets: ['web'] }],
-      report: { topic: topic.name, github: { tokenEnv: 'BUNDLE_GITHUB_TOKEN', apiUrl: api.url } },
+      report: { topic, github: { tokenEnv: 'BUNDLE_GITHUB_TOKEN', apiUrl: api.url } },
     });
     const fn = await spawnFunction(config, { 'web.yaml': fixture('manifests/web.yaml') }, { ...info.env, BUNDLE_GITHUB_SECRET: GITHUB_SECRET, BUNDLE_GITHUB_TOKEN: GITHUB_TOKEN }, entry);
     t.after(() => fn.close());

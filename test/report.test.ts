@@ -4,14 +4,14 @@
 // by deploys sent as signed webhooks through the function into the sandbox cluster.
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
-import { EventEmitter, once } from 'node:events';
+import { once } from 'node:events';
 import net from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
-import { PubSub, type Message } from '@google-cloud/pubsub';
 import { REPO, configYaml, fixture, gkeCluster, webTarget } from './support/config.ts';
 import { startFunction, type RunningFunction } from './support/function.ts';
 import { startGithubApi } from './support/github-api.ts';
 import { startGitlabApi } from './support/gitlab-api.ts';
+import { resultTopic as topicOf } from './support/result-topic.ts';
 import { kubectl, namespace, useSandboxEnv } from './support/sandbox.ts';
 
 const WEB = { 'web.yaml': fixture('manifests/web.yaml') };
@@ -33,29 +33,7 @@ const LOG_URL = 'https://console.cloud.google.com/logs/query;query=jsonPayload.r
 const id = () => randomBytes(4).toString('hex');
 
 describe('report.topic', () => {
-  /** A topic and a pull subscription on the emulator; `received` fills as messages arrive (acknowledged). */
-  async function resultTopic(t: TestContext) {
-    const info = await useSandboxEnv();
-    const client = new PubSub({ projectId: info.project, apiEndpoint: info.env.PUBSUB_EMULATOR_HOST! });
-    const [topic] = await client.createTopic(`deploy-results-${id()}`);
-    const [sub] = await topic.createSubscription(`deploy-results-${id()}`);
-    const received: Message[] = [];
-    const arrivals = new EventEmitter();
-    sub.on('message', (m: Message) => {
-      m.ack();
-      received.push(m);
-      arrivals.emit('message');
-    });
-    t.after(async () => {
-      await sub.close();
-      await client.close();
-    });
-    const count = async (n: number) => {
-      while (received.length < n) await once(arrivals, 'message');
-      return received;
-    };
-    return { info, topic: topic.name, received, count };
-  }
+  const resultTopic = (t: TestContext) => topicOf(t, 'deploy-results');
 
   test('every deploy publishes one message: the answer as body, target/status/source/eventId as attributes; duplicate, stale and errors too', async (t) => {
     const { info, topic, count } = await resultTopic(t);
