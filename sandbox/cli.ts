@@ -19,6 +19,8 @@ Sandbox is up (state in ${info.dir}/sandbox.json).
   Container API      ${info.env.CONTAINER_API_ENDPOINT} (gRPC, plaintext)
   Metadata/identity  ${info.identity}   (stats: ${info.stats})
   Pub/Sub emulator   ${info.pubsub ?? '(off)'}
+  OCI registry       ${info.registry.host}   (TLS with the public CA; as Artifact Registry: user oauth2accesstoken, password a metadata-server access token)
+  oras push          curl -s -H 'Metadata-Flavor: Google' http://${info.env.GCE_METADATA_HOST}/computeMetadata/v1/instance/service-accounts/default/token | jq -r .access_token | ${info.registry.oras} push --ca-file ${info.registry.caFile} -u oauth2accesstoken --password-stdin ${info.registry.host}/REPO/NAME:TAG FILE…
 ${info.clusters.slice(1).map((c) => `  GKE cluster        projects/${info.project}/locations/${c.location}/clusters/${c.name}   ${c.server} (CA ${c.caFile}; kubectl --kubeconfig ${c.kubeconfig})\n`).join('')}Function environment:
 ${Object.entries(info.env).map(([k, v]) => `  export ${k}=${v}`).join('\n')}
 Press Ctrl-C to stop.`);

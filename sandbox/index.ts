@@ -1,9 +1,9 @@
 // The sandbox: a real Kubernetes control plane (etcd, kube-apiserver, controllers,
 // scheduler, kwok nodes), fakes of Google's own endpoints (metadata/identity, Container
-// API) and the Pub/Sub emulator, all on loopback. Usable as a library and by cli.ts.
+// API), the Pub/Sub emulator and an OCI registry behind Artifact Registry's auth, all on loopback. Usable as a library and by cli.ts.
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ensureBinaries } from './binaries.ts';
+import { ensureBinaries, ensureRegistryBinaries } from './binaries.ts';
 import { makeFrontCerts } from './front-certs.ts';
 import { startFronts, type Fronts } from './fronts.ts';
 import { startGoogleFakes, type GoogleFakes } from './google/index.ts';
@@ -11,6 +11,7 @@ import { MINTED_TOKENS } from './google/identity.ts';
 import { startControlPlane, type ControlPlane } from './kube/index.ts';
 import { isRunning } from './process.ts';
 import { startPubsubEmulator, type PubsubEmulator } from './pubsub.ts';
+import { startRegistry, type Registry } from './registry.ts';
 
 export const PROJECT = 'sandbox-project';
 export const LOCATION = 'europe-west1';
@@ -59,7 +60,7 @@ export interface SandboxInfo {
   fronts: { dns: string; internal: string; connectGateway: string };
   /** Fleet memberships (projects/P/locations/L/memberships/M) of `cluster` and `privateCluster`. */
   memberships: { cluster: string; privateCluster: string };
-  /** GET: { containerApi: { getCluster }, metadata: { token }, fronts: { dns, internal, connectGateway } } */
+  /** GET: { containerApi: { getCluster }, metadata: { token }, fronts: { dns, internal, connectGateway }, registry: { proxied, tokens, unauthorized } } */
   stats: string;
   /** POST {identity}/id-token {audience, email} → {token}; POST {identity}/access-token {email} → {token}. */
   identity: string;
@@ -68,6 +69,13 @@ export interface SandboxInfo {
   /** POST {tokenLifetimeSeconds?, containerApiFailure?, frontCa?: {dns?|internal?|connectGateway?: 'public'|'cluster'}} */
   control: string;
   pubsub?: string;
+  /**
+   * The OCI registry (sandbox/registry.ts): host is 127.0.0.1:PORT, serving TLS with caFile (the
+   * public CA); images and artifacts are HOST/REPO/NAME:TAG. It takes an access token from the
+   * metadata fake as AR does (Basic oauth2accesstoken:TOKEN via /v2/token, or directly).
+   * oras is the oras CLI built with it, for tests and `npm run sandbox` users.
+   */
+  registry: { host: string; caFile: string; oras: string };
   /** Every cluster, the first being the one the keys above describe (`cluster`, `server`, `kubeconfig`…). */
   clusters: SandboxCluster[];
   pids: number[];
@@ -81,6 +89,7 @@ export interface Sandbox {
   google: GoogleFakes;
   pubsub?: PubsubEmulator;
   fronts: Fronts;
+  registry: Registry;
   stop(): Promise<void>;
 }
 
@@ -100,7 +109,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   if (!Number.isInteger(count) || count < 1 || count > MAX_CLUSTERS) throw new Error(`clusters must be an integer from 1 to ${MAX_CLUSTERS}, got ${count}`);
   const dir = path.resolve(opts.dir);
   await prepareDir(dir);
-  const binDir = await ensureBinaries();
+  const [binDir, registryBinDir] = await Promise.all([ensureBinaries(), ensureRegistryBinaries()]);
   const started = Date.now();
 
   const google = await startGoogleFakes({
@@ -145,6 +154,9 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     const fronts = await startFronts({ upstream: controlPlane.server, upstreamCa: controlPlane.caPem, certs, memberships: () => Object.values(MEMBERSHIPS) });
     stops.push(() => fronts.close());
     google.identity.attachFronts(fronts);
+    const registry = await startRegistry({ dir: path.join(dir, 'registry'), binDir: registryBinDir, cert: certs.public, accessTokenOwner: (t) => google.identity.accessTokenOwner(t) });
+    stops.push(() => registry.close());
+    google.identity.attachRegistry(registry);
 
     const server = new URL(controlPlane.server);
     // The public cluster's DNS endpoint refuses external traffic, so `auto` keeps using its public IP.
@@ -201,12 +213,13 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       certsUrl: `${google.identityUrl}/oauth2/v1/certs`,
       control: `${google.identityUrl}/control`,
       ...(pubsub && { pubsub: pubsub.host }),
+      registry: { host: registry.host, caFile: certs.publicCaFile, oras: path.join(registryBinDir, 'oras') },
       clusters,
-      pids: [process.pid, ...controlPlanes.flatMap((cp) => cp.processes().map((p) => p.pid)), ...(pubsub?.proc.child.pid ? [pubsub.proc.child.pid] : [])],
+      pids: [process.pid, ...controlPlanes.flatMap((cp) => cp.processes().map((p) => p.pid)), ...(pubsub?.proc.child.pid ? [pubsub.proc.child.pid] : []), ...(registry.proc.child.pid ? [registry.proc.child.pid] : [])],
     };
     await writeFile(path.join(dir, 'sandbox.json'), `${JSON.stringify(info, null, 2)}\n`);
     log(`sandbox ready in ${((Date.now() - started) / 1000).toFixed(1)}s (binaries already built)`);
-    return { info, controlPlane, controlPlanes, google, fronts, ...(pubsub && { pubsub }), stop: stopAll };
+    return { info, controlPlane, controlPlanes, google, fronts, registry, ...(pubsub && { pubsub }), stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;
@@ -226,7 +239,7 @@ async function prepareDir(dir: string): Promise<void> {
   }
   const running = (await readSandboxInfo(dir)).pids.filter(isRunning);
   if (running.length > 0) throw new Error(`a sandbox is still running in ${dir} (pids ${running.join(', ')}); stop it or set SANDBOX_DIR`);
-  for (const entry of entries.filter((e) => ['sandbox.json', 'kube', 'pubsub', MINTED_TOKENS].includes(e) || /^kube-\d+$/.test(e))) await rm(path.join(dir, entry), { recursive: true, force: true });
+  for (const entry of entries.filter((e) => ['sandbox.json', 'kube', 'pubsub', 'registry', MINTED_TOKENS].includes(e) || /^kube-\d+$/.test(e))) await rm(path.join(dir, entry), { recursive: true, force: true });
 }
 
 export async function readSandboxInfo(dir: string): Promise<SandboxInfo> {

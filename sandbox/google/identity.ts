@@ -21,6 +21,8 @@ export interface GoogleStats {
   tokenReview: { rejected: number };
   /** Requests per API front (sandbox/fronts.ts), once attached. */
   fronts?: Record<string, number>;
+  /** The OCI registry front (sandbox/registry.ts), once attached: requests proxied, bearer tokens issued, 401s. */
+  registry?: Record<string, number>;
 }
 
 /** How /control and /stats reach the Container API fake (wired by startGoogleFakes). */
@@ -97,10 +99,13 @@ export interface IdentityServer {
   /** A metadata server whose default service account is `email` (one per identity, reused). */
   metadataServerFor(email: string): Promise<{ metadataHost: string }>;
   reviewToken(token: string, audiences?: string[]): TokenReviewStatus;
+  /** The identity of an unexpired access token this server minted, else undefined. No side effects (unlike reviewToken's revocation knob). */
+  accessTokenOwner(token: string): string | undefined;
   /** Applies the same knobs as POST /control; throws on invalid values. */
   control(change: Partial<ControlState>): ControlState;
   stats(): GoogleStats;
   attachFronts(link: FrontsLink): void;
+  attachRegistry(link: { counts(): Record<string, number> }): void;
   close(): Promise<void>;
 }
 
@@ -200,6 +205,7 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
   let tokenLifetime = int(opts.tokenLifetimeSeconds ?? 3600, 'tokenLifetimeSeconds', 1, MAX_LIFETIME);
   const containerApi = opts.containerApi;
   let fronts: FrontsLink | undefined;
+  let registry: { counts(): Record<string, number> } | undefined;
 
   // Signing key for ID tokens, served as an X.509 cert (v1) and a JWK (v3). The
   // unknown key signs forged tokens for bad-signature tests.
@@ -339,6 +345,7 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
     metadata: { token: metadataTokenFetches, lastExpiresAt },
     tokenReview: { rejected },
     ...(fronts && { fronts: fronts.counts() }),
+    ...(registry && { registry: registry.counts() }),
   });
 
   function metadata(sa: string, req: http.IncomingMessage, url: URL, res: http.ServerResponse): void {
@@ -507,10 +514,17 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
     mintIdToken: (req) => mintIdToken(req),
     metadataServerFor,
     reviewToken,
+    accessTokenOwner(token) {
+      const info = tokens.get(token);
+      return info && info.expiresAt > Date.now() ? info.email : undefined;
+    },
     control,
     stats,
     attachFronts(link) {
       fronts = link;
+    },
+    attachRegistry(link) {
+      registry = link;
     },
     async close() {
       const servers = [server, ...(await Promise.all(instances.values())).map((i) => i.server)];

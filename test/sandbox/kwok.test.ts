@@ -11,6 +11,8 @@ import { CONTAINER_LOG_LINES } from '../../sandbox/kube/logs.ts';
 import { kubectl, kubectlJson, namespace, sandbox } from '../support/sandbox.ts';
 
 const IMAGE = 'registry.example/app';
+/** A manifest digest, for pinned images. */
+const DIGEST = `sha256:${'0123456789abcdef'.repeat(4)}`;
 
 interface ContainerState {
   waiting?: { reason?: string };
@@ -168,6 +170,13 @@ describe('sandbox kwok node: failure stages and logs', { timeout: 180_000 }, () 
       add(`crash-wins-${i}`, 'Never', ['fail-exit', 'crash'], 'Running', ['CrashLoopBackOff', 'CrashLoopBackOff']);
       // Only a tag that STARTS with the word counts.
       add(`ready-${i}`, 'Always', ['v1-crash', 'failpull', 'v2-fail-exit'], 'Running', ['running', 'running', 'running']);
+      // Pinned images (TAG@sha256:…, as the deployer writes them) keep their tag's meaning.
+      add(`pinned-pull-${i}`, 'Always', [`fail-pull-x@${DIGEST}`], 'Pending', ['ImagePullBackOff']);
+      add(`pinned-crash-${i}`, 'Always', [`crash@${DIGEST}`], 'Running', ['CrashLoopBackOff']);
+      add(`pinned-exit-${i}`, 'Never', [`fail-exit-2@${DIGEST}`, `v1@${DIGEST}`], 'Failed', ['terminated', 'terminated']);
+      add(`pinned-ready-${i}`, 'Always', [`v1@${DIGEST}`], 'Running', ['running']);
+      // A registry with a port, as the sandbox's own (HOST:PORT/REPO/NAME:TAG@sha256:…).
+      cases.push({ name: `pinned-port-pull-${i}`, policy: 'Always', images: [`127.0.0.1:5000/repo/app:fail-pull-x@${DIGEST}`], phase: 'Pending', states: ['ImagePullBackOff'] });
     }
     await kubectl(['apply', '-f', '-'], cases.map((c) => podManifest(ns, c.name, c.policy, c.images)).join('\n'));
     // Each Pod is settled once kwok gave it an IP (every stage sets one).

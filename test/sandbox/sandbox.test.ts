@@ -23,6 +23,9 @@ test('sandbox.json names everything a test or the function needs', async () => {
   for (const key of ['GCE_METADATA_HOST', 'GOOGLE_CLOUD_PROJECT', 'CONTAINER_API_ENDPOINT', 'PUBSUB_EMULATOR_HOST']) {
     assert.match(info.env[key] ?? '', /\S/, key);
   }
+  assert.match(info.registry.host, /^127\.0\.0\.1:\d+$/);
+  assert.equal(info.registry.caFile, info.publicCaFile);
+  assert.ok(existsSync(info.registry.oras));
   const stats = (await (await fetch(info.stats)).json()) as { containerApi: { getCluster: number }; metadata: { token: number } };
   assert.equal(typeof stats.containerApi.getCluster, 'number');
   assert.equal(typeof stats.metadata.token, 'number');

@@ -59,6 +59,8 @@ export interface Stats {
   tokenReview: { rejected: number };
   /** Requests per API front (sandbox/fronts.ts). */
   fronts?: { dns: number; internal: number; connectGateway: number };
+  /** The OCI registry front (sandbox/registry.ts). */
+  registry?: { proxied: number; tokens: number; unauthorized: number };
 }
 
 export async function stats(): Promise<Stats> {
