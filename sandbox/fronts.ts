@@ -6,6 +6,7 @@
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FrontCerts } from './front-certs.ts';
+import { forward } from './forward.ts';
 
 export type FrontName = 'dns' | 'internal' | 'connectGateway';
 export type FrontCa = 'public' | 'cluster';
@@ -44,19 +45,9 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
   const ca: Record<FrontName, FrontCa> = { ...RIGHT_CA };
   const refuse: Record<FrontName, number> = { dns: 0, internal: 0, connectGateway: 0 };
 
-  const forward = (req: IncomingMessage, res: ServerResponse, path: string): void => {
+  const toUpstream = (req: IncomingMessage, res: ServerResponse, path: string): void => {
     const headers = { ...req.headers, host: upstream.host };
-    const out = https.request({ host: upstream.hostname, port: upstream.port, method: req.method, path, headers, agent }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
-    out.on('error', (err) => {
-      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
-      res.end(`sandbox front: ${err.message}`);
-    });
-    // A caller that goes away (an aborted watch) ends the upstream request too.
-    res.on('close', () => out.destroy());
-    req.pipe(out);
+    forward(req, res, (onAnswer) => https.request({ host: upstream.hostname, port: upstream.port, method: req.method, path, headers, agent }, onAnswer), 'sandbox front');
   };
 
   const start = async (name: FrontName, route: (url: string) => string | undefined): Promise<{ server: https.Server; port: number }> => {
@@ -74,7 +65,7 @@ export async function startFronts(opts: FrontsOptions): Promise<Fronts> {
         res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 404, message: `sandbox ${name} front: no such path ${req.url ?? ''}` } }));
         return;
       }
-      forward(req, res, path);
+      toUpstream(req, res, path);
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

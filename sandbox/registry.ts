@@ -15,6 +15,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import type { KeyPair } from './front-certs.ts';
+import { forward } from './forward.ts';
 import { freePort, startProcess, waitFor, type Proc } from './process.ts';
 
 export interface RegistryOptions {
@@ -159,20 +160,11 @@ export async function startRegistry(opts: RegistryOptions): Promise<Registry> {
       return errors(res, 405, 'UNSUPPORTED', 'GET or POST only');
     };
 
-    const forward = (req: IncomingMessage, res: ServerResponse) => {
+    const toRegistry = (req: IncomingMessage, res: ServerResponse) => {
       counts.proxied++;
       const headers = { ...req.headers };
       delete headers.authorization;
-      const out = http.request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers, agent }, (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      });
-      out.on('error', (err) => {
-        if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
-        res.end(`sandbox registry front: ${err.message}`);
-      });
-      res.on('close', () => out.destroy());
-      req.pipe(out);
+      forward(req, res, (onAnswer) => http.request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers, agent }, onAnswer), 'sandbox registry front');
     };
 
     const server = https.createServer({ ...opts.cert }, (req, res) => {
@@ -190,7 +182,7 @@ export async function startRegistry(opts: RegistryOptions): Promise<Registry> {
         req.resume();
         return errors(res, 401, 'UNAUTHORIZED', 'authentication required', { 'www-authenticate': challenge(url, method), 'docker-distribution-api-version': 'registry/2.0' });
       }
-      forward(req, res);
+      toRegistry(req, res);
     });
     front = server;
     await new Promise<void>((resolve, reject) => {

@@ -145,12 +145,16 @@ async function mustReplace(client: KubeClient, obj: KubernetesObject, live: Kube
   } catch (err) {
     if (!(err instanceof ApiException && err.code === 422 && statusMessage(err).includes('field is immutable'))) throw apiError(err, obj, 'dry-run apply');
   }
-  const conditions = (live as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions ?? [];
-  const finished = conditions.some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
-  if (!finished) {
+  if (!jobFinished(live)) {
     throw new DeployError('JOB_RUNNING', `${describe(obj)} is still running and its pod template cannot change; deploy again once it has finished`);
   }
   return true;
+}
+
+/** Whether a Job has ended, either way (its Complete or Failed condition is True). */
+export function jobFinished(job: KubernetesObject): boolean {
+  const conditions = (job as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions ?? [];
+  return conditions.some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
 }
 
 function isExistingJob(obj: KubernetesObject, live: KubernetesObject | undefined): live is KubernetesObject {

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { KubeClient } from '../cluster/client.ts';
-import { applyObjects, type ApplyOptions } from '../apply/apply.ts';
+import { applyObjects, jobFinished, type ApplyOptions } from '../apply/apply.ts';
 import { apiError } from '../apply/errors.ts';
 import { DeployError } from '../errors.ts';
 import type { JobRun } from '../core/result.ts';
@@ -72,13 +72,8 @@ async function refuseWhileAnotherRuns(client: KubeClient, runs: readonly Kuberne
   } catch (err) {
     throw apiError(err, { apiVersion: 'batch/v1', kind: 'Job', metadata: { namespace: opts.namespace, name: `-l ${RUN_OF}=${opts.target}` } }, 'list');
   }
-  const other = items.find((job) => !ours.has(job.metadata?.name) && !finished(job));
+  const other = items.find((job) => !ours.has(job.metadata?.name) && !jobFinished(job));
   if (other) {
     throw new DeployError('JOB_RUNNING', `preDeploy Job ${opts.namespace}/${other.metadata?.name ?? '?'} of an earlier deploy of target "${opts.target}" is still running; one preDeploy run per target at a time: deploy again once it has finished`);
   }
-}
-
-function finished(job: KubernetesObject): boolean {
-  const conditions = (job as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions ?? [];
-  return conditions.some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
 }
