@@ -5,9 +5,14 @@
 //  - raw: one server-side apply PATCH over node:https with keep-alive (bench/baseline/raw-patch.mjs);
 //  - bare: a bare functions-framework function doing one raw PATCH (bench/baseline/bare-function.mjs);
 //  - kubectl: `kubectl apply --server-side`, one process per deploy.
+// An OCI release (manifests pushed with oras to the sandbox registry, image pinned by digest)
+// is measured next to a file release of the same three objects, in the same run: a cold start
+// on each, a new release on a warm instance (fetched and pinned), and a release the instance
+// has already fetched (a new event, same tags: tag → digest HEADs only, counted at the registry).
 // Prints a table and writes bench/results/latest.json.
 // Env: BENCH_DEPLOYS (default 10000: the RSS-after-N figure), BENCH_ROUNDS (cold starts, 10),
-// BENCH_WARM (warm deploys per figure, 200), SANDBOX_DIR (reuse a running sandbox).
+// BENCH_WARM (warm deploys per figure, 200), BENCH_OCI_RELEASES (new OCI releases measured
+// on a warm instance, 50: each is pushed beforehand), SANDBOX_DIR (reuse a running sandbox).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import os, { tmpdir } from 'node:os';
@@ -17,6 +22,7 @@ import { parse, stringify } from 'yaml';
 import { readSandboxInfo, startSandbox, type Sandbox, type SandboxInfo } from '../sandbox/index.ts';
 import { freePort } from '../sandbox/process.ts';
 import { ensureBundle } from '../test/support/bundle.ts';
+import { pushImage, pushManifests } from '../test/support/oci.ts';
 // @ts-expect-error plain JavaScript baseline, no types
 import { deployment, rawPatcher } from './baseline/raw-patch.mjs';
 
@@ -26,6 +32,7 @@ const cli = path.join(root, 'node_modules/@google-cloud/functions-framework/buil
 const DEPLOYS = Number(process.env.BENCH_DEPLOYS ?? 10_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
 const WARM = Number(process.env.BENCH_WARM ?? 200);
+const OCI_RELEASES = Number(process.env.BENCH_OCI_RELEASES ?? 50);
 const REPO = 'europe-docker.pkg.dev/sandbox-project/apps/bench';
 const NS = 'bench';
 const log = (line: string) => console.error(`[bench] ${line}`);
@@ -43,8 +50,11 @@ let sandbox: Sandbox | undefined;
 let info: SandboxInfo;
 if (process.env.SANDBOX_DIR) info = await readSandboxInfo(process.env.SANDBOX_DIR);
 else {
-  sandbox = await startSandbox({ dir: await mkdtemp(path.join(tmpdir(), 'gke-deployer-bench-')), pubsub: false, log });
+  const sandboxDir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-bench-'));
+  sandbox = await startSandbox({ dir: sandboxDir, pubsub: false, log });
   info = sandbox.info;
+  // test/support/oci.ts (the oras pushes) finds the sandbox by SANDBOX_DIR.
+  process.env.SANDBOX_DIR = sandboxDir;
 }
 await exec(info.kubectl, ['--kubeconfig', info.kubeconfig, 'create', 'namespace', NS]).catch(() => undefined);
 
@@ -63,13 +73,24 @@ const svc = (name: string) => ({ apiVersion: 'v1', kind: 'Service', metadata: { 
 await writeFile(path.join(dir, 'one.yaml'), manifest([makeDeployment('one', 'placeholder')]));
 await writeFile(path.join(dir, 'three.yaml'), manifest([cm('three'), svc('three'), makeDeployment('three', 'placeholder')]));
 const targets: Record<string, unknown> = {};
-const target = (file: string) => ({ cluster: 'gke', namespace: NS, manifests: [file], images: [REPO], rollout: { wait: false } });
+// pinDigests: false: REPO is a real-looking Artifact Registry name the sandbox cannot reach, and
+// these figures are about apply speed (the OCI figures below pin, in the sandbox registry).
+const target = (file: string) => ({ cluster: 'gke', namespace: NS, manifests: [file], images: [REPO], rollout: { wait: false }, pinDigests: false });
 targets.one = target('one.yaml');
 targets.three = target('three.yaml');
 for (let i = 0; i < 8; i++) {
   await writeFile(path.join(dir, `t${i}.yaml`), manifest([makeDeployment(`t${i}`, 'placeholder')]));
   targets[`t${i}`] = target(`t${i}.yaml`);
 }
+// The OCI release: the same three objects as three.yaml, pushed as Flux pushes them, its image in
+// the sandbox registry (pinned by default there). `oci` deploys it; `three-file` is the file release
+// it is compared with, on its own objects.
+const BENCH_OCI = `${info.registry.host}/bench/oci`;
+const BENCH_OCI_DEPLOY = `${info.registry.host}/bench/oci-deploy`;
+const ociFiles = { 'deploy/release.yaml': manifest([cm('oci'), svc('oci'), makeDeployment('oci', 'placeholder')]) };
+await writeFile(path.join(dir, 'three-file.yaml'), manifest([cm('three-file'), svc('three-file'), makeDeployment('three-file', 'placeholder')]));
+targets['three-file'] = target('three-file.yaml');
+targets.oci = { cluster: 'gke', namespace: NS, manifests: { oci: BENCH_OCI_DEPLOY, tag: '${tag}' }, images: [BENCH_OCI], rollout: { wait: false } };
 await writeFile(
   path.join(dir, 'deployer.yaml'),
   stringify({ auth: { direct: 'none' }, clusters: { gke: { gke: { project: info.project, location: info.location, name: info.cluster } } }, targets }),
@@ -80,6 +101,20 @@ const tokenRes = await fetch(`http://${info.env.GCE_METADATA_HOST}/computeMetada
 const token = ((await tokenRes.json()) as { access_token: string }).access_token;
 const ca = await readFile(info.caFile);
 const raw = makeRaw({ server: info.server, ca, token, namespace: NS, manager: 'bench-raw' });
+
+// The OCI releases, pushed with oras before anything is timed: `warm` (deployed again and
+// again), `cold` (each cold-start round's new instance fetches it), and OCI_RELEASES new ones
+// (each a new image digest and a new artifact digest of the same objects).
+log(`pushing ${OCI_RELEASES + 2} OCI releases`);
+const runId = Date.now().toString(36);
+async function pushRelease(tag: string): Promise<void> {
+  await Promise.all([pushImage('bench/oci', tag), pushManifests('bench/oci-deploy', tag, ociFiles, 'flux')]);
+}
+await pushRelease(`warm-${runId}`);
+await pushRelease(`cold-${runId}`);
+const ociNewTags = Array.from({ length: OCI_RELEASES }, (_, i) => `new-${runId}-${i}`);
+for (let i = 0; i < ociNewTags.length; i += 4) await Promise.all(ociNewTags.slice(i, i + 4).map(pushRelease));
+const registryCounts = async () => ((await (await fetch(info.stats)).json()) as { registry: { manifestGets: number; blobGets: number; manifestHeads: number } }).registry;
 
 // --- processes ------------------------------------------------------------------------------
 interface Proc {
@@ -147,7 +182,8 @@ async function importMs(file: string): Promise<number> {
   const code = `const t = performance.now(); await import(${JSON.stringify(file)}); console.log(performance.now() - t); process.exit(0);`;
   const { stdout } = await exec(process.execPath, ['--input-type=module', '-e', code], {
     cwd: dir,
-    env: { ...process.env, NODE_OPTIONS, DEPLOYER_CONFIG: path.join(dir, 'deployer.yaml'), CONTAINER_API_ENDPOINT: '127.0.0.1:1', GCE_METADATA_HOST: '127.0.0.1:1' },
+    // REGISTRY_HOST: the config names the sandbox registry (the OCI target), which loading checks.
+    env: { ...process.env, NODE_OPTIONS, DEPLOYER_CONFIG: path.join(dir, 'deployer.yaml'), CONTAINER_API_ENDPOINT: '127.0.0.1:1', GCE_METADATA_HOST: '127.0.0.1:1', REGISTRY_HOST: info.env.REGISTRY_HOST ?? '' },
   });
   return Number(stdout.trim().split('\n').at(-1));
 }
@@ -160,7 +196,7 @@ for (let i = 0; i < ROUNDS; i++) {
 
 // --- 2. cold start, interleaved with the bare baseline --------------------------------------
 log(`cold starts (${ROUNDS} rounds)`);
-const cold = { fn: [] as number[], bare: [] as number[], caFiles: [] as number[] };
+const cold = { fn: [] as number[], bare: [] as number[], caFiles: [] as number[], oci: [] as number[], file: [] as number[] };
 const bareSource = path.join(root, 'bench/baseline/bare-function.mjs');
 for (let i = 0; i < ROUNDS; i++) {
   const f = await startProcess(entry, {});
@@ -171,6 +207,13 @@ for (let i = 0; i < ROUNDS; i++) {
   const b = await startProcess(bareSource, bareEnv);
   cold.bare.push(await coldStart(b, { image: image() }));
   await b.stop();
+  // A new instance and an OCI release it has never fetched, next to a file release of the same objects.
+  const o = await startProcess(entry, {});
+  cold.oci.push(await coldStart(o, { target: 'oci', image: `${BENCH_OCI}:cold-${runId}` }));
+  await o.stop();
+  const t = await startProcess(entry, {});
+  cold.file.push(await coldStart(t, { target: 'three-file', image: image() }));
+  await t.stop();
 }
 
 // --- 3. warm: one instance, kept as Cloud Run keeps it ---------------------------------------
@@ -184,8 +227,8 @@ async function timed(f: () => Promise<unknown>): Promise<number> {
   await f();
   return performance.now() - t;
 }
-async function deployOk(body: Record<string, unknown>): Promise<void> {
-  const status = await post(fn.url, body);
+async function deployOk(body: Record<string, unknown>, instance = fn): Promise<void> {
+  const status = await post(instance.url, body);
   if (status !== 200) throw new Error(`deploy ${JSON.stringify(body)} answered ${status}`);
 }
 // Context for the warm figures: the same raw PATCH behind a bare functions-framework function,
@@ -207,6 +250,29 @@ for (let i = 0; i < WARM; i++) {
   );
 }
 await bare.stop();
+
+// The OCI release on a warm instance of its own (so the memory figures below stay those of the
+// apply path alone), interleaved with the file release of the same objects. Already fetched (a
+// new event, same tags) vs the file release with the same image again; a new release (new image
+// and artifact digests: fetched and pinned) vs the file release with a new image.
+log(`OCI releases on a warm instance (${WARM} fetched, ${OCI_RELEASES} new)`);
+const ociFn = await startProcess(entry, {});
+const oci = { fetched: [] as number[], fileSame: [] as number[], fresh: [] as number[], fileNew: [] as number[] };
+await coldStart(ociFn, { target: 'oci', image: `${BENCH_OCI}:warm-${runId}` });
+await deployOk({ target: 'three-file', image: `${REPO}:same` }, ociFn);
+const countsBefore = await registryCounts();
+for (let i = 0; i < WARM; i++) {
+  oci.fetched.push(await timed(() => deployOk({ target: 'oci', image: `${BENCH_OCI}:warm-${runId}` }, ociFn)));
+  oci.fileSame.push(await timed(() => deployOk({ target: 'three-file', image: `${REPO}:same` }, ociFn)));
+}
+const countsAfter = await registryCounts();
+// A fetched release fetches nothing: what the registry saw during those deploys.
+const warmFetches = { manifestGets: countsAfter.manifestGets - countsBefore.manifestGets, blobGets: countsAfter.blobGets - countsBefore.blobGets, manifestHeads: countsAfter.manifestHeads - countsBefore.manifestHeads };
+for (const tag of ociNewTags) {
+  oci.fresh.push(await timed(() => deployOk({ target: 'oci', image: `${BENCH_OCI}:${tag}` }, ociFn)));
+  oci.fileNew.push(await timed(() => deployOk({ target: 'three-file', image: image() }, ociFn)));
+}
+await ociFn.stop();
 
 // --- 4. kubectl apply --server-side, a process per deploy ------------------------------------
 log('kubectl apply --server-side');
@@ -280,10 +346,11 @@ interface Row {
   measured: string;
   ratio: number;
   goal: string;
-  pass: boolean;
+  /** Absent: a figure reported with no goal. */
+  pass?: boolean;
 }
 const rows: Row[] = [];
-const row = (figure: string, baseline: string, measured: string, ratio: number, goal: string, pass: boolean) => rows.push({ figure, baseline, measured, ratio, goal, pass });
+const row = (figure: string, baseline: string, measured: string, ratio: number, goal: string, pass?: boolean) => rows.push({ figure, baseline, measured, ratio, goal, ...(pass !== undefined && { pass }) });
 const c = median(cold.fn) / median(cold.bare);
 row('cold start, spawn → first 200 on POST /deploy (vs bare ff + 1 raw PATCH)', ms(median(cold.bare)), ms(median(cold.fn)), c, '≤ 1.5×', c <= 1.5);
 const w1 = median(warm.one) / median(warm.rawOne);
@@ -298,6 +365,13 @@ const steady = Math.max(...rssSamples);
 row('RSS under load (max while at concurrency 8)', '200 MiB (goal)', mb(steady), steady / (200 * 2 ** 20), '≤ 200 MiB', steady <= 200 * 2 ** 20);
 const growth = rssEnd / rss1k;
 row(`RSS after ${total} deploys vs after 1000`, mb(rss1k), mb(rssEnd), growth, '≤ 1.05×', growth <= 1.05);
+const oc = median(cold.oci) / median(cold.file);
+row('OCI release, cold start: spawn → first 200, release fetched and pinned (vs a file release, 3 objects each)', ms(median(cold.file)), ms(median(cold.oci)), oc, '—');
+const on = median(oci.fresh) / median(oci.fileNew);
+row('OCI release, warm instance, a new release: fetched and pinned (vs a file release, new image; 3 objects each)', ms(median(oci.fileNew)), ms(median(oci.fresh)), on, '—');
+const of = median(oci.fetched) / median(oci.fileSame);
+row('OCI release, warm instance, already fetched: tags resolved only (vs a file release, same image; 3 objects each)', ms(median(oci.fileSame)), ms(median(oci.fetched)), of, '—');
+row(`OCI release already fetched: manifest + blob GETs at the registry over ${WARM} deploys`, '0', String(warmFetches.manifestGets + warmFetches.blobGets), warmFetches.manifestGets + warmFetches.blobGets, '= 0', warmFetches.manifestGets + warmFetches.blobGets === 0);
 const caOk = cold.caFiles.every((n) => n === 1);
 row('CA temp files per instance (1 distinct CA)', '1', cold.caFiles.join(','), Math.max(...cold.caFiles), '= 1', caOk);
 
@@ -310,7 +384,7 @@ ${ROUNDS} cold-start rounds, ${WARM} warm deploys per figure, ${total} deploys f
 const table = [
   '| figure | baseline | measured | ratio | goal | |',
   '|---|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.figure} | ${r.baseline} | ${r.measured} | ${r.ratio.toFixed(2)}× | ${r.goal} | ${r.pass ? 'pass' : 'miss'} |`),
+  ...rows.map((r) => `| ${r.figure} | ${r.baseline} | ${r.measured} | ${r.ratio.toFixed(2)}× | ${r.goal} | ${r.pass === undefined ? '' : r.pass ? 'pass' : 'miss'} |`),
 ].join('\n');
 const importTable = [
   '| import of the entry point alone (with its config) | median |',
@@ -331,12 +405,12 @@ await writeFile(
       commit,
       dirty,
       machine,
-      settings: { rounds: ROUNDS, warm: WARM, deploys: total, nodeOptions: NODE_OPTIONS, mallocArenaMax: MALLOC_ARENA_MAX },
+      settings: { rounds: ROUNDS, warm: WARM, ociReleases: OCI_RELEASES, deploys: total, nodeOptions: NODE_OPTIONS, mallocArenaMax: MALLOC_ARENA_MAX },
       figures: rows,
       bareWarmMs: median(warm.bareOne),
       importMs: { production: median(imports.production), bundleNoCache: median(imports.bundleNoCache), src: median(imports.src) },
       allocationPerDeployBytes: Math.round(allocatedPerDeploy),
-      raw: { cold, warm, kubectlMs, warmVsKubectl, tput, rss1k, rssEnd, rssSamplesMax: steady },
+      raw: { cold, warm, oci, ociWarmRegistryRequests: warmFetches, kubectlMs, warmVsKubectl, tput, rss1k, rssEnd, rssSamplesMax: steady },
     },
     null,
     2,

@@ -60,7 +60,7 @@ export interface SandboxInfo {
   fronts: { dns: string; internal: string; connectGateway: string };
   /** Fleet memberships (projects/P/locations/L/memberships/M) of `cluster` and `privateCluster`. */
   memberships: { cluster: string; privateCluster: string };
-  /** GET: { containerApi: { getCluster }, metadata: { token }, fronts: { dns, internal, connectGateway }, registry: { proxied, tokens, unauthorized } } */
+  /** GET: { containerApi: { getCluster }, metadata: { token }, fronts: { dns, internal, connectGateway }, registry: { proxied, tokens, unauthorized, manifestGets, manifestHeads, blobGets } } */
   stats: string;
   /** POST {identity}/id-token {audience, email} → {token}; POST {identity}/access-token {email} → {token}. */
   identity: string;
@@ -206,6 +206,8 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
         CONTAINER_API_ENDPOINT: google.containerApiEndpoint,
         CONNECT_GATEWAY_ENDPOINT: fronts.connectGateway,
         NODE_EXTRA_CA_CERTS: certs.publicCaFile,
+        // The sandbox's registry: the function pins images there and fetches releases from it with its ADC token.
+        REGISTRY_HOST: registry.host,
         ...(pubsub && { PUBSUB_EMULATOR_HOST: pubsub.host }),
       },
       stats: `${google.identityUrl}/stats`,

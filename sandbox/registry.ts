@@ -39,6 +39,12 @@ export type RegistryCounts = {
   tokens: number;
   /** Requests answered 401. */
   unauthorized: number;
+  /** Proxied GET /v2/…/manifests/… (a manifest fetched: what a warm deploy must not do). */
+  manifestGets: number;
+  /** Proxied HEAD /v2/…/manifests/… (tag → digest resolution: expected on every new deploy). */
+  manifestHeads: number;
+  /** Proxied GET /v2/…/blobs/… (a config or layer fetched). */
+  blobGets: number;
 };
 
 export interface Registry {
@@ -97,7 +103,7 @@ export async function startRegistry(opts: RegistryOptions): Promise<Registry> {
 
     const lifetime = opts.tokenLifetimeSeconds ?? 3600;
     const issued = new Map<string, number>(); // front token → expiry (ms)
-    const counts: RegistryCounts = { proxied: 0, tokens: 0, unauthorized: 0 };
+    const counts: RegistryCounts = { proxied: 0, tokens: 0, unauthorized: 0, manifestGets: 0, manifestHeads: 0, blobGets: 0 };
     let host = '';
 
     const googleToken = (token: string) => token.length > 0 && opts.accessTokenOwner(token) !== undefined;
@@ -160,8 +166,13 @@ export async function startRegistry(opts: RegistryOptions): Promise<Registry> {
       return errors(res, 405, 'UNSUPPORTED', 'GET or POST only');
     };
 
-    const toRegistry = (req: IncomingMessage, res: ServerResponse) => {
+    const toRegistry = (req: IncomingMessage, res: ServerResponse, url: URL) => {
       counts.proxied++;
+      // By kind, so a test can tell a fetch (GET) from a tag resolution (HEAD).
+      const kind = /^\/v2\/.+\/(manifests|blobs)\/[^/]+$/.exec(url.pathname)?.[1];
+      if (kind === 'manifests' && req.method === 'GET') counts.manifestGets++;
+      else if (kind === 'manifests' && req.method === 'HEAD') counts.manifestHeads++;
+      else if (kind === 'blobs' && req.method === 'GET') counts.blobGets++;
       const headers = { ...req.headers };
       delete headers.authorization;
       forward(req, res, (onAnswer) => http.request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers, agent }, onAnswer), 'sandbox registry front');
@@ -182,7 +193,7 @@ export async function startRegistry(opts: RegistryOptions): Promise<Registry> {
         req.resume();
         return errors(res, 401, 'UNAUTHORIZED', 'authentication required', { 'www-authenticate': challenge(url, method), 'docker-distribution-api-version': 'registry/2.0' });
       }
-      toRegistry(req, res);
+      toRegistry(req, res, url);
     });
     front = server;
     await new Promise<void>((resolve, reject) => {

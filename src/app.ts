@@ -2,6 +2,7 @@
 import { ConfigError, loadConfigFile, type Config } from './config/load.ts';
 import { TargetLeases } from './apply/lock.ts';
 import { ClusterRegistry } from './cluster/registry.ts';
+import { Releases, registryAccess } from './release/release.ts';
 import { deployer } from './deploy/pipeline.ts';
 import { gitAncestry } from './policy/ancestry.ts';
 import { jsonLogger, registerSecret, type Logger } from './core/log.ts';
@@ -25,7 +26,10 @@ export function createApp(config: Config, log: Logger = jsonLogger(), env = proc
   const reporters = reportersFor(config, log, env);
   // Git events are ordered by their commits' history where a report token can read it.
   const ancestry = gitAncestry(config.report, env, (message) => log('WARNING', message));
-  const handler = router({ config, deploy: reporters.wrap(deployer({ config, clusters, leases, ancestry })), log, deadlineMs: deadlineMs(env) });
+  // Images pinned by digest and OCI releases fetched with the same ADC token the clusters get (no stored credential).
+  const adc = clusters.adcToken();
+  const releases = new Releases(registryAccess(async () => (await adc.authorization()).replace(/^Bearer /, ''), env));
+  const handler = router({ config, deploy: reporters.wrap(deployer({ config, clusters, leases, ancestry, releases })), log, deadlineMs: deadlineMs(env) });
   // The Leases go back first: handing them back needs the clusters' connections.
   return { config, handler, close: async () => void (await Promise.all([leases.close().finally(() => clusters.close()), reporters.close()])) };
 }

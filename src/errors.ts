@@ -16,6 +16,18 @@ const ERRORS = {
   DEPLOYMENT_NOT_FOUND: { retryable: false, http: 404 },
   CONTAINER_NOT_FOUND: { retryable: false, http: 400 },
   NOT_DEPLOYED: { retryable: false, http: 404 },
+  /** Not (yet) in the registry: CI may not have pushed it, so a redelivery can find it. */
+  IMAGE_NOT_FOUND: { retryable: true, http: 404 },
+  MANIFESTS_NOT_FOUND: { retryable: true, http: 404 },
+  /** The manifests artifact cannot be used as it is (format, size, paths, YAML): pushing it again will not change it. */
+  MANIFESTS_INVALID: { retryable: false, http: 400 },
+  /** The manifests tag template names a value the event does not give (a digest-only push has no tag). */
+  MANIFESTS_TAG_UNKNOWN: { retryable: false, http: 400 },
+  /** `pinDigests: true`, and the image's registry is not one the deployer can ask for a digest. */
+  IMAGE_NOT_PINNED: { retryable: false, http: 400 },
+  REGISTRY_UNAVAILABLE: { retryable: true, http: 503 },
+  /** 401/403 or another refusal from the registry: configuration (IAM), not luck. */
+  REGISTRY_ERROR: { retryable: false, http: 502 },
   /** Another field manager owns a field: only a person (or `force`) can settle it. */
   CONFLICT: { retryable: false, http: 409 },
   /** A Job that must be replaced is still running: it will finish, so a redelivery can succeed. */

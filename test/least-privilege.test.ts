@@ -11,7 +11,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
+import type { SandboxInfo } from '../sandbox/index.ts';
 import { configYaml, gkeCluster } from './support/config.ts';
 import { startFunction, type RunningFunction } from './support/function.ts';
 import { kubectl, kubectlJson, namespace, useSandboxEnv } from './support/sandbox.ts';
@@ -85,9 +86,10 @@ describe('deploy/kubernetes/rbac.yaml grants what a deploy needs, in its namespa
   let repo: string;
   let identityUrl: string;
   let freshNs: string;
+  let info: SandboxInfo;
 
   before(async () => {
-    const info = await useSandboxEnv();
+    info = await useSandboxEnv();
     identityUrl = info.identity;
     ns = await namespace('lp');
     other = await namespace('lp-other');
@@ -179,6 +181,52 @@ describe('deploy/kubernetes/rbac.yaml grants what a deploy needs, in its namespa
     }
   });
 
+  test('prune: true on a file target whose manifests hold a ConfigMap (no list on configmaps): the release is ready, notPruned says CLUSTER_FORBIDDEN, logged as a WARNING', async () => {
+    const pns = await namespace('lp-prune');
+    await applyRbac(pns, serviceAccount);
+    const deployment = stringify({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'app' },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: 'app' } },
+        template: { metadata: { labels: { app: 'app' } }, spec: { containers: [{ name: 'app', image: 'placeholder' }] } },
+      },
+    });
+    const configMap = stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'app-config' }, data: { greeting: 'hello' } });
+    // The example's repository exists nowhere: deployed by tag, as the example does.
+    const target = { cluster: 'sandbox', namespace: pns, manifests: ['app.yaml'], container: 'app', images: [repo], pinDigests: false, prune: true, rollout: { timeout: '60s' } };
+    const config = configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { pruning: target } });
+
+    const first = await startFunction(config, { 'app.yaml': `${deployment}---\n${configMap}` });
+    try {
+      const res = await first.post('/deploy', { target: 'pruning', image: `${repo}:prune-1` });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.status, 'ready', JSON.stringify(res.body));
+    } finally {
+      await first.close();
+    }
+    // The next manifests version drops the ConfigMap: the function starts again with it, as a redeploy of the deployer would.
+    const second = await startFunction(config, { 'app.yaml': deployment });
+    try {
+      const res = await second.post('/deploy', { target: 'pruning', image: `${repo}:prune-2` });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.status, 'ready', JSON.stringify(res.body));
+      assert.equal(res.body.pruned, undefined, JSON.stringify(res.body));
+      // Refused for the right reason: the list of ConfigMaps, which the shipped Role leaves out on purpose.
+      assert.match(String(res.body.notPruned), /^CLUSTER_FORBIDDEN\b.*configmaps/s, JSON.stringify(res.body));
+      const line = second.logs.find((l) => l.requestId === res.body.requestId && l.message.startsWith('deployed'));
+      assert.ok(line, `a "deployed" log line: ${JSON.stringify(second.logs)}`);
+      assert.equal(line.severity, 'WARNING', JSON.stringify(line));
+      assert.equal(line.notPruned, res.body.notPruned);
+      // Nothing was deleted: the ConfigMap that left the manifests is still there.
+      await kubectl(['-n', pns, 'get', 'configmap', 'app-config']);
+    } finally {
+      await second.close();
+    }
+  });
+
   test("a StatefulSet's rollback may evict its broken Pods (pods/eviction), in its namespace only", async () => {
     assert.equal(await canI(serviceAccount, ['create', 'pods', '--subresource=eviction', '-n', ns]), true);
     assert.equal(await canI(serviceAccount, ['create', 'pods', '--subresource=eviction', '-n', other]), false);
@@ -198,7 +246,10 @@ describe('deploy/kubernetes/rbac.yaml grants what a deploy needs, in its namespa
       ['list', 'configmaps', '-n', ns],
       ['create', 'roles.rbac.authorization.k8s.io', '-n', ns],
       ['create', 'rolebindings.rbac.authorization.k8s.io', '-n', ns],
-      ['delete', 'services', '-n', ns],
+      // Prune deletes the set's Services and Deployments, in its own namespace only; ConfigMaps (the
+      // ApplySet parent's kind) are read and applied, never listed or deleted, by the shipped Role.
+      ['delete', 'configmaps', '-n', ns],
+      ['delete', 'services', '-n', other],
       ['create', 'pods/exec', '-n', ns],
       ['list', 'namespaces'],
       ['list', 'deployments.apps', '--all-namespaces'],

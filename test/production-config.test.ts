@@ -117,6 +117,13 @@ test('in production, another Connect gateway (it would receive the ADC token) is
   assert.deepEqual(problems(yaml(`{ direct: ${OIDC} }`), { CONNECT_GATEWAY_ENDPOINT: 'https://127.0.0.1:8443' }), []);
 });
 
+test('in production, REGISTRY_HOST (another registry that would receive the ADC token) is refused', () => {
+  const got = problems(yaml(`{ direct: ${OIDC} }`), { ...CLOUD_RUN, REGISTRY_HOST: '127.0.0.1:5443' });
+  assert.equal(got.length, 1, got.join('\n'));
+  assert.match(got[0]!, /^REGISTRY_HOST: .* is refused in production \(K_SERVICE is set\)/);
+  assert.deepEqual(problems(yaml(`{ direct: ${OIDC} }`), { REGISTRY_HOST: '127.0.0.1:5443' }), []);
+});
+
 test('in production, a config without weakening settings loads', () => {
   assert.deepEqual(problems(yaml(`{ direct: ${OIDC}, certsUrl: "https://www.googleapis.com/oauth2/v1/certs" }`), CLOUD_RUN), []);
 });

@@ -47,6 +47,21 @@ test('npm run dev, then the printed curl, deploys the example app and its Pods b
     };
     assert.equal(pods.items.length, 2);
     for (const pod of pods.items) assert.ok(pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+
+    // The OCI release, as printed: the token from the metadata server, oras push of the manifests, then the curl.
+    const token = /^\s*(export TOKEN=.*)$/m.exec(out)?.[1];
+    const push = /^\s*(\(cd \S+ && printf %s "\$TOKEN" \| \S+ push .*\))$/m.exec(out)?.[1];
+    const deploy = /^\s*(curl .*"target":"hello-oci".*)$/m.exec(out)?.[1];
+    assert.ok(token && push && deploy, `no OCI release commands in:\n${out}`);
+    const pushed = await exec('sh', ['-c', `${token}\n${push}`]);
+    const digest = /Digest: (sha256:[0-9a-f]{64})/.exec(pushed.stdout)?.[1];
+    assert.ok(digest, pushed.stdout);
+    const oci = JSON.parse((await exec('sh', ['-c', deploy])).stdout) as { status: string; image: string; release?: { pinned: boolean; manifests?: { digest: string } }; objects: { kind: string; action: string }[] };
+    assert.equal(oci.status, 'ready', JSON.stringify(oci));
+    assert.match(oci.image, /\/apps\/hello:1\.0\.0@sha256:[0-9a-f]{64}$/);
+    assert.equal(oci.release?.pinned, true);
+    assert.equal(oci.release?.manifests?.digest, digest);
+    assert.deepEqual(oci.objects.map((o) => `${o.kind}:${o.action}`), ['Deployment:created', 'Service:created']);
   } finally {
     const info = await readSandboxInfo(dir).catch(() => undefined);
     if (dev.pid) process.kill(-dev.pid, 'SIGINT');

@@ -12,6 +12,8 @@
 #   SERVICE             Cloud Run service name (gke-deployer)
 #   REPOSITORY          Artifact Registry repository for the deployer's image (gke-deployer)
 #   CLUSTER_PROJECTS    projects whose GKE clusters it deploys to (PROJECT)
+#   REGISTRY_PROJECTS   projects whose Artifact Registry repositories hold the images and
+#                       manifests artifacts it deploys (PROJECT)
 #   CONFIG_FILE         deployer.yaml to store as the config secret's newest version
 #   TOPICS              Pub/Sub topics pushed to /pubsub: gcr (Artifact Registry),
 #                       cloud-builds (Cloud Build) ("gcr")
@@ -20,6 +22,7 @@
 #
 # Identities it creates (and the only roles it grants them):
 #   gke-deployer@            runtime: roles/container.clusterViewer on CLUSTER_PROJECTS,
+#                            roles/artifactregistry.reader on REGISTRY_PROJECTS,
 #                            secretAccessor on its three secrets. Rights inside clusters
 #                            come from deploy/kubernetes/rbac.yaml, per namespace.
 #   gke-deployer-push@       signs Pub/Sub push requests (OIDC); run.invoker on the service
@@ -32,6 +35,7 @@ REGION=${REGION:-europe-west1}
 SERVICE=${SERVICE:-gke-deployer}
 REPOSITORY=${REPOSITORY:-gke-deployer}
 CLUSTER_PROJECTS=${CLUSTER_PROJECTS:-$PROJECT}
+REGISTRY_PROJECTS=${REGISTRY_PROJECTS:-$PROJECT}
 CONFIG_FILE=${CONFIG_FILE:-}
 TOPICS=${TOPICS:-gcr}
 RECONCILE_TARGETS=${RECONCILE_TARGETS:-}
@@ -107,6 +111,15 @@ ensure_sa gke-deployer-build "gke-deployer Cloud Build"
 step "runtime: roles/container.clusterViewer on ${CLUSTER_PROJECTS}"
 for p in $CLUSTER_PROJECTS; do
   bind projects add-iam-policy-binding "$p" --member="serviceAccount:$RUNTIME_SA" --role=roles/container.clusterViewer --condition=None
+done
+
+# Read-only registry access: the function resolves image tags to digests and fetches
+# manifests artifacts with its own ADC token (the Docker v2 token flow), nothing stored.
+# Project-wide here; to narrow it, grant the role on each repository instead
+# (gcloud artifacts repositories add-iam-policy-binding REPO --location=L ...).
+step "runtime: roles/artifactregistry.reader on ${REGISTRY_PROJECTS}"
+for p in $REGISTRY_PROJECTS; do
+  bind projects add-iam-policy-binding "$p" --member="serviceAccount:$RUNTIME_SA" --role=roles/artifactregistry.reader --condition=None
 done
 
 step "secrets"

@@ -31,8 +31,12 @@ export interface Turn {
   client: KubeClient;
 }
 
-/** The turn applied the target's objects, or ended before that with `result` (none of the target's objects written). */
-export type TurnOutcome<R> = { applied: Applied[] } | { result: R };
+/**
+ * The turn applied the target's objects (and wrote `known` besides, e.g. the ApplySet
+ * parent: what the next turn may take as read), or ended before that with `result` (none of
+ * the target's objects written).
+ */
+export type TurnOutcome<R> = { applied: Applied[]; known?: KubernetesObject[] } | { result: R };
 
 export type Guarded<R = never> = Exclude<Verdict, { verdict: 'apply' }> | TurnOutcome<R>;
 
@@ -50,7 +54,7 @@ export async function guardedApply<R = never>(leases: TargetLeases, client: Kube
       }
     }
     const outcome = await run({ known: tenure.knowledge, client: client.fenced(tenure.fence) });
-    learned = 'applied' in outcome ? new Map(outcome.applied.map((a) => [objectKey(a.change.applied), a.change.after])) : 'keep';
+    learned = 'applied' in outcome ? new Map([...outcome.applied.map((a) => a.change.after), ...(outcome.known ?? [])].map((o) => [objectKey(o), o])) : 'keep';
     return outcome;
   } finally {
     tenure.done(learned);

@@ -13,6 +13,8 @@ export const ANNOTATIONS = {
   eventTime: 'gke-deployer/event-time',
   /** The Git commit the event deploys (`github:owner/repo@sha`, `gitlab:group/project@sha`): Git events are ordered by it. */
   commit: 'gke-deployer/commit',
+  /** An OCI target's manifests artifact, by digest (`repo@sha256:…`): with the image, the release. */
+  manifests: 'gke-deployer/manifests',
   changeCause: 'kubernetes.io/change-cause',
   /** Written by a rollback only: the id of the recorded event whose deploy it undid (order.ts answers its redelivery `rolled-back`). */
   rolledBack: 'gke-deployer/rolled-back',
@@ -53,6 +55,10 @@ export interface Stamp {
   eventTime: string;
   /** commitStamp() of the event's commit; absent for events that deploy no commit (direct, Pub/Sub, Scheduler). */
   commit?: string;
+  /** The manifests artifact (`repo@sha256:…`) of an OCI target. */
+  manifests?: string;
+  /** A whole-release rollback's stamps: the event whose deploy it undid. */
+  rolledBack?: string;
 }
 
 /** Where each workload kind keeps its pod spec. */
@@ -77,6 +83,8 @@ export function stampAnnotations(stamp: Stamp): Record<string, string> {
     [ANNOTATIONS.eventTime]: stamp.eventTime,
     // Absent when the event has none: the apply then drops a commit an earlier deploy stamped.
     ...(stamp.commit !== undefined && { [ANNOTATIONS.commit]: stamp.commit }),
+    ...(stamp.manifests !== undefined && { [ANNOTATIONS.manifests]: stamp.manifests }),
+    ...(stamp.rolledBack !== undefined && { [ANNOTATIONS.rolledBack]: stamp.rolledBack }),
     // Without the request id, so an identical deploy leaves it as it was.
     [ANNOTATIONS.changeCause]: `gke-deployer: ${stamp.source} deployed ${stamp.image}`,
   };

@@ -65,6 +65,44 @@ class ObjectApi extends KubernetesObjectApi {
     return (await this.resource(apiVersion, kind))?.namespaced;
   }
 
+  /** GET /apis, kept per instance like the library's resource lists: each group's versions, the preferred one first. */
+  private groups: Promise<Map<string, string[]>> | undefined;
+
+  /**
+   * The versions the server serves of an API group, preferred first; none for a group it does
+   * not serve. Asked again for a group the kept answer lacks (a CRD added since), or when `fresh`.
+   */
+  async servedVersions(group: string, fresh: boolean): Promise<string[]> {
+    if (group === '') return ['v1']; // the core group: /api/v1
+    const kept = this.groups;
+    if (kept && !fresh) {
+      const versions = (await kept).get(group);
+      if (versions) return versions;
+    }
+    // Concurrent askers share one request.
+    if (this.groups === kept) {
+      const asked: Promise<Map<string, string[]>> = this.apiGroups().catch((err: unknown) => {
+        if (this.groups === asked) this.groups = undefined;
+        throw err;
+      });
+      this.groups = asked;
+    }
+    return (await this.groups!).get(group) ?? [];
+  }
+
+  private async apiGroups(): Promise<Map<string, string[]>> {
+    type Version = { version?: string };
+    const list = await this.getPath<{ groups?: { name?: string; versions?: Version[]; preferredVersion?: Version }[] }>('/apis');
+    const groups = new Map<string, string[]>();
+    for (const g of list.groups ?? []) {
+      if (!g.name) continue;
+      const preferred = g.preferredVersion?.version;
+      const others = (g.versions ?? []).flatMap((v) => (v.version && v.version !== preferred ? [v.version] : []));
+      groups.set(g.name, preferred ? [preferred, ...others] : others);
+    }
+    return groups;
+  }
+
   /**
    * Server-side apply that sends the manifest as written. `patch()` first passes built-in
    * kinds through the library's typed models, which silently drop any field the models do
@@ -329,6 +367,11 @@ export class KubeClient {
 
   isNamespaced(apiVersion: string, kind: string): Promise<boolean | undefined> {
     return this.call((api) => api.isNamespaced(apiVersion, kind));
+  }
+
+  /** The versions the cluster serves of an API group (`''` is the core group), preferred first; `[]` when it serves no such group. Kept per connection; `fresh` asks again. */
+  servedVersions(group: string, fresh = false): Promise<string[]> {
+    return this.call((api) => api.servedVersions(group, fresh));
   }
 
   /** The live object, or undefined when it does not exist. */

@@ -64,6 +64,11 @@ export class ClusterRegistry {
   private adc: AdcToken | undefined;
   private readonly opts: RegistryOptions;
 
+  /** The instance's ADC access token, one for every GKE cluster and the registry (src/release/). */
+  adcToken(): AdcToken {
+    return (this.adc ??= new AdcToken());
+  }
+
   /** `timing` overrides the request timeout and retry budget (tests make them short). */
   constructor(specs: ReadonlyMap<string, ClusterSpec>, timing: Partial<ClientTiming> = {}, opts: RegistryOptions = {}) {
     this.specs = specs;
@@ -96,9 +101,9 @@ export class ClusterRegistry {
     if (!spec) throw new Error(`unknown cluster "${name}"`); // config validation makes this unreachable
     if ('gke' in spec) {
       // All GKE clusters are reached as the instance's own service account.
-      this.adc ??= new AdcToken();
+      const adc = this.adcToken();
       const { budgetMs, baseMs, capMs } = this.timing;
-      return new GkeAccess(spec.gke, () => (this.containerApi ??= containerApiClient()), this.adc, { budgetMs, baseMs, capMs }, {
+      return new GkeAccess(spec.gke, () => (this.containerApi ??= containerApiClient()), adc, { budgetMs, baseMs, capMs }, {
         ...(this.opts.log && { log: this.opts.log }),
         connectGateway: (this.opts.env ?? process.env).CONNECT_GATEWAY_ENDPOINT,
       });

@@ -5,13 +5,14 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { configSchema, type AuthConfig, type ClusterSpec, type ReportConfig, type Rule, type TargetSpec } from './schema.ts';
+import { configSchema, type AuthConfig, type ClusterSpec, type OciManifests, type ReportConfig, type Rule, type TargetSpec } from './schema.ts';
 import { parseManifests } from '../apply/manifests.ts';
 import { isRecord } from '../guards.ts';
 import { kubeconfigProblems } from '../cluster/kubeconfig.ts';
 import { productionProblems } from './production.ts';
+import { pinnable } from '../release/registry.ts';
 
-export interface Target extends Omit<TargetSpec, 'cluster' | 'clusters'> {
+export interface Target extends Omit<TargetSpec, 'cluster' | 'clusters' | 'manifests' | 'prune'> {
   name: string;
   /** The cluster a single-cluster target deploys to; for a list, its first. */
   cluster: string;
@@ -19,7 +20,13 @@ export interface Target extends Omit<TargetSpec, 'cluster' | 'clusters'> {
   clusters: string[];
   /** Configured with `clusters:` (any length): answers with one result per cluster. */
   multiCluster: boolean;
-  /** Parsed manifests; empty for an image-only (`deployment:`) target. */
+  /** Manifest files (resolved paths); absent for OCI manifests and image-only targets. */
+  manifests?: string[];
+  /** Manifests released as an OCI artifact (src/release/): fetched per deploy, so `objects` is empty. */
+  oci?: OciManifests;
+  /** Delete what left the manifests once a release is Ready (src/apply/applyset.ts). */
+  prune: boolean;
+  /** Parsed manifests; empty for an image-only (`deployment:`) target and an OCI one. */
   objects: KubernetesObject[];
   /** Parsed `preDeploy` Jobs. */
   preDeployJobs: KubernetesObject[];
@@ -113,6 +120,12 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
         }
       });
     objects.set(name, files('manifests'));
+    const oci = isRecord(spec.manifests) ? spec.manifests.oci : undefined;
+    const reach = typeof oci === 'string' ? pinnable(oci, env) : undefined;
+    if (reach?.ok === false) problems.push(`${at}.manifests.oci: ${reach.reason}`);
+    // A notification for the manifests artifact would otherwise match the image rules and be deployed as an image.
+    if (typeof oci === 'string' && Array.isArray(spec.images) && spec.images.includes(oci)) problems.push(`${at}.manifests.oci: ${oci} is also in images; keep the manifests in a repository of their own`);
+    if (spec.prune === true && spec.deployment !== undefined) problems.push(`${at}.prune: an image-only target (deployment) applies no manifests, so there is nothing to prune`);
     const jobs = files('preDeploy');
     for (const job of jobs) {
       if (job.apiVersion !== 'batch/v1' || job.kind !== 'Job') problems.push(`${at}.preDeploy: ${job.kind ?? '?'} ${job.metadata?.name ?? '?'} is not a batch/v1 Job`);
@@ -169,15 +182,18 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     }
   }
   const targets = new Map<string, Target>();
-  for (const [name, { cluster, clusters: list, ...spec }] of Object.entries(parsed.data.targets)) {
+  for (const [name, { cluster, clusters: list, manifests, prune, ...spec }] of Object.entries(parsed.data.targets)) {
     // The schema guarantees exactly one of the two.
     const all = list ?? [cluster ?? ''];
+    const oci = manifests !== undefined && !Array.isArray(manifests) ? manifests : undefined;
     targets.set(name, {
       ...spec,
       cluster: all[0] ?? '',
       clusters: all,
       multiCluster: list !== undefined,
-      ...(spec.manifests && { manifests: spec.manifests.map(resolve) }),
+      ...(Array.isArray(manifests) && { manifests: manifests.map(resolve) }),
+      ...(oci && { oci }),
+      prune: prune ?? oci !== undefined,
       ...(spec.preDeploy && { preDeploy: spec.preDeploy.map(resolve) }),
       name,
       objects: objects.get(name) ?? [],

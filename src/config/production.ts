@@ -53,5 +53,9 @@ export function productionProblems(raw: unknown, env: NodeJS.ProcessEnv): string
     // It receives the ADC access token: only Google's own gateway may.
     problems.push(`CONNECT_GATEWAY_ENDPOINT: another Connect gateway than connectgateway.googleapis.com ${why}; unset it`);
   }
+  if (env.REGISTRY_HOST) {
+    // It receives the ADC access token too: only Google's registries may.
+    problems.push(`REGISTRY_HOST: a registry besides Artifact Registry and gcr.io, sent the ADC token, ${why}; unset it`);
+  }
   return problems;
 }

@@ -115,6 +115,21 @@ export const rolloutSchema = z
   // prefault: the defaults go through the schema, so the timeout becomes milliseconds.
   .prefault({});
 
+/** `${tag}`, `${sha}`, `${shortSha}`, `${branch}`: the rule image templates' variables (src/release/template.ts fills them). */
+const TEMPLATE_VARIABLE = /\$\{(sha|shortSha|tag|branch)\}/g;
+/** A tag after the template is filled: the OCI tag grammar, checked with every variable standing for one character. */
+const tagTemplate = z
+  .string()
+  .min(1)
+  .refine((t) => !/\$\{/.test(t.replace(TEMPLATE_VARIABLE, '')), 'knows only ${tag}, ${sha}, ${shortSha} and ${branch}')
+  .refine((t) => /^[\w][\w.-]{0,127}$/.test(t.replace(TEMPLATE_VARIABLE, 'x')), 'must be an OCI tag (letters, digits, _ . -; at most 128) or a template of one, e.g. "${tag}"');
+
+/** Manifests that travel with the image: an OCI artifact, fetched by tag, applied by digest. */
+const ociManifests = z.strictObject({
+  oci: repository,
+  tag: tagTemplate,
+});
+
 export const targetSchema = z
   .strictObject({
     cluster: nonEmpty.optional(),
@@ -131,7 +146,12 @@ export const targetSchema = z
     /** parallel: every cluster at once (bounded by rollout.maxParallel); sequential: in order, stopping at the first failure. */
     strategy: z.enum(STRATEGIES, { error: 'must be parallel or sequential' }).default('parallel'),
     namespace: name,
-    manifests: z.array(nonEmpty).min(1).optional(),
+    /** Files baked into the deployer's image, or an OCI artifact released with the image. */
+    manifests: z.union([z.array(nonEmpty).min(1), ociManifests], { error: 'must be a list of files or {oci: REPOSITORY, tag: TEMPLATE}' }).optional(),
+    /** Resolve the image's tag to its digest before applying: absent, wherever the registry is one the deployer reaches with its ADC token; true: refuse when it cannot; false: never. */
+    pinDigests: z.boolean().optional(),
+    /** Delete objects that left the manifests once the new release is Ready (an ApplySet). Default: true for OCI manifests, false for files. */
+    prune: z.boolean().optional(),
     deployment: name.optional(),
     container: nonEmpty.optional(),
     images: z.array(repository).min(1),
@@ -231,6 +251,7 @@ export const configSchema = z.strictObject({
 export type RawConfig = z.infer<typeof configSchema>;
 export type ClusterSpec = z.infer<typeof clusterSchema>;
 export type TargetSpec = z.infer<typeof targetSchema>;
+export type OciManifests = z.infer<typeof ociManifests>;
 export type OidcSettings = z.infer<typeof oidc>;
 export type CallerAuth = z.infer<typeof callerAuth>;
 export type PubsubAuth = z.infer<typeof pubsubAuth>;

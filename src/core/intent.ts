@@ -23,6 +23,8 @@ export interface DeployIntent {
   force?: boolean;
   /** The commit a GitHub or GitLab event deploys: where the report stage posts deployment statuses. */
   commit?: GitCommit;
+  /** The Git ref a Git event moved: fills a release's manifests tag template (`${branch}`, `${tag}`). */
+  gitRef?: { branch?: string; tag?: string };
 }
 
 export interface GitCommit {

@@ -53,6 +53,18 @@ export interface JobRun {
   logs?: string[];
 }
 
+/** What a deploy released: the image as asked for and whether it was pinned, and an OCI target's manifests artifact. */
+export interface ReleaseInfo {
+  /** The image as the intent named it (DeployResult.image is what was applied: pinned when `pinned`). */
+  image: string;
+  /** The image was applied by digest (`repo:tag@sha256:…`). */
+  pinned: boolean;
+  /** Why the image was applied by tag only. */
+  notPinned?: string;
+  /** An OCI target's manifests: the artifact fetched by tag and applied by digest. */
+  manifests?: { artifact: string; digest: string };
+}
+
 export interface DeployResult {
   status: DeployStatus;
   target: string;
@@ -63,6 +75,8 @@ export interface DeployResult {
   dryRun: boolean;
   /** True when the image was the one the workload recorded (a reconcile). */
   reconciled?: boolean;
+  /** How the image was pinned and which manifests artifact was applied (absent when nothing was resolved, e.g. stale). */
+  release?: ReleaseInfo;
   /** Stale or duplicate: the event the workload records. */
   recorded?: { eventId: string; eventTime: string };
   /** Where a failed deploy stopped. */
@@ -74,8 +88,14 @@ export interface DeployResult {
   objects: ObjectResult[];
   /** Readiness of the restored workloads after a rollback. */
   rolledBack?: ObjectResult[];
-  /** Workloads the failed deploy had created, deleted by the rollback (`Kind/name`). */
+  /** What the failed deploy had created, deleted by the rollback (`Kind/name`): its workloads; for an OCI release, every object it added. */
   deleted?: string[];
+  /** A rolled-back OCI release: the previous release's manifests artifact, re-applied whole (`repo@sha256:…`). */
+  restoredManifests?: string;
+  /** Objects that left the manifests, deleted once the release was Ready (`Kind/name`); a dry run: what would be. */
+  pruned?: string[];
+  /** Ready, but the prune did not run or did not finish: why (the release stands; the next deploy prunes again). */
+  notPruned?: string;
   /** The last lines of a failed Job's Pod log (a target that runs a Job). */
   logs?: string[];
   elapsedMs: number;

@@ -5,6 +5,7 @@
 import { authorize, resolveTarget } from '../policy/policy.ts';
 import { clusterDeployer, type Deps } from './cluster-deploy.ts';
 import { fanOut } from './fan-out.ts';
+import { isManifestsRelease } from '../release/release.ts';
 import type { Deployer } from '../core/intent.ts';
 
 export function deployer(deps: Deps): Deployer {
@@ -15,7 +16,7 @@ export function deployer(deps: Deps): Deployer {
     if (!target.multiCluster) return toCluster(target, intent, ctx);
     // Refused once for the whole target rather than once per cluster. A reconcile's image
     // is each cluster's own, so each cluster checks it (cluster-deploy.ts authorizes too).
-    if (intent.image !== undefined) authorize(intent, target, intent.image);
+    if (intent.image !== undefined && !isManifestsRelease(intent, target)) authorize(intent, target, intent.image);
     return fanOut(toCluster, target, intent, ctx);
   };
 }

@@ -1,9 +1,11 @@
 // Decides whether an intent may run, before anything talks to a cluster: the target
 // exists, the image is allowed for it, and its manifests stay in its namespace.
+import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Config, Target } from '../config/load.ts';
 import type { DeployIntent } from '../core/intent.ts';
 import { DeployError } from '../errors.ts';
-import { checkImageAllowed, parseImage, type ImageRef } from './image.ts';
+import { parseImage, type ImageRef } from '../core/image-ref.ts';
+import { checkImageAllowed } from './image.ts';
 
 export interface Plan {
   intent: DeployIntent;
@@ -23,7 +25,13 @@ export function resolveTarget(intent: DeployIntent, config: Config): Target {
 export function authorize(intent: DeployIntent, target: Target, imageRef: string): Plan {
   const image = parseImage(imageRef);
   checkImageAllowed(image, target.images, target.name);
-  for (const obj of target.objects) {
+  checkNamespaces(target.objects, target);
+  return { intent, target, image };
+}
+
+/** The manifests (files, or an OCI release once fetched) stay in the target's namespace. */
+export function checkNamespaces(objects: readonly KubernetesObject[], target: Target): void {
+  for (const obj of objects) {
     const ns = obj.metadata?.namespace;
     if (ns !== undefined && ns !== target.namespace) {
       throw new DeployError(
@@ -32,5 +40,4 @@ export function authorize(intent: DeployIntent, target: Target, imageRef: string
       );
     }
   }
-  return { intent, target, image };
 }

@@ -92,5 +92,11 @@ export function retryable(o: Outcome): boolean {
 export function severityOf(o: IntentOutcome): Severity {
   // A deploy that could not run is an error whether or not a redelivery may fix it.
   if (!o.ok) return 'ERROR';
-  return MEANING[o.result.status].severity;
+  const severity = MEANING[o.result.status].severity;
+  // Released, with something left behind that the set no longer holds: someone should look.
+  return severity === 'INFO' && notPruned(o.result) ? 'WARNING' : severity;
+}
+
+function notPruned(r: TargetResult): boolean {
+  return 'clusters' in r ? r.clusters.some((c) => c.notPruned !== undefined) : r.notPruned !== undefined;
 }

@@ -1,5 +1,5 @@
 // The report stage: one log line per deploy, and one per request that deployed nothing.
-import type { FanOutResult } from '../core/result.ts';
+import type { DeployResult, FanOutResult } from '../core/result.ts';
 import type { LogFields, Logger } from '../core/log.ts';
 import { severityOf, type IntentOutcome, type Outcome } from './outcome.ts';
 
@@ -11,13 +11,14 @@ export function reportIntent(log: Logger, o: IntentOutcome, fields: LogFields): 
   const r = o.result;
   if ('clusters' in r) return reportFanOut(log, o, r, fields);
   const what = r.status === 'dry-run' ? 'dry run of' : r.status === 'ready' || r.status === 'applied' ? 'deployed' : 'deploy of';
-  log(severityOf(o), `${what} ${r.image} to ${r.target}: ${r.status}${r.reason ? ` (${r.reason})` : ''}`, {
+  const manifests = r.release?.manifests ? ` with manifests ${r.release.manifests.artifact}` : '';
+  log(severityOf(o), `${what} ${r.image}${manifests} to ${r.target}: ${r.status}${r.reason ? ` (${r.reason})` : ''}`, {
     ...fields,
     target: r.target,
     cluster: r.cluster,
     status: r.status,
     ...(r.stage && { stage: r.stage }),
-    ...(r.failedImage && { failedImage: r.failedImage, restoredImage: r.restoredImage }),
+    ...released(r),
     objects: r.objects.map(({ diff: _diff, ...rest }) => rest),
     elapsedMs: r.elapsedMs,
   });
@@ -30,18 +31,29 @@ function reportFanOut(log: Logger, o: IntentOutcome, r: FanOutResult, fields: Lo
     ...fields,
     target: r.target,
     status: r.status,
-    clusters: r.clusters.map(({ cluster, status, reason, error, stage, failedImage, restoredImage, objects, elapsedMs }) => ({
-      cluster,
-      status,
-      ...(reason && { reason }),
-      ...(error && { code: error.code, retryable: error.retryable }),
-      ...(stage && { stage }),
-      ...(failedImage && { failedImage, restoredImage }),
-      objects: objects.map(({ diff: _diff, ...rest }) => rest),
-      elapsedMs,
+    clusters: r.clusters.map((c) => ({
+      cluster: c.cluster,
+      status: c.status,
+      ...(c.reason && { reason: c.reason }),
+      ...(c.error && { code: c.error.code, retryable: c.error.retryable }),
+      ...(c.stage && { stage: c.stage }),
+      ...released(c),
+      objects: c.objects.map(({ diff: _diff, ...rest }) => rest),
+      elapsedMs: c.elapsedMs,
     })),
     elapsedMs: r.elapsedMs,
   });
+}
+
+/** What was released (the image pinned or not, the manifests digest), restored and pruned. */
+function released(r: Pick<DeployResult, 'release' | 'failedImage' | 'restoredImage' | 'restoredManifests' | 'pruned' | 'notPruned'>): LogFields {
+  return {
+    ...(r.release && { release: r.release }),
+    ...(r.failedImage && { failedImage: r.failedImage, restoredImage: r.restoredImage }),
+    ...(r.restoredManifests && { restoredManifests: r.restoredManifests }),
+    ...(r.pruned && { pruned: r.pruned }),
+    ...(r.notPruned && { notPruned: r.notPruned }),
+  };
 }
 
 /** The request's own line, when no deploy line already said what happened. */

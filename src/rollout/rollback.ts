@@ -15,6 +15,9 @@ export type RollbackResult =
   | { ok: true; restored: KubernetesObject[]; deleted: KubernetesObject[] }
   | { ok: false; reason: string };
 
+/** Workload kinds a rollback restores (a Job is not rolled back: it ran). */
+export const RESTORABLE: ReadonlySet<string> = new Set(['Deployment', 'StatefulSet', 'DaemonSet']);
+
 /** Re-reads allowed when the object moves between our read and our write (status updates do that). */
 const ATTEMPTS = 5;
 
@@ -87,7 +90,7 @@ export async function rollback(client: KubeClient, changes: readonly Change[], f
  * revision annotation), nor a scaler's replicas (an HPA, `kubectl scale`), which the restore
  * leaves as they are.
  */
-function touchedBySomeoneElse(c: Change, live: KubernetesObject | undefined, fieldManager: string): string | { leaveOut: (readonly string[])[] } {
+export function touchedBySomeoneElse(c: Change, live: KubernetesObject | undefined, fieldManager: string): string | { leaveOut: (readonly string[])[] } {
   if (live === undefined) return `${describe(c.applied)} was deleted after this deploy wrote it; not rolled back`;
   const replaced = live.metadata?.uid !== c.after.metadata?.uid;
   const judged = replaced ? { changed: true as const, by: [] } : judgeChanges(live, fieldManager, c.after);
@@ -145,7 +148,7 @@ interface PodTemplate {
 }
 
 /** A StatefulSet's revision that is rolling out (and failed), while not every Pod runs it. */
-function failingRevision(sts: KubernetesObject): string | undefined {
+export function failingRevision(sts: KubernetesObject): string | undefined {
   const status = (sts as { status?: { updateRevision?: string; currentRevision?: string } }).status;
   return status?.updateRevision && status.updateRevision !== status.currentRevision ? status.updateRevision : undefined;
 }
@@ -159,7 +162,7 @@ function failingRevision(sts: KubernetesObject): string | undefined {
  * highest ordinal first, the next only once the previous one's replacement is Ready; each
  * through the Eviction API, so a PodDisruptionBudget is honoured.
  */
-async function replaceBrokenPods(client: KubeClient, sts: KubernetesObject, revision: string, deadline: number): Promise<void> {
+export async function replaceBrokenPods(client: KubeClient, sts: KubernetesObject, revision: string, deadline: number): Promise<void> {
   const namespace = sts.metadata?.namespace ?? '';
   const labels = (sts as { spec?: { selector?: { matchLabels?: Record<string, string> } } }).spec?.selector?.matchLabels ?? {};
   const labelSelector = [...Object.entries(labels).map(([k, v]) => `${k}=${v}`), `controller-revision-hash=${revision}`].join(',');

@@ -1,15 +1,14 @@
 // The rollout stage: wait for what was applied; when it fails, roll back and wait for
 // that; say how it ended (a paused Deployment: `paused`, not rolled back). Knows nothing of
 // where the deploy came from.
+import type { KubernetesObject } from '@kubernetes/client-node';
 import type { KubeClient } from '../cluster/client.ts';
 import type { Applied } from '../apply/apply.ts';
 import type { DeployResult, ObjectResult } from '../core/result.ts';
 import { jobLogTail } from './job-logs.ts';
-import { imageBefore, rollback } from './rollback.ts';
+import { restoreRelease } from './release-rollback.ts';
+import { RESTORABLE, imageBefore, rollback } from './rollback.ts';
 import { waitForRollout, type WaitOptions, type WaitResult } from './wait.ts';
-
-/** Workload kinds a rollback restores (a Job is not rolled back: it ran). */
-const RESTORABLE = new Set(['Deployment', 'StatefulSet', 'DaemonSet']);
 
 export interface RolloutOptions extends WaitOptions {
   /** When `rollout.timeout` passes: the wait's own `deadline` is earlier when the request ends first. */
@@ -22,9 +21,22 @@ export interface RolloutOptions extends WaitOptions {
   /** The image deployed (the failed one, if it fails). */
   image: string;
   container?: string;
+  /** An OCI target with a release before this one: a failure restores that release whole (release-rollback.ts). */
+  previousRelease?: PreviousRelease;
 }
 
-export type RolloutOutcome = Pick<DeployResult, 'status' | 'stage' | 'reason' | 'failedImage' | 'restoredImage' | 'objects' | 'rolledBack' | 'deleted' | 'logs'>;
+export interface PreviousRelease {
+  /** Its objects as they ran, with the failed event's stamps and the rolled-back mark; none when there was none or its artifact is gone (its workloads then get the pod-template restore). */
+  objects: KubernetesObject[];
+  /** The ApplySet parent recording it again (with the same stamps). */
+  parent: KubernetesObject;
+  /** None for a first release: what it added is deleted, and nothing else was released before it. */
+  image?: string;
+  /** `repo@sha256:…`; none when its artifact could not be read again. */
+  manifests?: string;
+}
+
+export type RolloutOutcome = Pick<DeployResult, 'status' | 'stage' | 'reason' | 'failedImage' | 'restoredImage' | 'restoredManifests' | 'objects' | 'rolledBack' | 'deleted' | 'logs'>;
 
 export async function rollOut(client: KubeClient, applied: readonly Applied[], o: RolloutOptions): Promise<RolloutOutcome> {
   const reports = applied.map((a) => a.report);
@@ -46,11 +58,14 @@ export async function rollOut(client: KubeClient, applied: readonly Applied[], o
 
   const changes = applied.filter((a) => RESTORABLE.has(a.report.kind) && (a.report.action === 'created' || a.report.action === 'configured')).map((a) => a.change);
   if (!o.rollback) return failed();
-  if (changes.length === 0) return failed({ reason: `${reason} (nothing to roll back: no workload this deploy changed has a known earlier state)` });
-  const restoredImage = imageBefore(changes[0]!, o.container);
+  const release = o.previousRelease;
+  if (changes.length === 0 && !release) return failed({ reason: `${reason} (nothing to roll back: no workload this deploy changed has a known earlier state)` });
+  const restoredImage = release ? release.image : imageBefore(changes[0]!, o.container);
   // One deadline for the rollback and its wait (a StatefulSet's broken Pods are replaced within it).
   const rollbackEnd = Math.min(Date.now() + o.timeoutMs, o.requestDeadline);
-  const undone = await rollback(client, changes, o.fieldManager, { deadline: rollbackEnd });
+  const undone = release
+    ? await restoreRelease(client, applied.map((a) => a.change), release, o.fieldManager, { deadline: rollbackEnd, namespace: o.namespace })
+    : await rollback(client, changes, o.fieldManager, { deadline: rollbackEnd });
   if (!undone.ok) return failed({ reason: `${reason}; ${undone.reason}` });
   const again = await waitForRollout(client, undone.restored, { ...o, deadline: rollbackEnd });
   const rolledBack = merge(
@@ -66,6 +81,7 @@ export async function rollOut(client: KubeClient, applied: readonly Applied[], o
     reason,
     failedImage: o.image,
     ...(restoredImage !== undefined && { restoredImage }),
+    ...(release?.manifests !== undefined && { restoredManifests: release.manifests }),
     objects,
     rolledBack,
     ...(undone.deleted.length > 0 && { deleted: undone.deleted.map((obj) => `${obj.kind ?? ''}/${obj.metadata?.name ?? ''}`) }),

@@ -73,5 +73,7 @@ export function deliveryFor(rules: readonly Rule[], event: GitEvent, source: str
   if (matches.length === 0) return { intents: [], ignored: `no rule matches ${describeEvent(event)}` };
   // The commit rides along for the report stage (deployment statuses); a package without a revision label has none.
   const commit = event.sha ? { commit: { host: event.source, repository: event.repository, sha: event.sha } } : {};
-  return { intents: matches.map((m) => ({ target: m.target, image: m.image, dryRun: false, source, ...commit })) };
+  // The ref fills a release's manifests tag template (${branch}, ${tag}) as it fills the rule's image.
+  const gitRef = { ...(event.branch !== undefined && { branch: event.branch }), ...(event.tag !== undefined && { tag: event.tag }) };
+  return { intents: matches.map((m) => ({ target: m.target, image: m.image, dryRun: false, source, ...commit, ...(Object.keys(gitRef).length > 0 && { gitRef }) })) };
 }

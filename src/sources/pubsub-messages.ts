@@ -9,7 +9,7 @@ import { z } from 'zod';
 import type { Rule } from '../config/schema.ts';
 import { DeployError } from '../errors.ts';
 import { isRecord } from '../guards.ts';
-import { parseImage, type ImageRef } from '../policy/image.ts';
+import { parseImage, type ImageRef } from '../core/image-ref.ts';
 import { matchImage, type Match } from '../policy/rules.ts';
 import { LIMITS } from './limits.ts';
 import { invalid } from './http.ts';

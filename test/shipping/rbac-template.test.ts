@@ -87,6 +87,17 @@ describe('deploy/kubernetes/rbac.yaml', () => {
     }
   });
 
+  test('prune (ApplySet): list and delete of every kind the examples deploy; the parent ConfigMap get, create, patch only', () => {
+    const dir = path.join(root, 'examples/manifests');
+    const kinds = new Set(readdirSync(dir).flatMap((f) => parseAllDocuments(readFileSync(path.join(dir, f), 'utf8')).map((d) => (d.toJS() as { kind: string }).kind)));
+    assert.ok(kinds.size > 0);
+    for (const kind of kinds) {
+      const granted = verbs(...RESOURCES[kind]!);
+      for (const v of ['list', 'delete']) assert.ok(granted.has(v), `${kind}: ${v}`);
+    }
+    assert.deepEqual([...verbs('', 'configmaps')].sort(), ['create', 'get', 'patch']);
+  });
+
   test('the rollout wait, pre-deploy Jobs and the per-target lock are covered', () => {
     for (const [group, resource] of [['', 'pods'], ['apps', 'replicasets'], ['apps', 'controllerrevisions']] as const) {
       assert.deepEqual([...verbs(group, resource)].sort(), ['list', 'watch'], `${group}/${resource}`);

@@ -74,9 +74,10 @@ describe('deploy/gcloud/setup.sh', () => {
     assert.deepEqual(checkCall(['storage', 'buckets', 'create', 'gs://b', '-b', '--location', 'eu']).flags, { location: 'eu' });
   });
 
-  test('the runtime identity gets roles/container.clusterViewer and access to its own secrets, nothing else', () => {
+  test('the runtime identity gets roles/container.clusterViewer, roles/artifactregistry.reader and access to its own secrets, nothing else', () => {
     const roles = first.state.bindings.filter((b) => b.split('|')[1] === sa('gke-deployer')).sort();
     assert.deepEqual(roles, [
+      `projects:${PROJECT}|${sa('gke-deployer')}|roles/artifactregistry.reader`,
       `projects:${PROJECT}|${sa('gke-deployer')}|roles/container.clusterViewer`,
       `secrets:gke-deployer-config|${sa('gke-deployer')}|roles/secretmanager.secretAccessor`,
       `secrets:gke-deployer-github-webhook-secret|${sa('gke-deployer')}|roles/secretmanager.secretAccessor`,

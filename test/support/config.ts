@@ -13,6 +13,17 @@ export function gkeCluster(info: SandboxInfo) {
   return { gke: { project: info.project, location: info.location, name: info.cluster } };
 }
 
+/**
+ * Images in a real-looking Artifact Registry (REPO) exist nowhere the sandbox reaches, so a
+ * target that names only such images and says nothing of pinning deploys them by tag: the
+ * tests that use them are about something else. Release tests use the sandbox's registry.
+ */
+function unpinnedOutsideSandbox(target: Record<string, unknown>): Record<string, unknown> {
+  const images = Array.isArray(target.images) ? target.images : [];
+  const outside = images.length > 0 && images.every((i) => typeof i === 'string' && /^[a-z0-9-]+-docker\.pkg\.dev\/|^([a-z]+\.)?gcr\.io\//.test(i));
+  return outside && !('pinDigests' in target) ? { ...target, pinDigests: false } : target;
+}
+
 export function configYaml(opts: {
   clusters: Record<string, unknown>;
   targets: Record<string, Record<string, unknown>>;
@@ -20,7 +31,8 @@ export function configYaml(opts: {
   rules?: Record<string, unknown>[];
   report?: Record<string, unknown>;
 }): string {
-  return stringify({ auth: opts.auth ?? { direct: 'none' }, clusters: opts.clusters, targets: opts.targets, ...(opts.rules && { rules: opts.rules }), ...(opts.report && { report: opts.report }) });
+  const targets = Object.fromEntries(Object.entries(opts.targets).map(([name, t]) => [name, unpinnedOutsideSandbox(t)]));
+  return stringify({ auth: opts.auth ?? { direct: 'none' }, clusters: opts.clusters, targets, ...(opts.rules && { rules: opts.rules }), ...(opts.report && { report: opts.report }) });
 }
 
 /** A manifests target for web.yaml in `namespace`. */

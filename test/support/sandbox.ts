@@ -60,7 +60,7 @@ export interface Stats {
   /** Requests per API front (sandbox/fronts.ts). */
   fronts?: { dns: number; internal: number; connectGateway: number };
   /** The OCI registry front (sandbox/registry.ts). */
-  registry?: { proxied: number; tokens: number; unauthorized: number };
+  registry?: { proxied: number; tokens: number; unauthorized: number; manifestGets: number; manifestHeads: number; blobGets: number };
 }
 
 export async function stats(): Promise<Stats> {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DeployError } from '../../src/errors.ts';
-import { checkImageAllowed, parseImage } from '../../src/policy/image.ts';
+import { parseImage } from '../../src/core/image-ref.ts';
+import { checkImageAllowed } from '../../src/policy/image.ts';
 
 const DIGEST = `sha256:${'a'.repeat(64)}`;
 

@@ -6,12 +6,13 @@ import { describe, test } from 'node:test';
 import { ConfigError, parseConfig } from '../../src/config/load.ts';
 import type { DeployIntent } from '../../src/core/intent.ts';
 import type { Deployer } from '../../src/core/intent.ts';
-import type { DeployResult, DeployStatus } from '../../src/core/result.ts';
+import type { DeployResult, DeployStatus, FanOutResult, ReleaseInfo } from '../../src/core/result.ts';
 import { DeployError } from '../../src/errors.ts';
 import { githubState } from '../../src/report/github-status.ts';
 import { gitlabState } from '../../src/report/gitlab-status.ts';
 import { jsonLogger } from '../../src/core/log.ts';
 import type { IntentOutcome } from '../../src/report/outcome.ts';
+import { reportIntent } from '../../src/report/report.ts';
 import { describeOutcome, logUrlFor, type Reporter } from '../../src/report/reporter.ts';
 import { withReporters } from '../../src/report/reporters.ts';
 import { messageFor } from '../../src/report/topic.ts';
@@ -137,5 +138,79 @@ describe('describeOutcome', () => {
     };
     assert.equal(describeOutcome({ ok: true, result }, 140), 'failed: us failed (unreachable); asia skipped');
     assert.equal(describeOutcome({ ok: true, result }, 13), 'failed: us f…', 'cut to the limit, ellipsis included');
+  });
+});
+
+describe('reportIntent: a release in the log line', () => {
+  const REPO = 'europe-docker.pkg.dev/p/apps/web';
+  const D = (c: string) => `sha256:${c.repeat(64)}`;
+  const release: ReleaseInfo = { image: `${REPO}:v2`, pinned: true, manifests: { artifact: `${REPO}-deploy:v2@${D('a')}`, digest: D('a') } };
+  const lines: Record<string, unknown>[] = [];
+  const log = jsonLogger((l) => lines.push(JSON.parse(l) as Record<string, unknown>));
+
+  test('the message names the manifests artifact; the fields carry the release, what was pruned and restored', () => {
+    lines.length = 0;
+    const r = result('rolled-back', {
+      image: `${REPO}:v2@${D('b')}`, release, pruned: ['ConfigMap/old'], failedImage: `${REPO}:v2@${D('b')}`, restoredImage: `${REPO}:v1@${D('c')}`,
+      restoredManifests: `${REPO}-deploy@${D('d')}`, reason: 'ImagePullBackOff',
+    });
+    reportIntent(log, { ok: true, result: r }, { requestId: 'r-1' });
+    assert.equal(lines.length, 1);
+    const line = lines[0]!;
+    assert.equal(line.message, `deploy of ${REPO}:v2@${D('b')} with manifests ${REPO}-deploy:v2@${D('a')} to web: rolled-back (ImagePullBackOff)`);
+    assert.deepEqual(line.release, release);
+    assert.deepEqual(line.pruned, ['ConfigMap/old']);
+    assert.equal(line.restoredManifests, `${REPO}-deploy@${D('d')}`);
+    assert.equal(line.restoredImage, `${REPO}:v1@${D('c')}`);
+  });
+
+  test('a release without manifests (a file target) names none; nothing pruned or restored, no such field', () => {
+    lines.length = 0;
+    const unpinned: ReleaseInfo = { image: 'ghcr.io/o/web:v2', pinned: false, notPinned: 'ghcr.io is not Artifact Registry' };
+    reportIntent(log, { ok: true, result: result('ready', { image: 'ghcr.io/o/web:v2', release: unpinned }) }, {});
+    const line = lines[0]!;
+    assert.equal(line.message, 'deployed ghcr.io/o/web:v2 to web: ready');
+    assert.deepEqual(line.release, unpinned);
+    for (const key of ['pruned', 'restoredManifests', 'restoredImage']) assert.equal(key in line, false, key);
+  });
+
+  test('a fan-out: each cluster carries its own release and what it pruned', () => {
+    lines.length = 0;
+    const other: ReleaseInfo = { ...release, manifests: { artifact: `${REPO}-deploy:v2@${D('e')}`, digest: D('e') } };
+    const fan: FanOutResult = {
+      status: 'ready', target: 'web', namespace: 'web', image: `${REPO}:v2`, requestId: 'r-1', dryRun: false, strategy: 'parallel', elapsedMs: 3,
+      clusters: [
+        { cluster: 'eu', status: 'ready', release, pruned: ['Service/old'], objects: [], elapsedMs: 1 },
+        { cluster: 'us', status: 'ready', release: other, objects: [], elapsedMs: 2 },
+      ],
+    };
+    reportIntent(log, { ok: true, result: fan }, {});
+    const clusters = lines[0]!.clusters as Record<string, unknown>[];
+    assert.deepEqual(clusters.map((c) => c.release), [release, other]);
+    assert.deepEqual(clusters.map((c) => c.pruned), [['Service/old'], undefined]);
+  });
+
+  test('a ready release whose prune could not run is logged as a WARNING, saying why; ready without notPruned (pruned or not) is INFO', () => {
+    lines.length = 0;
+    const notPruned = 'CLUSTER_FORBIDDEN: list ConfigMap: the cluster refused the deployer\'s identity';
+    reportIntent(log, { ok: true, result: result('ready', { release, notPruned }) }, {});
+    reportIntent(log, { ok: true, result: result('ready', { release }) }, {});
+    reportIntent(log, { ok: true, result: result('ready', { release, pruned: ['Service/old'] }) }, {});
+    assert.deepEqual(lines.map((l) => [l.severity, l.notPruned]), [['WARNING', notPruned], ['INFO', undefined], ['INFO', undefined]]);
+  });
+
+  test('a fan-out where one cluster could not prune: its one line is a WARNING; where every cluster pruned, INFO', () => {
+    lines.length = 0;
+    const fan = (notPruned?: string): FanOutResult => ({
+      status: 'ready', target: 'web', namespace: 'web', image: `${REPO}:v2`, requestId: 'r-1', dryRun: false, strategy: 'parallel', elapsedMs: 3,
+      clusters: [
+        { cluster: 'eu', status: 'ready', release, pruned: ['Service/old'], objects: [], elapsedMs: 1 },
+        { cluster: 'us', status: 'ready', release, ...(notPruned !== undefined && { notPruned }), objects: [], elapsedMs: 2 },
+      ],
+    });
+    reportIntent(log, { ok: true, result: fan('CLUSTER_FORBIDDEN: list ConfigMap') }, {});
+    reportIntent(log, { ok: true, result: fan() }, {});
+    assert.deepEqual(lines.map((l) => l.severity), ['WARNING', 'INFO']);
+    assert.deepEqual((lines[0]!.clusters as Record<string, unknown>[]).map((c) => c.notPruned), [undefined, 'CLUSTER_FORBIDDEN: list ConfigMap']);
   });
 });

@@ -98,8 +98,8 @@ describe('GitHub events to intents', () => {
     { source: 'github', repository: 'Codertocat/Hello-World', tags: '>=1.0.0', image: `${GHCR}:\${tag}`, targets: ['prod'] },
     { source: 'github', repository: 'octo-org/octo-repo', branch: 'master', image: `ghcr.io/octo-org/octo-repo:sha-\${shortSha}`, targets: ['octo'] },
   ];
-  const intent = (target: string, image: string, source: string, sha = '6113728f27ae82c7b1a177c8d03f9e96e0adf246', repository = 'Codertocat/Hello-World') =>
-    ({ target, image, dryRun: false, source, commit: { host: 'github', repository, sha } });
+  const intent = (target: string, image: string, source: string, gitRef: { branch?: string; tag?: string }, sha = '6113728f27ae82c7b1a177c8d03f9e96e0adf246', repository = 'Codertocat/Hello-World') =>
+    ({ target, image, dryRun: false, source, commit: { host: 'github', repository, sha }, gitRef });
 
   test('ping answers 200 pong', () => {
     assert.deepEqual(mapGithubEvent('ping', payload('github-ping'), rules), { intents: [], reply: { status: 200, body: { status: 'pong' } } });
@@ -107,7 +107,7 @@ describe('GitHub events to intents', () => {
 
   test('push to a branch: the head commit, per matching rule', () => {
     const got = mapGithubEvent('push', payload('github-push'), rules);
-    assert.deepEqual(got.intents, [intent('web', `${GHCR}:6113728f27ae82c7b1a177c8d03f9e96e0adf246`, 'github/push')]);
+    assert.deepEqual(got.intents, [intent('web', `${GHCR}:6113728f27ae82c7b1a177c8d03f9e96e0adf246`, 'github/push', { branch: 'master' })]);
     assert.equal(got.context?.repository, 'Codertocat/Hello-World');
   });
 
@@ -121,12 +121,12 @@ describe('GitHub events to intents', () => {
 
   test('push of a tag: the tag, through tag rules only (glob and semver range)', () => {
     const got = mapGithubEvent('push', payload('github-push-tag'), rules);
-    assert.deepEqual(got.intents, [intent('web', `${GHCR}:v1.2.0`, 'github/push'), intent('prod', `${GHCR}:v1.2.0`, 'github/push')]);
+    assert.deepEqual(got.intents, [intent('web', `${GHCR}:v1.2.0`, 'github/push', { tag: 'v1.2.0' }), intent('prod', `${GHCR}:v1.2.0`, 'github/push', { tag: 'v1.2.0' })]);
   });
 
   test('an annotated tag deploys the commit (head_commit), not the tag object (after)', () => {
     const annotated = withField(payload('github-push'), 'after', 'f'.repeat(40));
-    assert.deepEqual(mapGithubEvent('push', annotated, rules).intents, [intent('web', `${GHCR}:6113728f27ae82c7b1a177c8d03f9e96e0adf246`, 'github/push')]);
+    assert.deepEqual(mapGithubEvent('push', annotated, rules).intents, [intent('web', `${GHCR}:6113728f27ae82c7b1a177c8d03f9e96e0adf246`, 'github/push', { branch: 'master' })]);
   });
 
   test('deleted refs and non-branch refs are ignored', () => {
@@ -140,7 +140,7 @@ describe('GitHub events to intents', () => {
     const got = mapGithubEvent('registry_package', payload('github-registry_package'), rules);
     const digest = 'sha256:d438f7a8e591ade065591ffe54665d15080c0a598a5e1ac2cc9242e80e92596f';
     // 1.4.0 does not match v*; it satisfies >=1.0.0.
-    assert.deepEqual(got.intents, [intent('prod', `${GHCR}:1.4.0@${digest}`, 'github/registry_package')]);
+    assert.deepEqual(got.intents, [intent('prod', `${GHCR}:1.4.0@${digest}`, 'github/registry_package', { tag: '1.4.0' })]);
     assert.equal(got.context?.sha, '6113728f27ae82c7b1a177c8d03f9e96e0adf246');
   });
 
@@ -172,7 +172,7 @@ describe('GitHub events to intents', () => {
 
   test('workflow_run completed with success: the head commit on its branch', () => {
     const got = mapGithubEvent('workflow_run', payload('github-workflow_run'), rules);
-    assert.deepEqual(got.intents, [intent('octo', 'ghcr.io/octo-org/octo-repo:sha-3484a3f', 'github/workflow_run', '3484a3fb816e0859fd6e1cea078d76385ff50625', 'octo-org/octo-repo')]);
+    assert.deepEqual(got.intents, [intent('octo', 'ghcr.io/octo-org/octo-repo:sha-3484a3f', 'github/workflow_run', { branch: 'master' }, '3484a3fb816e0859fd6e1cea078d76385ff50625', 'octo-org/octo-repo')]);
   });
 
   test('workflow_run: failure, in progress, or a fork\'s commit → ignored', () => {
@@ -248,20 +248,20 @@ describe('GitLab events to intents', () => {
     { source: 'gitlab', repository: 'mike/diaspora', branch: 'master', image: `${GL_IMAGE}:\${shortSha}`, targets: ['web'] },
     { source: 'gitlab', repository: 'mike/diaspora', tags: 'v*', image: `${GL_IMAGE}:\${tag}`, targets: ['prod'] },
   ];
-  const intent = (target: string, image: string, source: string, sha: string) => ({ target, image, dryRun: false, source, commit: { host: 'gitlab', repository: 'mike/diaspora', sha } });
+  const intent = (target: string, image: string, source: string, sha: string, gitRef: { branch?: string; tag?: string }) => ({ target, image, dryRun: false, source, commit: { host: 'gitlab', repository: 'mike/diaspora', sha }, gitRef });
 
   test('Push Hook: checkout_sha on the branch', () => {
-    assert.deepEqual(mapGitlabEvent('Push Hook', payload('gitlab-push'), rules).intents, [intent('web', `${GL_IMAGE}:da15608`, 'gitlab/push', 'da1560886d4f094c3e6c9ef40349f7d38b5d27d7')]);
+    assert.deepEqual(mapGitlabEvent('Push Hook', payload('gitlab-push'), rules).intents, [intent('web', `${GL_IMAGE}:da15608`, 'gitlab/push', 'da1560886d4f094c3e6c9ef40349f7d38b5d27d7', { branch: 'master' })]);
   });
 
   test('Tag Push Hook: the tag', () => {
-    assert.deepEqual(mapGitlabEvent('Tag Push Hook', payload('gitlab-tag_push'), rules).intents, [intent('prod', `${GL_IMAGE}:v1.0.0`, 'gitlab/tag_push', '82b3d5ae55f7080f1e6022629cdb57bfae7cccc7')]);
+    assert.deepEqual(mapGitlabEvent('Tag Push Hook', payload('gitlab-tag_push'), rules).intents, [intent('prod', `${GL_IMAGE}:v1.0.0`, 'gitlab/tag_push', '82b3d5ae55f7080f1e6022629cdb57bfae7cccc7', { tag: 'v1.0.0' })]);
   });
 
   test('Pipeline Hook success: its commit, on its branch or (tag: true) its tag', () => {
-    assert.deepEqual(mapGitlabEvent('Pipeline Hook', payload('gitlab-pipeline'), rules).intents, [intent('web', `${GL_IMAGE}:bcbb5ec`, 'gitlab/pipeline', 'bcbb5ec396a2c0f828686f14fac9b80b780504f2')]);
+    assert.deepEqual(mapGitlabEvent('Pipeline Hook', payload('gitlab-pipeline'), rules).intents, [intent('web', `${GL_IMAGE}:bcbb5ec`, 'gitlab/pipeline', 'bcbb5ec396a2c0f828686f14fac9b80b780504f2', { branch: 'master' })]);
     const tagged = withField(withField(payload('gitlab-pipeline'), 'object_attributes.tag', true), 'object_attributes.ref', 'v2.0.0');
-    assert.deepEqual(mapGitlabEvent('Pipeline Hook', tagged, rules).intents, [intent('prod', `${GL_IMAGE}:v2.0.0`, 'gitlab/pipeline', 'bcbb5ec396a2c0f828686f14fac9b80b780504f2')]);
+    assert.deepEqual(mapGitlabEvent('Pipeline Hook', tagged, rules).intents, [intent('prod', `${GL_IMAGE}:v2.0.0`, 'gitlab/pipeline', 'bcbb5ec396a2c0f828686f14fac9b80b780504f2', { tag: 'v2.0.0' })]);
   });
 
   test('Pipeline Hook failed, or for a merge request → ignored', () => {
