@@ -8,6 +8,8 @@ import { gitAncestry } from './policy/ancestry.ts';
 import { jsonLogger, registerSecret, type Logger } from './core/log.ts';
 import { reportersFor } from './report/reporters.ts';
 import { router, type Handler } from './sources/router.ts';
+import { adcIdentity } from './queue/identity.ts';
+import { intentQueue } from './queue/queue.ts';
 
 export interface App {
   config: Config;
@@ -29,9 +31,21 @@ export function createApp(config: Config, log: Logger = jsonLogger(), env = proc
   // Images pinned by digest and OCI releases fetched with the same ADC token the clusters get (no stored credential).
   const adc = clusters.adcToken();
   const releases = new Releases(registryAccess(async () => (await adc.authorization()).replace(/^Bearer /, ''), env));
-  const handler = router({ config, deploy: reporters.wrap(deployer({ config, clusters, leases, ancestry, releases })), log, deadlineMs: deadlineMs(env) });
+  // Webhooks and Scheduler jobs queued on Pub/Sub, each message signed with the function's own identity.
+  const identity = config.queue && adcIdentity();
+  const queue = config.queue && identity && intentQueue(config.queue, identity.idToken, env);
+  if (!config.queue && env.K_SERVICE && (config.auth.github || config.auth.gitlab || config.auth.scheduler)) {
+    log('WARNING', 'webhook and Scheduler routes are served without `queue`: each deploy holds its request open, a Git host gives up after about 10 s and no redelivery follows a failure; configure `queue` (docs/deploying.md)');
+  }
+  const handler = router({
+    config,
+    deploy: reporters.wrap(deployer({ config, clusters, leases, ancestry, releases })),
+    ...(queue && identity && { queue: { enqueue: reporters.wrapQueue((intent, traceparent) => queue.enqueue(intent, traceparent)), identity: () => identity.email() } }),
+    log,
+    deadlineMs: deadlineMs(env),
+  });
   // The Leases go back first: handing them back needs the clusters' connections.
-  return { config, handler, close: async () => void (await Promise.all([leases.close().finally(() => clusters.close()), reporters.close()])) };
+  return { config, handler, close: async () => void (await Promise.all([leases.close().finally(() => clusters.close()), reporters.close(), queue?.close()])) };
 }
 
 /**

@@ -39,6 +39,8 @@ const ERRORS = {
   /** NOT_FOUND, PERMISSION_DENIED, a cluster without endpoint: configuration, not luck. */
   CONTAINER_API_ERROR: { retryable: false, http: 502 },
   CONTAINER_API_UNAVAILABLE: { retryable: true, http: 503 },
+  /** The queue topic did not accept the message (or no ID token could sign it): nothing was queued, sending again may succeed. */
+  QUEUE_UNAVAILABLE: { retryable: true, http: 503 },
   /** A bug: redelivering the same input would hit it again. */
   INTERNAL: { retryable: false, http: 500 },
 } as const satisfies Record<string, { retryable: boolean; http: number }>;

@@ -178,3 +178,20 @@ test('started as a process with K_SERVICE set, a Pub/Sub route without a token c
   assert.notEqual(refused.outcome, 0, refused.output);
   assert.match(refused.output, /auth\.pubsub: \{"token":"none","subscriptions":\["projects\/p\/subscriptions\/deploys"\]\} is refused in production/);
 });
+
+test('on Cloud Run, webhook and Scheduler routes served without a queue are a WARNING at start-up; with one, or run locally, none', async () => {
+  const SCHEDULED = yaml(`{ direct: ${OIDC}, pubsub: ${OIDC}, scheduler: ${OIDC} }`);
+  const QUEUED = `${SCHEDULED}queue: { topic: projects/p/topics/deploy-queue, subscription: projects/p/subscriptions/deploy-queue }\n`;
+  const { createApp } = await import('../src/app.ts');
+  const warnings = async (text: string, env: NodeJS.ProcessEnv) => {
+    const lines: string[] = [];
+    const app = createApp(parseConfig(text, '/nowhere/deployer.yaml', env), (severity, message) => void (severity === 'WARNING' && lines.push(message)), env);
+    await app.close();
+    return lines;
+  };
+  const [warning, ...more] = await warnings(SCHEDULED, CLOUD_RUN);
+  assert.equal(more.length, 0);
+  assert.match(String(warning), /served without `queue`: each deploy holds its request open/);
+  assert.deepEqual(await warnings(QUEUED, CLOUD_RUN), []);
+  assert.deepEqual(await warnings(SCHEDULED, {}), []);
+});

@@ -19,11 +19,16 @@
 #                       cloud-builds (Cloud Build) ("gcr")
 #   RECONCILE_TARGETS   targets a Cloud Scheduler job re-applies ("")
 #   RECONCILE_SCHEDULE  their cron schedule ("*/15 * * * *")
+#   QUEUE               the queue: a topic and its ordered push subscription to /pubsub,
+#                       both of this name (gke-deployer-queue; "" for none). Webhooks and
+#                       Scheduler jobs publish their deploys there and are answered at once
+#                       (`queue` in deployer.yaml, see the README)
 #
 # Identities it creates (and the only roles it grants them):
 #   gke-deployer@            runtime: roles/container.clusterViewer on CLUSTER_PROJECTS,
 #                            roles/artifactregistry.reader on REGISTRY_PROJECTS,
-#                            secretAccessor on its three secrets. Rights inside clusters
+#                            secretAccessor on its three secrets, roles/pubsub.publisher
+#                            on the QUEUE topic only. Rights inside clusters
 #                            come from deploy/kubernetes/rbac.yaml, per namespace.
 #   gke-deployer-push@       signs Pub/Sub push requests (OIDC); run.invoker on the service
 #   gke-deployer-scheduler@  signs Cloud Scheduler requests (OIDC); run.invoker on the service
@@ -48,6 +53,10 @@ ACK_DEADLINE=600
 MAX_DELIVERY_ATTEMPTS=5
 MIN_RETRY_DELAY=10s
 MAX_RETRY_DELAY=600s
+QUEUE=${QUEUE-gke-deployer-queue}
+# A queued deploy is retried longer before it is parked: the events queued after it for
+# the same target wait meanwhile (ordering), and move on once it is dead-lettered.
+QUEUE_MAX_DELIVERY_ATTEMPTS=10
 # A placeholder image for the service's first revision, so its URL, IAM and the
 # subscriptions exist before the first build (cloudbuild.yaml) replaces it.
 PLACEHOLDER_IMAGE=us-docker.pkg.dev/cloudrun/container/hello
@@ -60,6 +69,7 @@ CONFIG_SECRET=gke-deployer-config  # names as in service.yaml
 WEBHOOK_SECRETS=(gke-deployer-github-webhook-secret gke-deployer-gitlab-webhook-token)
 SOURCE_BUCKET=gs://$PROJECT-gke-deployer-source
 DEAD_LETTER=gke-deployer-dead-letter
+QUEUE_DEAD_LETTER=gke-deployer-queue-dead-letter  # only queued deploys: replayed apart
 RETRY_DELAY_SECONDS=${RETRY_DELAY_SECONDS:-5}
 
 step() { echo "==> $*" >&2; }
@@ -186,6 +196,30 @@ for topic in $TOPICS; do
   bind pubsub subscriptions add-iam-policy-binding "$sub" --member="serviceAccount:$PUBSUB_AGENT" --role=roles/pubsub.subscriber
 done
 
+if [ -n "$QUEUE" ]; then
+  step "queue: topic $QUEUE, ordered push to $URL/pubsub"
+  # Only the function publishes here. A message deploys only with the function's own ID token
+  # in it, so another publisher could not deploy through it anyway (README, `queue`).
+  ensure_topic "$QUEUE"
+  bind pubsub topics add-iam-policy-binding "$QUEUE" --member="serviceAccount:$RUNTIME_SA" --role=roles/pubsub.publisher
+  ensure_topic "$QUEUE_DEAD_LETTER"
+  bind pubsub topics add-iam-policy-binding "$QUEUE_DEAD_LETTER" --member="serviceAccount:$PUBSUB_AGENT" --role=roles/pubsub.publisher
+  # Kept until someone pulls them. Never expiring: a quiet month must not delete the queue's
+  # subscriptions (the function would go on publishing to a topic nobody reads).
+  exists gc pubsub subscriptions describe "$QUEUE_DEAD_LETTER" ||
+    gc pubsub subscriptions create "$QUEUE_DEAD_LETTER" --topic="$QUEUE_DEAD_LETTER" --message-retention-duration=7d --expiration-period=never
+  push=(--push-endpoint="$URL/pubsub" --push-auth-service-account="$PUSH_SA" --push-auth-token-audience="$URL/pubsub"
+    --ack-deadline="$ACK_DEADLINE" --dead-letter-topic="$QUEUE_DEAD_LETTER" --max-delivery-attempts="$QUEUE_MAX_DELIVERY_ATTEMPTS"
+    --min-retry-delay="$MIN_RETRY_DELAY" --max-retry-delay="$MAX_RETRY_DELAY" --expiration-period=never)
+  if exists gc pubsub subscriptions describe "$QUEUE"; then
+    # Message ordering is fixed when a subscription is created: update cannot change it.
+    gc pubsub subscriptions update "$QUEUE" "${push[@]}"
+  else
+    gc pubsub subscriptions create "$QUEUE" --topic="$QUEUE" --enable-message-ordering "${push[@]}"
+  fi
+  bind pubsub subscriptions add-iam-policy-binding "$QUEUE" --member="serviceAccount:$PUBSUB_AGENT" --role=roles/pubsub.subscriber
+fi
+
 step "Cloud Scheduler: reconcile ${RECONCILE_TARGETS:-(no targets)}"
 for target in $RECONCILE_TARGETS; do
   job=gke-deployer-reconcile-$target
@@ -199,6 +233,10 @@ for target in $RECONCILE_TARGETS; do
   fi
 done
 
+queue_config=
+[ -z "$QUEUE" ] ||
+  queue_config="  queue: { topic: projects/$PROJECT/topics/$QUEUE, subscription: projects/$PROJECT/subscriptions/$QUEUE }"
+
 cat <<EOF
 
 gke-deployer is set up in $PROJECT. In deployer.yaml (then run again with CONFIG_FILE=deployer.yaml):
@@ -207,6 +245,7 @@ gke-deployer is set up in $PROJECT. In deployer.yaml (then run again with CONFIG
     scheduler: { audience: $URL/scheduler, serviceAccounts: [$SCHEDULER_SA] }
     github:    { secretEnv: GITHUB_WEBHOOK_SECRET }   # secret ${WEBHOOK_SECRETS[0]}
     gitlab:    { tokenEnv: GITLAB_WEBHOOK_TOKEN }     # secret ${WEBHOOK_SECRETS[1]}
+$queue_config
 Grant it rights in each target namespace (with cluster credentials):
   export NAMESPACE=<namespace> SERVICE_ACCOUNT=$RUNTIME_SA
   envsubst < deploy/kubernetes/rbac.yaml | kubectl apply -f -

@@ -5,7 +5,7 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { configSchema, type AuthConfig, type ClusterSpec, type OciManifests, type ReportConfig, type Rule, type TargetSpec } from './schema.ts';
+import { configSchema, type AuthConfig, type ClusterSpec, type OciManifests, type QueueConfig, type ReportConfig, type Rule, type TargetSpec } from './schema.ts';
 import { parseManifests } from '../apply/manifests.ts';
 import { isRecord } from '../guards.ts';
 import { kubeconfigProblems } from '../cluster/kubeconfig.ts';
@@ -40,6 +40,8 @@ export interface Config {
   rules: Rule[];
   /** Result topic and deployment statuses; absent: results are only answered and logged. */
   report?: ReportConfig;
+  /** Where webhooks, Scheduler jobs and queued /deploy calls put their intents; absent: they deploy in the request. */
+  queue?: QueueConfig;
 }
 
 export class ConfigError extends Error {
@@ -168,6 +170,11 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     }
   }
 
+  // The queue's subscription pushes to /pubsub: without that route nothing queued would deploy.
+  if (isRecord(raw) && raw.queue !== undefined && rawAuth.pubsub === undefined) {
+    problems.push('queue: needs auth.pubsub (its subscription pushes to /pubsub; an OIDC audience and service accounts, or {token: none} for an emulator)');
+  }
+
   problems.push(...productionProblems(raw, env));
 
   if (!parsed.success || problems.length > 0) throw new ConfigError(file, problems);
@@ -200,5 +207,5 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       preDeployJobs: preDeploy.get(name) ?? [],
     });
   }
-  return { file, auth: parsed.data.auth, clusters, targets, rules: parsed.data.rules, ...(parsed.data.report && { report: parsed.data.report }) };
+  return { file, auth: parsed.data.auth, clusters, targets, rules: parsed.data.rules, ...(parsed.data.report && { report: parsed.data.report }), ...(parsed.data.queue && { queue: parsed.data.queue }) };
 }

@@ -232,6 +232,15 @@ export const reportSchema = z.strictObject({
   logUrl: logUrl.optional(),
 });
 
+/**
+ * The queue (src/queue/): webhooks, Scheduler jobs and `/deploy` with `queue: true` publish their
+ * intents to `topic` and answer 202; the push `subscription` on it delivers them to /pubsub.
+ */
+export const queueSchema = z.strictObject({
+  topic: topicName,
+  subscription: subscriptionName,
+});
+
 export const configSchema = z.strictObject({
   auth: z.strictObject({
     direct: callerAuth,
@@ -246,6 +255,7 @@ export const configSchema = z.strictObject({
   targets: z.record(name, targetSchema),
   rules: z.array(ruleSchema).default([]),
   report: reportSchema.optional(),
+  queue: queueSchema.optional(),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
@@ -258,3 +268,4 @@ export type PubsubAuth = z.infer<typeof pubsubAuth>;
 export type Rule = z.infer<typeof ruleSchema>;
 export type AuthConfig = RawConfig['auth'];
 export type ReportConfig = z.infer<typeof reportSchema>;
+export type QueueConfig = z.infer<typeof queueSchema>;

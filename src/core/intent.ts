@@ -25,6 +25,11 @@ export interface DeployIntent {
   commit?: GitCommit;
   /** The Git ref a Git event moved: fills a release's manifests tag template (`${branch}`, `${tag}`). */
   gitRef?: { branch?: string; tag?: string };
+  /**
+   * Set when the intent was queued: what the report stage made then, so its deploy updates it
+   * (a GitHub Deployment's id) rather than starting another.
+   */
+  report?: { queued?: true; githubDeployment?: number };
 }
 
 export interface GitCommit {

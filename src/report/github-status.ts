@@ -1,6 +1,6 @@
 // GitHub deployment statuses (`report.github`) for deploys of a GitHub commit: as the deploy
 // starts, a Deployment of the commit to the environment named after the target, with status
-// `in_progress`; once it ends, `success`, `failure`, `error` or `inactive` (see githubState) with
+// `in_progress` (made `queued` already when the intent was queued, and then carried in it); once it ends, `success`, `failure`, `error` or `inactive` (see githubState) with
 // the outcome's reason and the log link. @octokit/core is imported only when configured.
 //
 // Endpoints (https://docs.github.com/en/rest/deployments/deployments#create-a-deployment and
@@ -17,10 +17,10 @@
 import type { Octokit } from '@octokit/core';
 import type { DeployIntent } from '../core/intent.ts';
 import { REPORT_LIMITS } from './limits.ts';
-import { endedAs, type IntentOutcome } from './outcome.ts';
+import { endedAs, reportedAs, type IntentOutcome } from './outcome.ts';
 import { describeOutcome, within, type Reporter } from './reporter.ts';
 
-export type GithubState = 'in_progress' | 'success' | 'failure' | 'error' | 'inactive';
+export type GithubState = 'queued' | 'in_progress' | 'success' | 'failure' | 'error' | 'inactive';
 
 /**
  * Outcome → final state. Stale and duplicate deploys changed nothing: their Deployment (made
@@ -42,8 +42,9 @@ const GITHUB_STATES: Record<ReturnType<typeof endedAs>, GithubState> = {
   error: 'error',
 };
 
-export function githubState(o: IntentOutcome): GithubState {
-  return GITHUB_STATES[endedAs(o)];
+/** `queued`: the Deployment was made when the intent was queued (outcome.ts, reportedAs). */
+export function githubState(o: IntentOutcome, queued = false): GithubState {
+  return GITHUB_STATES[reportedAs(o, queued)];
 }
 
 export interface GithubSettings {
@@ -60,46 +61,68 @@ export function githubReporter(settings: GithubSettings): Reporter {
     client.catch(() => (client = undefined));
     return client;
   };
+
+  /** The API calls for one intent's Deployment; undefined when the intent is not a GitHub commit's. */
+  function deploymentOf(intent: DeployIntent) {
+    const commit = intent.commit;
+    if (commit?.host !== 'github' || intent.dryRun) return undefined;
+    const [owner, repo] = commit.repository.split('/');
+    if (!owner || !repo) return undefined;
+    const logUrl = settings.logUrl?.(intent);
+    const status = async (gh: Octokit, id: number, state: GithubState, description: string, bound: AbortSignal) => {
+      await gh.request('POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses', {
+        owner, repo, deployment_id: id, state, description, environment: intent.target, ...(logUrl && { log_url: logUrl }), request: { signal: bound },
+      });
+    };
+    const create = async (gh: Octokit, signal: AbortSignal): Promise<number> => {
+      const created = await gh.request('POST /repos/{owner}/{repo}/deployments', {
+        owner,
+        repo,
+        ref: commit.sha,
+        environment: intent.target,
+        auto_merge: false,
+        required_contexts: [],
+        description: clip(`gke-deployer: ${intent.image ?? 'reconcile'}`),
+        payload: { requestId: intent.requestId, eventId: intent.eventId, source: intent.source, ...(intent.image && { image: intent.image }) },
+        request: { signal },
+      });
+      const id = 'id' in created.data ? created.data.id : undefined;
+      if (typeof id !== 'number') throw new Error(`GitHub created no deployment (${created.status}): ${'message' in created.data ? String(created.data.message) : ''}`);
+      return id;
+    };
+    /** How it ended, on Deployment `id` once `begun` settled (its failure is the report's). */
+    const finisher = (begun: Promise<{ gh: Octokit; id: number }>) => {
+      const settled = begun.then((v) => ({ ok: true as const, ...v }), (err: unknown) => ({ ok: false as const, err }));
+      return async (outcome: IntentOutcome, bound: AbortSignal) => {
+        const b = await within(settled, bound);
+        if (!b.ok) throw b.err;
+        await status(b.gh, b.id, githubState(outcome, intent.report?.queued === true), describeOutcome(outcome, REPORT_LIMITS.githubDescriptionLength), bound);
+      };
+    };
+    return { status, create, finisher };
+  }
+
   return {
     name: 'github',
     begin(intent, signal) {
-      const commit = intent.commit;
-      if (commit?.host !== 'github' || intent.dryRun) return undefined;
-      const [owner, repo] = commit.repository.split('/');
-      if (!owner || !repo) return undefined;
-      const logUrl = settings.logUrl?.(intent);
-      const status = async (gh: Octokit, id: number, state: GithubState, description: string, bound: AbortSignal) => {
-        await gh.request('POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses', {
-          owner, repo, deployment_id: id, state, description, environment: intent.target, ...(logUrl && { log_url: logUrl }), request: { signal: bound },
-        });
-      };
-      // Alongside the deploy: never delays it. Its failure is kept for finish to report.
+      const d = deploymentOf(intent);
+      if (!d) return undefined;
+      // Alongside the deploy: never delays it. A queued intent's Deployment exists already.
       const started = (async () => {
         const gh = await within(octokit(), signal);
-        const created = await gh.request('POST /repos/{owner}/{repo}/deployments', {
-          owner,
-          repo,
-          ref: commit.sha,
-          environment: intent.target,
-          auto_merge: false,
-          required_contexts: [],
-          description: clip(`gke-deployer: ${intent.image ?? 'reconcile'}`),
-          payload: { requestId: intent.requestId, eventId: intent.eventId, source: intent.source, ...(intent.image && { image: intent.image }) },
-          request: { signal },
-        });
-        const id = 'id' in created.data ? created.data.id : undefined;
-        if (typeof id !== 'number') throw new Error(`GitHub created no deployment (${created.status}): ${'message' in created.data ? String(created.data.message) : ''}`);
-        await status(gh, id, 'in_progress', clip(`deploying ${intent.image ?? 'the recorded image'} to ${intent.target}`), signal);
+        const id = intent.report?.githubDeployment ?? (await d.create(gh, signal));
+        await d.status(gh, id, 'in_progress', clip(`deploying ${intent.image ?? 'the recorded image'} to ${intent.target}`), signal);
         return { gh, id };
       })();
-      const begun = started.then((v) => ({ ok: true as const, ...v }), (err: unknown) => ({ ok: false as const, err }));
-      return {
-        async finish(outcome, bound) {
-          const b = await within(begun, bound);
-          if (!b.ok) throw b.err;
-          await status(b.gh, b.id, githubState(outcome), describeOutcome(outcome, REPORT_LIMITS.githubDescriptionLength), bound);
-        },
-      };
+      return { finish: d.finisher(started) };
+    },
+    async queued(intent, signal) {
+      const d = deploymentOf(intent);
+      if (!d) return undefined;
+      const gh = await within(octokit(), signal);
+      const id = await d.create(gh, signal);
+      await d.status(gh, id, 'queued', clip(`queued: ${intent.image ?? 'the recorded image'} to ${intent.target}`), signal);
+      return { report: { githubDeployment: id }, finish: d.finisher(Promise.resolve({ gh, id })) };
     },
   };
 }

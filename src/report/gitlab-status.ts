@@ -1,4 +1,5 @@
-// GitLab commit statuses (`report.gitlab`) for deploys of a GitLab commit: `running` as the
+// GitLab commit statuses (`report.gitlab`) for deploys of a GitLab commit: `pending` when it is
+// queued, `running` as the
 // deploy starts, then `success`, `failed` or `canceled` (see gitlabState), named
 // `gke-deployer/<target>`, with the outcome's reason and the log link. They show on the
 // commit, its merge requests and its pipelines. Plain fetch: one call per state.
@@ -13,10 +14,10 @@
 // Token: a project, group or personal access token with the `api` scope (Developer role).
 import type { DeployIntent } from '../core/intent.ts';
 import { REPORT_LIMITS } from './limits.ts';
-import { endedAs, type IntentOutcome } from './outcome.ts';
+import { endedAs, reportedAs, type IntentOutcome } from './outcome.ts';
 import { aborted, describeOutcome, type Reporter } from './reporter.ts';
 
-export type GitlabState = 'running' | 'success' | 'failed' | 'canceled';
+export type GitlabState = 'pending' | 'running' | 'success' | 'failed' | 'canceled';
 
 /**
  * Outcome → final state. GitLab has no `error` state: errors are `failed` like failed rollouts,
@@ -36,8 +37,9 @@ const GITLAB_STATES: Record<ReturnType<typeof endedAs>, GitlabState> = {
   error: 'failed',
 };
 
-export function gitlabState(o: IntentOutcome): GitlabState {
-  return GITLAB_STATES[endedAs(o)];
+/** `queued`: the status was posted `pending` when the intent was queued (outcome.ts, reportedAs). */
+export function gitlabState(o: IntentOutcome, queued = false): GitlabState {
+  return GITLAB_STATES[reportedAs(o, queued)];
 }
 
 export interface GitlabSettings {
@@ -48,23 +50,31 @@ export interface GitlabSettings {
 }
 
 export function gitlabReporter(settings: GitlabSettings): Reporter {
+  /** Posts a state of one intent's status; undefined when the intent is not a GitLab commit's. */
+  function poster(intent: DeployIntent) {
+    const commit = intent.commit;
+    if (commit?.host !== 'gitlab' || intent.dryRun) return undefined;
+    const url = `${settings.apiUrl}/projects/${encodeURIComponent(commit.repository)}/statuses/${commit.sha}`;
+    const logUrl = settings.logUrl?.(intent);
+    // The same name from queued to done: GitLab shows one status that moves on.
+    return async (state: GitlabState, description: string, bound: AbortSignal) => {
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'private-token': settings.token, 'user-agent': 'gke-deployer' },
+        body: JSON.stringify({ state, name: `gke-deployer/${intent.target}`, description, ...(logUrl && { target_url: logUrl }) }),
+        signal: bound,
+      });
+      if (!res.ok) throw new Error(`GitLab answered ${res.status} to POST /projects/:id/statuses/:sha: ${(await res.text()).slice(0, REPORT_LIMITS.errorExcerptLength)}`);
+      await res.body?.cancel();
+    };
+  }
+  const final = (outcome: IntentOutcome) => describeOutcome(outcome, REPORT_LIMITS.gitlabDescriptionLength);
+
   return {
     name: 'gitlab',
     begin(intent, signal) {
-      const commit = intent.commit;
-      if (commit?.host !== 'gitlab' || intent.dryRun) return undefined;
-      const url = `${settings.apiUrl}/projects/${encodeURIComponent(commit.repository)}/statuses/${commit.sha}`;
-      const logUrl = settings.logUrl?.(intent);
-      const post = async (state: GitlabState, description: string, bound: AbortSignal) => {
-        const res = await fetch(url, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'private-token': settings.token, 'user-agent': 'gke-deployer' },
-          body: JSON.stringify({ state, name: `gke-deployer/${intent.target}`, description, ...(logUrl && { target_url: logUrl }) }),
-          signal: bound,
-        });
-        if (!res.ok) throw new Error(`GitLab answered ${res.status} to POST /projects/:id/statuses/:sha: ${(await res.text()).slice(0, REPORT_LIMITS.errorExcerptLength)}`);
-        await res.body?.cancel();
-      };
+      const post = poster(intent);
+      if (!post) return undefined;
       // Alongside the deploy, never delaying it. finish waits for it: a late `running` would
       // land after, and hide, the final state.
       const running = post('running', clip(`deploying ${intent.image ?? 'the recorded image'} to ${intent.target}`), signal).then(
@@ -75,10 +85,16 @@ export function gitlabReporter(settings: GitlabSettings): Reporter {
         async finish(outcome, bound) {
           const began = await Promise.race([running, aborted(bound).then(() => undefined)]);
           // The final state stands on its own: it is posted even when `running` failed.
-          await post(gitlabState(outcome), describeOutcome(outcome, REPORT_LIMITS.gitlabDescriptionLength), bound);
+          await post(gitlabState(outcome, intent.report?.queued === true), final(outcome), bound);
           if (began && !began.ok) throw began.err;
         },
       };
+    },
+    async queued(intent, signal) {
+      const post = poster(intent);
+      if (!post) return undefined;
+      await post('pending', clip(`queued: ${intent.image ?? 'the recorded image'} to ${intent.target}`), signal);
+      return { finish: (outcome, bound) => post(gitlabState(outcome), final(outcome), bound) };
     },
   };
 }

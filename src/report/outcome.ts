@@ -13,7 +13,16 @@ export type Outcome =
   | { kind: 'ignored'; reason: string }
   /** Answered as is without deploying (GitHub's ping). */
   | { kind: 'replied'; status: number; body: Record<string, unknown> }
+  /** Published to the queue (src/queue/), to be deployed when its subscription delivers it; nothing deployed yet. */
+  | { kind: 'queued'; intents: QueuedIntentRef[] }
   | { kind: 'done'; results: IntentOutcome[] };
+
+/** What a `queued` answer says of each intent: enough to find its deploy later (logs, result topic). */
+export interface QueuedIntentRef {
+  target: string;
+  image?: string;
+  eventId: string;
+}
 
 /**
  * What each status means for the report, one row per status (typed over every DeployStatus: a
@@ -43,6 +52,17 @@ export const SUCCEEDED: ReadonlySet<DeployStatus> = new Set((Object.keys(MEANING
 /** How one intent ended, as the status tables of the reporters key it: its status, or `error`. */
 export function endedAs(o: IntentOutcome): DeployStatus | 'error' {
   return o.ok ? o.result.status : 'error';
+}
+
+/**
+ * How a report that began when the intent was queued ends. A `duplicate` there is Pub/Sub
+ * delivering that same message again (after an instance stopped mid-rollout, or at least once
+ * more): the event's own report, whose deploy is applied and, with a rollout wait, judged Ready
+ * again by this delivery; it ends as `ready` would, not as a skipped deploy's separate report.
+ */
+export function reportedAs(o: IntentOutcome, queued: boolean): DeployStatus | 'error' {
+  const ended = endedAs(o);
+  return queued && ended === 'duplicate' ? 'ready' : ended;
 }
 
 export function succeeded(o: IntentOutcome): boolean {

@@ -71,6 +71,9 @@ export function reportOutcome(log: Logger, o: Outcome, answered: number, fields:
     case 'replied':
       log('INFO', `answered ${o.status} without deploying`, { ...fields, answered });
       return;
+    case 'queued':
+      log('INFO', `queued ${o.intents.map((i) => `${i.target} (${i.image ?? 'reconcile'}, event ${i.eventId})`).join(', ')}`, { ...fields, answered, queued: o.intents });
+      return;
     case 'done':
       if (o.results.length > 1) log('INFO', `${o.results.length} deploys done`, { ...fields, answered });
   }

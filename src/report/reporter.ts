@@ -15,7 +15,18 @@ export interface Reporter {
   readonly name: string;
   /** Starts whatever runs alongside the deploy (bounded by `signal`); undefined when the intent is not this reporter's. */
   begin(intent: DeployIntent, signal: AbortSignal): DeployReport | undefined;
+  /**
+   * The intent is being queued, to be deployed by a later request (src/queue/): reports that it
+   * waits (GitHub `queued`, GitLab `pending`). `report` is what its deploy needs to update the
+   * same report rather than start another (a GitHub Deployment's id); `finish` says it could not
+   * be queued. Undefined when the intent is not this reporter's.
+   */
+  queued?(intent: DeployIntent, signal: AbortSignal): Promise<QueuedReport | undefined>;
   close?(): Promise<void>;
+}
+
+export interface QueuedReport extends DeployReport {
+  report?: DeployIntent['report'];
 }
 
 /** Resolves once `signal` aborts (never rejects). */

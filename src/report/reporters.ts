@@ -16,8 +16,13 @@ import type { IntentOutcome } from './outcome.ts';
 import { aborted, logUrlFor, type Reporter } from './reporter.ts';
 import { topicReporter } from './topic.ts';
 
+/** Puts an intent on the queue (src/queue/queue.ts). */
+export type Enqueue = (intent: DeployIntent, traceparent?: string) => Promise<void>;
+
 export interface Reporters {
   wrap(deploy: Deployer): Deployer;
+  /** Reports a queued intent as waiting, and carries what its deploy needs into it. */
+  wrapQueue(enqueue: Enqueue): Enqueue;
   close(): Promise<void>;
 }
 
@@ -31,7 +36,11 @@ export function reportersFor(config: Config, log: Logger, env: NodeJS.ProcessEnv
     if (report.github) list.push(githubReporter({ apiUrl: report.github.apiUrl, token: tokenFrom(env, report.github.tokenEnv), logUrl }));
     if (report.gitlab) list.push(gitlabReporter({ apiUrl: report.gitlab.apiUrl, token: tokenFrom(env, report.gitlab.tokenEnv), logUrl }));
   }
-  return { wrap: (deploy) => (list.length === 0 ? deploy : withReporters(deploy, list, log)), close: async () => void (await Promise.allSettled(list.map((r) => r.close?.() ?? Promise.resolve()))) };
+  return {
+    wrap: (deploy) => (list.length === 0 ? deploy : withReporters(deploy, list, log)),
+    wrapQueue: (enqueue) => (list.length === 0 ? enqueue : queuedWithReporters(enqueue, list, log)),
+    close: async () => void (await Promise.allSettled(list.map((r) => r.close?.() ?? Promise.resolve()))),
+  };
 }
 
 function tokenFrom(env: NodeJS.ProcessEnv, name: string): string {
@@ -41,9 +50,45 @@ function tokenFrom(env: NodeJS.ProcessEnv, name: string): string {
   return token;
 }
 
-export function withReporters(deploy: Deployer, reporters: readonly Reporter[], log: Logger): Deployer {
-  const failed = (r: Reporter, intent: DeployIntent, err: unknown) =>
+function failedTo(log: Logger) {
+  return (r: Reporter, intent: DeployIntent, err: unknown) =>
     log('WARNING', `report to ${r.name} failed for ${intent.target}: ${messageOf(err)}`, { requestId: intent.requestId, target: intent.target, reporter: r.name });
+}
+
+/**
+ * Before publishing: each reporter says the intent waits, bounded as every call is; what it made
+ * (a GitHub Deployment) rides in the message. Not queued after all: those reports say so.
+ */
+export function queuedWithReporters(enqueue: Enqueue, reporters: readonly Reporter[], log: Logger): Enqueue {
+  const failed = failedTo(log);
+  return async (intent, traceparent) => {
+    const signal = AbortSignal.timeout(REPORT_LIMITS.callTimeoutMs);
+    const runs = (
+      await Promise.all(
+        reporters.map(async (r) => {
+          try {
+            const q = await r.queued?.(intent, signal);
+            return q ? [{ r, q }] : [];
+          } catch (err) {
+            failed(r, intent, err);
+            return [];
+          }
+        }),
+      )
+    ).flat();
+    const report = Object.assign({ queued: true }, intent.report, ...runs.map(({ q }) => q.report)) as NonNullable<DeployIntent['report']>;
+    try {
+      await enqueue({ ...intent, report }, traceparent);
+    } catch (err) {
+      const bound = AbortSignal.timeout(REPORT_LIMITS.callTimeoutMs);
+      await Promise.all(runs.map(({ r, q }) => q.finish({ ok: false, target: intent.target, error: asDeployError(err) }, bound).catch((e: unknown) => failed(r, intent, e))));
+      throw err;
+    }
+  };
+}
+
+export function withReporters(deploy: Deployer, reporters: readonly Reporter[], log: Logger): Deployer {
+  const failed = failedTo(log);
 
   return async (intent, ctx) => {
     const begun = AbortSignal.timeout(REPORT_LIMITS.callTimeoutMs);

@@ -54,6 +54,9 @@ function statusLike(resultStatus: (s: DeployStatus) => number, ignored: number, 
         return { status: ignored, body: { status: 'ignored', reason: o.reason, requestId } };
       case 'replied':
         return { status: o.status, body: { ...o.body, requestId } };
+      case 'queued':
+        // Accepted, not done: the deploy runs when the queue delivers it.
+        return { status: 202, body: { status: 'queued', requestId, intents: o.intents } };
       case 'done':
         if (o.results.length === 1 && single) return one(o.results[0]!, requestId, resultStatus);
         return { status: firstFailureStatus(o.results, resultStatus), body: summary(o.results, requestId) };

@@ -17,6 +17,8 @@ const body = z.strictObject({
   eventTime: z.iso.datetime({ offset: true }).optional(),
   /** Deploy even if the workload records a newer event (a deliberate manual rollback). */
   force: z.boolean().optional(),
+  /** Publish to the queue and answer 202 `queued` at once, rather than answering with the outcome (needs `queue` configured). */
+  queue: z.boolean().optional(),
 });
 
 export function directSource(auth: CallerAuth, verifier: OidcVerifier): Source {
@@ -24,12 +26,13 @@ export function directSource(auth: CallerAuth, verifier: OidcVerifier): Source {
     answer: statusAnswer,
     authenticate: oidcCaller(auth, verifier),
     receive(req) {
-      const intent = jsonBody(req, body, 'deploy request');
+      const { queue, ...intent } = jsonBody(req, body, 'deploy request');
+      if (queue && intent.dryRun) throw new DeployError('BAD_REQUEST', 'a dry run is not queued: its answer is the diff (leave out "queue")');
       // A time ahead of the clock would make every later deploy of the target stale until then.
       if (intent.eventTime !== undefined && Date.parse(intent.eventTime) > Date.now() + LIMITS.maxEventTimeAheadMs) {
         throw new DeployError('BAD_REQUEST', `eventTime ${intent.eventTime} is in the future (more than ${LIMITS.maxEventTimeAheadMs / 1000} s ahead of ${new Date().toISOString()}): send when the event happened, or leave it out`);
       }
-      return { intents: [{ ...intent, source: 'direct' }] };
+      return { intents: [{ ...intent, source: 'direct' }], ...(queue && { queue: 'required' as const }) };
     },
   };
 }

@@ -90,6 +90,7 @@ export function githubSource(settings: { secretEnv: string }, rules: readonly Ru
         ...(mapped.reply !== undefined && { reply: mapped.reply }),
         ...(mapped.eventTime !== undefined && { eventTime: mapped.eventTime }),
         context: { event, ...mapped.context },
+        queue: 'if-configured',
       };
     },
   };

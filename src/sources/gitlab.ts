@@ -70,6 +70,7 @@ export function gitlabSource(settings: { tokenEnv: string }, rules: readonly Rul
         ...(mapped.ignored !== undefined && { ignored: mapped.ignored }),
         ...(mapped.eventTime !== undefined && { eventTime: mapped.eventTime }),
         context: { event, ...mapped.context },
+        queue: 'if-configured',
       };
     },
   };

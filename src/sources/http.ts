@@ -59,10 +59,29 @@ export function newRequestId(): string {
   return randomUUID();
 }
 
-/** Cloud Logging trace from X-Cloud-Trace-Context ("TRACE_ID/SPAN_ID;o=1"). */
-export function traceOf(req: Request, project = process.env.GOOGLE_CLOUD_PROJECT): string | undefined {
-  const header = req.headers['x-cloud-trace-context'];
-  const id = typeof header === 'string' ? /^([0-9a-f]{32})\b/i.exec(header)?.[1] : undefined;
+type Headers = Readonly<Record<string, string | string[] | undefined>>;
+
+/** W3C trace context: version 00, a trace id and a parent span id that are not all zeros, flags. */
+const TRACEPARENT = /^00-(?!0{32})([0-9a-f]{32})-(?!0{16})([0-9a-f]{16})-([0-9a-f]{2})$/;
+/** Google's own header: "TRACE_ID/SPAN_ID;o=1", the span id in decimal. */
+const CLOUD_TRACE = /^([0-9a-f]{32})(?:\/(\d{1,20}))?(?:;o=([01]))?/i;
+
+/** The request's trace context as W3C traceparent: its own, or made from X-Cloud-Trace-Context. */
+export function traceparentOf(headers: Headers): string | undefined {
+  const own = headers.traceparent;
+  if (typeof own === 'string' && TRACEPARENT.test(own)) return own;
+  const cloud = headers['x-cloud-trace-context'];
+  const m = typeof cloud === 'string' ? CLOUD_TRACE.exec(cloud) : null;
+  if (!m) return undefined;
+  const span = BigInt(m[2] ?? '0') & 0xffffffffffffffffn;
+  // A trace context with no usable span id still continues the trace, as its root.
+  const spanHex = span === 0n ? '0000000000000001' : span.toString(16).padStart(16, '0');
+  return `00-${m[1]!.toLowerCase()}-${spanHex}-0${m[3] === '1' ? 1 : 0}`;
+}
+
+/** Cloud Logging trace of a request (traceparent or X-Cloud-Trace-Context). */
+export function traceOf(headers: Headers, project = process.env.GOOGLE_CLOUD_PROJECT): string | undefined {
+  const id = traceparentOf(headers)?.split('-')[1];
   return id && project ? `projects/${project}/traces/${id}` : undefined;
 }
 

@@ -14,8 +14,9 @@ import { DeployError } from '../errors.ts';
 import { oidcCaller, type OidcVerifier } from './auth/oidc.ts';
 import { invalid, parseJson, rawBody, requireContentType } from './http.ts';
 import { LIMITS } from './limits.ts';
-import { interpretMessage } from './pubsub-messages.ts';
+import { decodeJson, interpretMessage } from './pubsub-messages.ts';
 import { ackAnswer } from './answers.ts';
+import { QUEUED_ATTRIBUTE, QUEUED_KIND, proofAudience, readPayload, splitQueued } from '../queue/message.ts';
 import type { Delivery, Source } from './source.ts';
 
 /** Eventarc's event type for a message published to a topic. */
@@ -67,9 +68,11 @@ export interface PubsubRouting {
   rules: readonly Rule[];
   /** The configured targets; only `accept` is read here (an unknown target is the pipeline's to refuse). */
   targets: ReadonlyMap<string, { accept: readonly string[] }>;
+  /** The queue's push subscription, and who signs what is queued (the function's own service account). */
+  queue?: { subscription: string; identity: () => Promise<string> };
 }
 
-export function pubsubSource(auth: PubsubAuth, { rules, targets }: PubsubRouting, verifier: OidcVerifier): Source {
+export function pubsubSource(auth: PubsubAuth, { rules, targets, queue }: PubsubRouting, verifier: OidcVerifier): Source {
   const caller: CallerAuth = auth === 'none' || 'token' in auth ? 'none' : { audience: auth.audience, serviceAccounts: auth.serviceAccounts };
   const subscriptions = auth !== 'none' && auth.subscriptions ? new Set(auth.subscriptions) : undefined;
   return {
@@ -81,6 +84,8 @@ export function pubsubSource(auth: PubsubAuth, { rules, targets }: PubsubRouting
       requireContentType(req, JSON_TYPE, CLOUDEVENTS_TYPE);
       const { mode, push } = unwrap(req, parseJson(rawBody(req)));
       const { messageId, publishTime } = push.message;
+      // The router logs only the message of a refused request: it must name the message.
+      const named = (err: unknown): unknown => (err instanceof DeployError ? new DeployError(err.code, `Pub/Sub message ${messageId} from ${push.subscription.slice(0, 300)}: ${err.message}`, { cause: err }) : err);
       const context: Record<string, string> = {
         messageId,
         subscription: push.subscription,
@@ -89,19 +94,67 @@ export function pubsubSource(auth: PubsubAuth, { rules, targets }: PubsubRouting
         ...(push.deliveryAttempt !== undefined && { deliveryAttempt: String(push.deliveryAttempt) }),
       };
       try {
+        const attrs = push.message.attributes ?? {};
+        const fromQueue = queue !== undefined && push.subscription === queue.subscription;
+        if (fromQueue || attrs[QUEUED_ATTRIBUTE] === QUEUED_KIND) {
+          const queued = queuedDelivery(push, fromQueue ? queue : undefined, verifier);
+          return { ...queued, context: { ...context, kind: QUEUED_KIND }, proven: () => queued.proven!().catch((err: unknown) => {
+            throw named(err);
+          }) };
+        }
         if (subscriptions && !subscriptions.has(push.subscription)) {
           throw new DeployError('BAD_REQUEST', 'the subscription is not one of auth.pubsub.subscriptions');
         }
         const data = push.message.data === undefined ? undefined : decodeBase64(push.message.data);
-        const what = interpretMessage(data, push.message.attributes ?? {}, rules);
+        const what = interpretMessage(data, attrs, rules);
         if (what.kind === 'intent') for (const intent of what.intents) checkAcceptsIntents(targets, intent.target);
         // A time in the data (Cloud Build's finishTime) is the publisher's word; Pub/Sub's
         // publishTime bounds it: nothing finished after it was announced.
         const intents = publishTime === undefined ? what.intents : what.intents.map((i) => (i.eventTime !== undefined && Date.parse(i.eventTime) > Date.parse(publishTime) ? { ...i, eventTime: publishTime } : i));
         return { id: messageId, ...(publishTime !== undefined && { eventTime: publishTime }), intents, ...(what.ignored !== undefined && { ignored: what.ignored }), context: { ...context, ...what.context } } satisfies Delivery;
       } catch (err) {
-        // The router logs only the message of a refused request: it must name the message.
-        if (err instanceof DeployError) throw new DeployError(err.code, `Pub/Sub message ${messageId} from ${push.subscription.slice(0, 300)}: ${err.message}`, { cause: err });
+        throw named(err);
+      }
+    },
+  };
+}
+
+/**
+ * A queued intent (src/queue/message.ts): only from the queue's own subscription, and only with
+ * a proof that the function itself queued these exact bytes, valid when Pub/Sub says the message
+ * was published. Anything else on that subscription is refused: it is not a way in.
+ */
+function queuedDelivery(push: Envelope, queue: PubsubRouting['queue'], verifier: OidcVerifier): Delivery {
+  const { attributes = {}, publishTime, data } = push.message;
+  if (!queue) throw new DeployError('BAD_REQUEST', 'a queued intent is accepted only from the subscription named in queue.subscription');
+  if (attributes[QUEUED_ATTRIBUTE] !== QUEUED_KIND) {
+    throw new DeployError('BAD_REQUEST', `only queued intents (attribute ${QUEUED_ATTRIBUTE}: ${QUEUED_KIND}) are accepted from the queue's subscription`);
+  }
+  if (publishTime === undefined) throw new DeployError('BAD_REQUEST', 'a queued intent needs the publishTime Pub/Sub gives every message');
+  let parts: { payload: string; proof: string };
+  let intent: ReturnType<typeof readPayload>;
+  try {
+    parts = splitQueued(decodeJson(data === undefined ? undefined : decodeBase64(data)));
+    intent = readPayload(parts.payload);
+  } catch (err) {
+    throw err instanceof DeployError ? err : new DeployError('BAD_REQUEST', (err as Error).message);
+  }
+  return {
+    id: intent.requestId,
+    intents: [intent],
+    ...(attributes.traceparent !== undefined && { traceparent: attributes.traceparent }),
+    async proven() {
+      let email: string;
+      try {
+        email = await queue.identity();
+      } catch (err) {
+        throw new DeployError('QUEUE_UNAVAILABLE', `cannot check who queued it: ${(err as Error).message.slice(0, 200)}`, { cause: err });
+      }
+      try {
+        await verifier.verifyAt(parts.proof, { audience: proofAudience(parts.payload), email }, new Date(publishTime));
+      } catch (err) {
+        // Acknowledged, not redelivered: no redelivery makes a forged or altered message true.
+        if (err instanceof DeployError && err.code === 'UNAUTHENTICATED') throw new DeployError('BAD_REQUEST', `queued intent not proven to come from this deployer: ${err.message}`);
         throw err;
       }
     },

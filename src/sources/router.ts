@@ -2,19 +2,29 @@
 // the pipeline, and hands the outcome to the report stage and to the source's answerer.
 import type { Request, Response } from '@google-cloud/functions-framework';
 import type { Config } from '../config/load.ts';
-import type { Deployer } from '../core/intent.ts';
+import type { DeployIntent, Deployer } from '../core/intent.ts';
 import { asDeployError, DeployError } from '../errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { IntentOutcome, Outcome } from '../report/outcome.ts';
 import { reportIntent, reportOutcome } from '../report/report.ts';
 import { OidcVerifier } from './auth/oidc.ts';
-import { errorBody, newRequestId, sendJson, traceOf } from './http.ts';
+import { errorBody, newRequestId, sendJson, traceOf, traceparentOf } from './http.ts';
 import { sourceRoutes } from './routes.ts';
 import type { Source } from './source.ts';
+
+/** The queue as the sources see it (src/queue/): where intents go, and who may have put them there. */
+export interface RouterQueue {
+  /** Resolves once the queue accepted it; throws QUEUE_UNAVAILABLE. */
+  enqueue(intent: DeployIntent, traceparent?: string): Promise<void>;
+  /** The service account the function runs as: a queued intent's proof must name it. */
+  identity(): Promise<string>;
+}
 
 export interface RouterDeps {
   config: Config;
   deploy: Deployer;
+  /** Present when `queue` is configured. */
+  queue?: RouterQueue;
   log: Logger;
   verifier?: OidcVerifier;
   /** How long a request may run before its deploy must have answered (the wait gives up first). */
@@ -22,6 +32,14 @@ export interface RouterDeps {
 }
 
 export type Handler = (req: Request, res: Response) => Promise<void>;
+
+interface Ctx {
+  requestId: string;
+  started: number;
+  fields: Record<string, unknown>;
+  /** The request's trace context, carried on to what it queues. */
+  traceparent?: string | undefined;
+}
 
 /** `time`, or `bound` when `time` is later (both RFC 3339). */
 function notAfter(time: string, bound: string): string {
@@ -31,39 +49,50 @@ function notAfter(time: string, bound: string): string {
 /** A sender's delivery id is used as the request id only if it looks like one. */
 const SAFE_ID = /^[\w.:-]{1,128}$/;
 
-export function router({ config, deploy, log, verifier = new OidcVerifier(config.auth.certsUrl), deadlineMs = 600_000 }: RouterDeps): Handler {
-  const sources = sourceRoutes(config, verifier);
+export function router({ config, deploy, queue, log, verifier = new OidcVerifier(config.auth.certsUrl), deadlineMs = 600_000 }: RouterDeps): Handler {
+  const sources = sourceRoutes(config, verifier, queue);
   for (const [key, value] of Object.entries(config.auth)) {
     const none = value === 'none' || (typeof value === 'object' && 'token' in value && value.token === 'none'); // auth.pubsub {token: none}
     if (none) log('WARNING', `auth.${key} is "none": its route accepts unauthenticated callers; use this only locally or with an emulator`);
   }
 
-  /** Authenticates, reads and deploys; never throws. */
-  async function run(source: Source, req: Request, ctx: { requestId: string; started: number; fields: Record<string, unknown> }): Promise<Outcome> {
+  /** Authenticates, reads and deploys (or queues); never throws. */
+  async function run(source: Source, req: Request, ctx: Ctx): Promise<Outcome> {
     try {
       ctx.fields.caller = await source.authenticate(req);
       const delivery = source.receive(req);
-      if (delivery.id !== undefined && SAFE_ID.test(delivery.id)) ctx.requestId = delivery.id;
-      const arrived = new Date(ctx.started).toISOString();
       Object.assign(ctx.fields, delivery.context);
+      await delivery.proven?.();
+      if (delivery.id !== undefined && SAFE_ID.test(delivery.id)) ctx.requestId = delivery.id;
+      if (delivery.traceparent !== undefined) {
+        ctx.traceparent = delivery.traceparent;
+        ctx.fields.trace = traceOf({ traceparent: delivery.traceparent });
+      }
+      const arrived = new Date(ctx.started).toISOString();
       if (delivery.reply) return { kind: 'replied', ...delivery.reply };
       if (delivery.intents.length === 0) return { kind: 'ignored', reason: delivery.ignored ?? 'nothing to deploy' };
+      const intents = delivery.intents.map((incoming): DeployIntent => ({
+        ...incoming,
+        requestId: ctx.requestId,
+        eventId: incoming.eventId ?? ctx.requestId,
+        // No event is later than its arrival: a time ahead of the clock (a caller's, a build's,
+        // a commit's) would make every later event for the target stale until then.
+        eventTime: notAfter(incoming.eventTime ?? delivery.eventTime ?? arrived, arrived),
+      }));
+      if (delivery.queue === 'required' && !queue) throw new DeployError('BAD_REQUEST', '"queue": true needs a queue: set `queue` in the configuration');
+      if (delivery.queue && queue && !intents.some((i) => i.dryRun)) return await enqueue(queue, intents, ctx);
       const results: IntentOutcome[] = [];
       // One at a time: deploys to one cluster from one event should not race each other.
-      for (const incoming of delivery.intents) {
+      for (const intent of intents) {
         const started = Date.now();
         let outcome: IntentOutcome;
         try {
-          const progress = (message: string) => log('INFO', `${incoming.target}: ${message}`, { requestId: ctx.requestId, target: incoming.target });
-          // No event is later than its arrival: a time ahead of the clock (a caller's, a build's,
-          // a commit's) would make every later event for the target stale until then.
-          const eventTime = notAfter(incoming.eventTime ?? delivery.eventTime ?? arrived, arrived);
-          const intent = { ...incoming, requestId: ctx.requestId, eventId: incoming.eventId ?? ctx.requestId, eventTime };
+          const progress = (message: string) => log('INFO', `${intent.target}: ${message}`, { requestId: ctx.requestId, target: intent.target });
           outcome = { ok: true, result: await deploy(intent, { deadline: ctx.started + deadlineMs, progress }) };
         } catch (err) {
-          outcome = { ok: false, target: incoming.target, error: asDeployError(err) };
+          outcome = { ok: false, target: intent.target, error: asDeployError(err) };
         }
-        reportIntent(log, outcome, { requestId: ctx.requestId, ...ctx.fields, source: incoming.source, durationMs: Date.now() - started });
+        reportIntent(log, outcome, { requestId: ctx.requestId, ...ctx.fields, source: intent.source, durationMs: Date.now() - started });
         results.push(outcome);
       }
       return { kind: 'done', results };
@@ -72,13 +101,25 @@ export function router({ config, deploy, log, verifier = new OidcVerifier(config
     }
   }
 
+  /**
+   * Every intent published, each on its own (one per target, ordered by its key), before the
+   * answer: when one fails the answer is 503 and the sender sends it all again; what was queued
+   * already then deploys once, as the same event is `duplicate` the second time.
+   */
+  async function enqueue(q: RouterQueue, intents: DeployIntent[], ctx: Ctx): Promise<Outcome> {
+    const sent = await Promise.allSettled(intents.map((i) => q.enqueue(i, ctx.traceparent)));
+    const failed = sent.find((s) => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    return { kind: 'queued', intents: intents.map((i) => ({ target: i.target, ...(i.image !== undefined && { image: i.image }), eventId: i.eventId })) };
+  }
+
   const routes = new Map<string, Source>(sources);
   // Cloud Run reserves some paths ending in "z" (its known issues): the health route is
   // /health; /healthz stays as an alias for local use.
   const HEALTH = new Set(['/health', '/healthz']);
 
   return async (req, res) => {
-    const ctx = { requestId: newRequestId(), started: Date.now(), fields: { trace: traceOf(req), path: req.path } as Record<string, unknown> };
+    const ctx: Ctx = { requestId: newRequestId(), started: Date.now(), fields: { trace: traceOf(req.headers), path: req.path }, traceparent: traceparentOf(req.headers) };
     if (HEALTH.has(req.path)) {
       if (req.method === 'GET') return sendJson(res, 200, { status: 'ok' });
       res.set('Allow', 'GET');

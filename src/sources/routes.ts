@@ -6,12 +6,16 @@ import { githubSource } from './github.ts';
 import { gitlabSource } from './gitlab.ts';
 import { pubsubSource } from './pubsub.ts';
 import { schedulerSource } from './scheduler.ts';
+import type { RouterQueue } from './router.ts';
 import type { Source } from './source.ts';
 
-export function sourceRoutes(config: Config, verifier: OidcVerifier): Map<string, Source> {
+export function sourceRoutes(config: Config, verifier: OidcVerifier, queue?: RouterQueue): Map<string, Source> {
   const routes = new Map<string, Source>();
   routes.set('/deploy', directSource(config.auth.direct, verifier));
-  if (config.auth.pubsub) routes.set('/pubsub', pubsubSource(config.auth.pubsub, config, verifier));
+  if (config.auth.pubsub) {
+    const queued = queue && config.queue ? { queue: { subscription: config.queue.subscription, identity: () => queue.identity() } } : {};
+    routes.set('/pubsub', pubsubSource(config.auth.pubsub, { rules: config.rules, targets: config.targets, ...queued }, verifier));
+  }
   if (config.auth.scheduler) routes.set('/scheduler', schedulerSource(config.auth.scheduler, verifier));
   if (config.auth.github) routes.set('/webhooks/github', githubSource(config.auth.github, config.rules));
   if (config.auth.gitlab) routes.set('/webhooks/gitlab', gitlabSource(config.auth.gitlab, config.rules));

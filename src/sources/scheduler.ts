@@ -24,6 +24,7 @@ export function schedulerSource(auth: CallerAuth, verifier: OidcVerifier): Sourc
       return {
         intents: [{ ...rest, ...(image !== undefined && { image }), source: image === undefined ? 'scheduler/reconcile' : 'scheduler/promote' }],
         context: { job: req.headers['x-cloudscheduler-jobname']?.toString().slice(0, 200) ?? 'unknown' },
+        queue: 'if-configured',
       };
     },
   };

@@ -20,6 +20,19 @@ export interface Delivery {
   ignored?: string;
   /** What the event was, for the log line (event type, repository, messageId…). */
   context?: Record<string, string>;
+  /**
+   * Whether its intents go on the queue (`queue` in the config) rather than deploying in the
+   * request: `if-configured` (webhooks, Scheduler), `required` (`/deploy` with `"queue": true`:
+   * an error without a queue). Dry runs are never queued: their answer is the diff.
+   */
+  queue?: 'if-configured' | 'required';
+  /**
+   * Checks what the body claims that needs a network call to prove (a queued intent's
+   * signature); throws if it does not hold. The router awaits it before acting on anything.
+   */
+  proven?: () => Promise<void>;
+  /** The trace context a queued message carried (W3C traceparent): the log lines continue that trace. */
+  traceparent?: string;
   /** A request that is answered but deploys nothing and is not "ignored" (GitHub's ping): sent as is, with the request id. */
   reply?: { status: number; body: Record<string, unknown> };
 }

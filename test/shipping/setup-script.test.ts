@@ -74,11 +74,12 @@ describe('deploy/gcloud/setup.sh', () => {
     assert.deepEqual(checkCall(['storage', 'buckets', 'create', 'gs://b', '-b', '--location', 'eu']).flags, { location: 'eu' });
   });
 
-  test('the runtime identity gets roles/container.clusterViewer, roles/artifactregistry.reader and access to its own secrets, nothing else', () => {
+  test('the runtime identity gets roles/container.clusterViewer, roles/artifactregistry.reader, access to its own secrets and publishing to the queue topic, nothing else', () => {
     const roles = first.state.bindings.filter((b) => b.split('|')[1] === sa('gke-deployer')).sort();
     assert.deepEqual(roles, [
       `projects:${PROJECT}|${sa('gke-deployer')}|roles/artifactregistry.reader`,
       `projects:${PROJECT}|${sa('gke-deployer')}|roles/container.clusterViewer`,
+      `pubsub topics:gke-deployer-queue|${sa('gke-deployer')}|roles/pubsub.publisher`,
       `secrets:gke-deployer-config|${sa('gke-deployer')}|roles/secretmanager.secretAccessor`,
       `secrets:gke-deployer-github-webhook-secret|${sa('gke-deployer')}|roles/secretmanager.secretAccessor`,
       `secrets:gke-deployer-gitlab-webhook-token|${sa('gke-deployer')}|roles/secretmanager.secretAccessor`,
@@ -102,7 +103,8 @@ describe('deploy/gcloud/setup.sh', () => {
   });
 
   test('each topic gets a push subscription: OIDC with the audience, ack deadline covering the longest deploy, dead letters, retry policy', () => {
-    const created = named(first.calls, 'pubsub subscriptions create').filter((c) => c.positionals[0] !== 'gke-deployer-dead-letter');
+    const queueOnes = new Set(['gke-deployer-queue', 'gke-deployer-queue-dead-letter']);
+    const created = named(first.calls, 'pubsub subscriptions create').filter((c) => c.positionals[0] !== 'gke-deployer-dead-letter' && !queueOnes.has(String(c.positionals[0])));
     assert.deepEqual(created.map((c) => [c.positionals[0], c.flags.topic]), [['gke-deployer-gcr', 'gcr'], ['gke-deployer-cloud-builds', 'cloud-builds']]);
     for (const c of created) {
       assert.equal(c.flags['push-endpoint'], `${URL}/pubsub`);
@@ -117,6 +119,25 @@ describe('deploy/gcloud/setup.sh', () => {
     const agent = `serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com`;
     assert.ok(first.state.bindings.includes(`pubsub topics:gke-deployer-dead-letter|${agent}|roles/pubsub.publisher`));
     assert.ok(first.state.bindings.includes(`pubsub subscriptions:gke-deployer-gcr|${agent}|roles/pubsub.subscriber`));
+  });
+
+  test('the queue: an ordered push subscription to /pubsub with OIDC, its own dead-letter topic (kept), and the Pub/Sub agent allowed to dead-letter', () => {
+    const [queue] = named(first.calls, 'pubsub subscriptions create').filter((c) => c.positionals[0] === 'gke-deployer-queue');
+    assert.ok(queue, 'the queue subscription is created');
+    assert.equal(queue.flags.topic, 'gke-deployer-queue');
+    assert.equal(queue.flags['enable-message-ordering'], true);
+    assert.equal(queue.flags['push-endpoint'], `${URL}/pubsub`);
+    assert.equal(queue.flags['push-auth-service-account'], `gke-deployer-push@${PROJECT}.iam.gserviceaccount.com`);
+    assert.equal(queue.flags['push-auth-token-audience'], `${URL}/pubsub`);
+    assert.equal(Number(queue.flags['ack-deadline']), timeoutSeconds, 'ack deadline = service timeout');
+    assert.equal(queue.flags['dead-letter-topic'], 'gke-deployer-queue-dead-letter');
+    assert.ok(Number(queue.flags['max-delivery-attempts']) >= 5);
+    const [kept] = named(first.calls, 'pubsub subscriptions create').filter((c) => c.positionals[0] === 'gke-deployer-queue-dead-letter');
+    assert.equal(kept?.flags.topic, 'gke-deployer-queue-dead-letter', 'dead letters have a subscription that keeps them');
+    const agent = `serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com`;
+    assert.ok(first.state.bindings.includes(`pubsub topics:gke-deployer-queue-dead-letter|${agent}|roles/pubsub.publisher`));
+    assert.ok(first.state.bindings.includes(`pubsub subscriptions:gke-deployer-queue|${agent}|roles/pubsub.subscriber`));
+    assert.match(first.stdout, new RegExp(`queue: \\{ topic: projects/${PROJECT}/topics/gke-deployer-queue, subscription: projects/${PROJECT}/subscriptions/gke-deployer-queue \\}`));
   });
 
   test('the Scheduler job posts {"target"} with an OIDC token for /scheduler and waits as long as a deploy may take', () => {
@@ -142,7 +163,7 @@ describe('deploy/gcloud/setup.sh', () => {
   test('is idempotent: the second run creates nothing, adds no secret version, and updates what it manages', () => {
     const creates = second.calls.filter((c) => c.command.includes('create') || c.command.join(' ') === 'run deploy' || c.command.join(' ') === 'secrets versions add');
     assert.deepEqual(creates.map((c) => c.command.join(' ')), []);
-    assert.equal(named(second.calls, 'pubsub subscriptions update').length, 2);
+    assert.equal(named(second.calls, 'pubsub subscriptions update').length, 3);
     assert.equal(named(second.calls, 'scheduler jobs update http').length, 1);
     assert.equal(named(second.calls, 'scheduler jobs update http')[0]?.flags['update-headers'], 'Content-Type=application/json');
     assert.deepEqual(second.state.bindings, first.state.bindings);

@@ -30,9 +30,10 @@ export function configYaml(opts: {
   auth?: Record<string, unknown>;
   rules?: Record<string, unknown>[];
   report?: Record<string, unknown>;
+  queue?: { topic: string; subscription: string };
 }): string {
   const targets = Object.fromEntries(Object.entries(opts.targets).map(([name, t]) => [name, unpinnedOutsideSandbox(t)]));
-  return stringify({ auth: opts.auth ?? { direct: 'none' }, clusters: opts.clusters, targets, ...(opts.rules && { rules: opts.rules }), ...(opts.report && { report: opts.report }) });
+  return stringify({ auth: opts.auth ?? { direct: 'none' }, clusters: opts.clusters, targets, ...(opts.rules && { rules: opts.rules }), ...(opts.report && { report: opts.report }), ...(opts.queue && { queue: opts.queue }) });
 }
 
 /** A manifests target for web.yaml in `namespace`. */

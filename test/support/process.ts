@@ -17,6 +17,8 @@ export interface FunctionProcess {
   /** Parsed JSON log lines (stdout). */
   logs: Record<string, unknown>[];
   post(route: string, body: unknown, headers?: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }>;
+  /** SIGKILL: the instance dies mid-request, as Cloud Run may stop one. Resolves once it exited. */
+  kill(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -36,12 +38,14 @@ export async function spawnFunction(
   files: Record<string, string> = {},
   env: Record<string, string> = {},
   source = path.join(root, 'src/index.ts'),
+  /** A port to listen on (a restarted instance at the same address); default: a free one. */
+  fixedPort?: number,
 ): Promise<FunctionProcess> {
   const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-proc-'));
   for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
   await writeFile(path.join(dir, 'deployer.yaml'), configYaml);
   rememberConfiguredSecrets(configYaml, { ...process.env, ...env });
-  const port = await freePort();
+  const port = fixedPort ?? (await freePort());
   const child: ChildProcess = spawn(process.execPath, [cli, '--target=deploy', `--source=${source}`, `--port=${port}`], {
     cwd: dir,
     env: { ...process.env, ...env, DEPLOYER_CONFIG: path.join(dir, 'deployer.yaml') },
@@ -94,6 +98,10 @@ export async function spawnFunction(
     url,
     logs,
     post: (route, body, headers) => postJson(url, route, body, headers),
+    async kill() {
+      child.kill('SIGKILL');
+      await exited;
+    },
     async close() {
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 3000);

@@ -34,6 +34,9 @@ const rows: [string, Outcome, number, number, number, boolean][] = [
   ['bad token: not acknowledged', refused('UNAUTHENTICATED'), 401, 401, 401, false],
   ['malformed: acknowledged', refused('BAD_REQUEST'), 400, 400, 200, true],
   ['ignored', { kind: 'ignored', reason: 'r' }, 202, 202, 200, false],
+  // Accepted, not yet deployed (the queue delivers it to /pubsub, which never queues).
+  ['queued', { kind: 'queued', intents: [{ target: 'web', image: 'r/i:1', eventId: 'e' }] }, 202, 202, 200, false],
+  ['nothing could be queued: send again', refused('QUEUE_UNAVAILABLE'), 503, 503, 503, false],
   ['one of two failed', done('ready', 'IMAGE_NOT_ALLOWED'), 403, 403, 200, true],
   ['one of two retryable', done('IMAGE_NOT_ALLOWED', 'CLUSTER_UNAVAILABLE'), 503, 503, 503, false],
 ];
@@ -54,4 +57,11 @@ test('a single deploy answers with its result; several with a summary', () => {
   assert.equal(many.status, 'partial');
   assert.equal((many.results as unknown[]).length, 2);
   assert.equal(statusAnswer(done('CONFLICT'), 'rid').body.requestId, 'rid');
+});
+
+test('a queued answer says which intents wait, under the request id', () => {
+  const intents = [{ target: 'web', image: 'r/i:1', eventId: 'e1' }, { target: 'api', eventId: 'e1' }];
+  for (const answer of [statusAnswer, webhookAnswer]) {
+    assert.deepEqual(answer({ kind: 'queued', intents }, 'rid'), { status: 202, body: { status: 'queued', requestId: 'rid', intents } });
+  }
 });

@@ -2,6 +2,7 @@
 // calls): signature against Google's certs, issuer, audience, and a verified email
 // on the allow-list.
 import { OAuth2Client } from 'google-auth-library';
+import { importX509, jwtVerify } from 'jose';
 import type { Request } from '@google-cloud/functions-framework';
 import type { CallerAuth, OidcSettings } from '../../config/schema.ts';
 import { DeployError } from '../../errors.ts';
@@ -56,6 +57,40 @@ export class OidcVerifier {
     }
     return payload.email;
   }
+
+  /**
+   * Verifies a token as it stood at `at` rather than now: a queued intent's proof, judged at the
+   * message's publishTime (Pub/Sub's clock, not the sender's), since a redelivery may come hours
+   * after the token expired. The signing key must still be one Google publishes. Throws
+   * UNAUTHENTICATED with a fixed reason, as verify does.
+   */
+  async verifyAt(token: string, expected: { audience: string; email: string }, at: Date): Promise<void> {
+    const decoded = decode(token);
+    if (!decoded) throw invalid('malformed');
+    let certs: Record<string, string>;
+    try {
+      certs = (await this.client.getFederatedSignonCertsAsync()).certs as Record<string, string>;
+    } catch {
+      // Not the message's fault: delivered again, it is checked again.
+      throw new DeployError('QUEUE_UNAVAILABLE', 'cannot verify the queued intent now: Google\'s signing certificates could not be fetched');
+    }
+    const kid = decoded.header.kid;
+    const pem = typeof kid === 'string' ? certs[kid] : undefined;
+    if (pem === undefined || decoded.header.alg !== 'RS256') throw invalid('unknown signing key');
+    let claims;
+    try {
+      ({ payload: claims } = await jwtVerify(token, await importX509(pem, 'RS256'), {
+        algorithms: ['RS256'], issuer: GOOGLE_ISSUERS, audience: expected.audience, currentDate: at, clockTolerance: CLOCK_SKEW_S,
+        // Issued before the message was published (Google's tokens live an hour): not after it.
+        maxTokenAge: 3600,
+      }));
+    } catch {
+      throw invalid(reasonFor(decoded, Object.keys(certs), expected.audience, at.getTime() / 1000));
+    }
+    if (claims.email !== expected.email || claims.email_verified !== true) {
+      throw new DeployError('UNAUTHENTICATED', `ID token is not the deployer's own (${expected.email})`);
+    }
+  }
 }
 
 function invalid(reason: Reason): DeployError {
@@ -78,9 +113,8 @@ function decode(token: string): Decoded | undefined {
  * Why the library refused the token, told from the token itself. Claims come first: a
  * token that is both forged and expired is reported expired, which tells a forger nothing.
  */
-function reasonFor({ header, payload }: Decoded, kids: string[], audience: string): Reason {
+function reasonFor({ header, payload }: Decoded, kids: string[], audience: string, now = Date.now() / 1000): Reason {
   if (typeof header.kid !== 'string' || !kids.includes(header.kid)) return 'unknown signing key';
-  const now = Date.now() / 1000;
   if (typeof payload.exp !== 'number' || typeof payload.iat !== 'number') return 'malformed';
   if (now > payload.exp + CLOCK_SKEW_S) return 'expired';
   if (now < payload.iat - CLOCK_SKEW_S) return 'not yet valid';
