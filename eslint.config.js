@@ -19,9 +19,9 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-floating-promises': 'off' },
   },
   {
-    // The bench's baseline programs are plain JavaScript run by Node, outside the TS project.
-    files: ['bench/**/*.mjs'],
+    // The bench's baseline programs and the dev install step are plain JavaScript run by Node, outside the TS project.
+    files: ['bench/**/*.mjs', 'scripts/**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
-    languageOptions: { parserOptions: { projectService: false, project: false }, globals: { process: 'readonly', Buffer: 'readonly', URL: 'readonly' } },
+    languageOptions: { parserOptions: { projectService: false, project: false }, globals: { process: 'readonly', Buffer: 'readonly', URL: 'readonly', console: 'readonly' } },
   },
 );

@@ -13,6 +13,7 @@ import { ClusterRegistry } from '../src/cluster/registry.ts';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.ts';
 import { startFunction, type RunningFunction } from './support/function.ts';
 import { kubectl, kubectlJson, sandbox, useSandboxEnv } from './support/sandbox.ts';
+import { until } from './support/until.ts';
 
 /** web.yaml scaled to zero: many Deployments here, and their Pods would only load the sandbox for later tests. */
 function idleWeb(): string {
@@ -39,9 +40,6 @@ async function liveImages(nss: string[]): Promise<(string | undefined)[]> {
   return nss.map((ns) => images.get(ns));
 }
 
-async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await sleep(10);
-}
 
 describe('client lifetime: 20 concurrent deploys through a gke cluster', () => {
   let proxy: FaultProxy;
@@ -131,7 +129,7 @@ describe('client lifetime: 20 concurrent deploys through a gke cluster', () => {
       const seen = proxy.requests().length;
       const pending = Promise.all(Array.from({ length: N }, (_, i) => deploy(fn, i, 'drop')));
       // Drop every connection once deploys are under way (each request is held 200 ms).
-      await until(() => proxy.requests().length >= seen + N);
+      await until(`${N} requests through the proxy`, () => proxy.requests().length >= seen + N, { everyMs: 10, seen: () => proxy.requests().length - seen });
       assert.ok(proxy.dropConnections() > 0, 'connections were open when they were dropped');
       const results = await pending;
       proxy.set({ delayMs: 0 });

@@ -17,11 +17,9 @@ import { DeployError } from '../src/errors.ts';
 import { REPO, configYaml, fixture, webTarget } from './support/config.ts';
 import { startFaultProxy, type FaultKind, type FaultProxy } from './support/fault-proxy.ts';
 import { startFunction } from './support/function.ts';
+import { until } from './support/until.ts';
 import { accessToken, namespace, sandbox } from './support/sandbox.ts';
 
-async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((r) => setTimeout(r, 10));
-}
 
 const configMap = (ns: string, name: string, data: Record<string, string> = { k: 'v' }) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: ns }, data });
 
@@ -120,7 +118,7 @@ describe('Kubernetes API calls through the fault proxy', () => {
       const started = Date.now();
       const seen = proxy.requests().length;
       const failed = assert.rejects(c.get(configMap(ns, 'cm-signal')), (err) => err instanceof ApiException && err.code === 503);
-      await until(() => proxy.requests().length >= seen + 2); // failed, and retried
+      await until('the request, failed, and its retry', () => proxy.requests().length >= seen + 2, { everyMs: 10, seen: () => proxy.requests().length - seen }); // failed, and retried
       controller.abort();
       await failed;
       assert.ok(Date.now() - started < 5_000, `stopped after ${Date.now() - started} ms (budget 30 s)`);

@@ -32,10 +32,26 @@ function push(v: number, messageId = `${v}${randomBytes(3).readUIntBE(0, 3)}`) {
   };
 }
 
+/**
+ * The shuffle's seed: TEST_SEED replays a run (each run prints the seed it used). mulberry32,
+ * a small seedable generator: Math.random cannot be seeded.
+ */
+const SEED = process.env.TEST_SEED ? Number(process.env.TEST_SEED) >>> 0 : Math.floor(Math.random() * 2 ** 32);
+function mulberry32(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+const random = mulberry32(SEED);
+
 function shuffle<T>(items: T[]): T[] {
   const a = [...items];
   for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
+    const j = Math.floor(random() * (i + 1));
     [a[i], a[j]] = [a[j]!, a[i]!];
   }
   return a;
@@ -80,7 +96,9 @@ describe('Pub/Sub delivery: shuffled, concurrent, duplicated, two instances', ()
   });
   after(() => Promise.all(fns.map((f) => f.close())));
 
-  test('40 versions, shuffled, 8 at a time over two processes: the workload ends on v40 and never goes back', async () => {
+  test('40 versions, shuffled, 8 at a time over two processes: the workload ends on v40 and never goes back', async (t) => {
+    t.diagnostic(`shuffled with TEST_SEED=${SEED}`);
+    const seeded = (m: string) => `${m} (shuffled with TEST_SEED=${SEED})`;
     const watch = await watchImages(ns);
     const answers: { v: number; status: number; result: string }[] = [];
     try {
@@ -90,14 +108,14 @@ describe('Pub/Sub delivery: shuffled, concurrent, duplicated, two instances', ()
         answers.push({ v, status: res.status, result: outcome(res.body) });
       });
       const live = await kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', 'web']);
-      assert.equal(live.spec.template.spec.containers[0]?.image, tag(40));
-      assert.deepEqual(answers.filter((a) => a.status !== 200), [], 'every message is acknowledged');
+      assert.equal(live.spec.template.spec.containers[0]?.image, tag(40), seeded('ends on v40'));
+      assert.deepEqual(answers.filter((a) => a.status !== 200), [], seeded('every message is acknowledged'));
       const versionsSeen = watch.seen.map((image) => Number(image.split(':v')[1]));
-      assert.ok(versionsSeen.length > 0 && versionsSeen.at(-1) === 40, `watch saw ${versionsSeen.join(',')}`);
-      for (let i = 1; i < versionsSeen.length; i++) assert.ok(versionsSeen[i]! > versionsSeen[i - 1]!, `went back: ${versionsSeen.join(',')}`);
+      assert.ok(versionsSeen.length > 0 && versionsSeen.at(-1) === 40, seeded(`watch saw ${versionsSeen.join(',')}`));
+      for (let i = 1; i < versionsSeen.length; i++) assert.ok(versionsSeen[i]! > versionsSeen[i - 1]!, seeded(`went back: ${versionsSeen.join(',')}`));
       // Every version that was not applied was judged stale, not lost.
       const applied = new Set(versionsSeen);
-      for (const a of answers) if (!applied.has(a.v)) assert.equal(a.result, 'stale', JSON.stringify(a));
+      for (const a of answers) if (!applied.has(a.v)) assert.equal(a.result, 'stale', seeded(JSON.stringify(a)));
     } finally {
       watch.stop();
     }

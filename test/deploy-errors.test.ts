@@ -63,9 +63,13 @@ describe('POST /deploy failures', () => {
     });
   }
 
-  test('not JSON → 400 (answered by functions-framework\'s body parser, before the function runs), nothing applied', async () => {
+  test('not JSON → our own 400 BAD_REQUEST naming the parse error, nothing applied', async () => {
     const res = await fn.post('/deploy', '{"target": "web", ');
     assert.equal(res.status, 400);
+    assert.equal(res.body.status, 'error');
+    assert.equal(errorCode(res.body), 'BAD_REQUEST');
+    assert.match((res.body.error as { message: string }).message, /^body is not valid JSON: /);
+    assert.ok(typeof res.body.requestId === 'string');
     assert.equal(await exists('deployment', 'web', ns), false);
   });
 

@@ -126,8 +126,8 @@ describe('deploy/kubernetes/rbac.yaml grants what a deploy needs, in its namespa
   test('a full deploy of the example app succeeds, and its Pods become Ready as the API server sees it', async () => {
     const res = await fn.post('/deploy', { target: 'hello', image: `${repo}:lp-1` });
     assert.equal(res.status, 200, JSON.stringify(res.body));
-    // `applied` until the rollout wait lands on main; `ready` once the function waits itself.
-    assert.ok(['applied', 'ready'].includes(res.body.status as string), JSON.stringify(res.body));
+    // The function waits for the rollout (the default): the answer is `ready`.
+    assert.equal(res.body.status, 'ready', JSON.stringify(res.body));
     assert.deepEqual(
       (res.body.objects as { kind: string; action: string }[]).map((o) => `${o.kind}:${o.action}`),
       ['Deployment:created', 'Service:created'],
@@ -152,17 +152,11 @@ describe('deploy/kubernetes/rbac.yaml grants what a deploy needs, in its namespa
   test('a crashing image: the identity may do what the rollout stage does about it', async () => {
     const before = await liveImage(ns);
     const res = await fn.post('/deploy', { target: 'hello', image: `${repo}:crash-lp` });
-    // Two honest outcomes, by what main has: no rollout stage yet → applied as asked (200);
-    // with it (default settings) → the wait sees CrashLoopBackOff and rolls back (422).
-    // A missing RBAC verb would answer CLUSTER_FORBIDDEN (502) in either world.
-    if (res.status === 200) {
-      assert.equal(res.body.status, 'applied', JSON.stringify(res.body));
-      assert.equal(await liveImage(ns), `${repo}:crash-lp`);
-    } else {
-      assert.equal(res.status, 422, JSON.stringify(res.body));
-      assert.equal(res.body.status, 'rolled-back', JSON.stringify(res.body));
-      assert.equal(await liveImage(ns), before);
-    }
+    // The wait sees CrashLoopBackOff and rolls back (422); a missing RBAC verb would answer
+    // CLUSTER_FORBIDDEN (502) instead.
+    assert.equal(res.status, 422, JSON.stringify(res.body));
+    assert.equal(res.body.status, 'rolled-back', JSON.stringify(res.body));
+    assert.equal(await liveImage(ns), before);
   });
 
   test('a first deploy that crashes: a rollback may delete what it created', async () => {
@@ -171,14 +165,9 @@ describe('deploy/kubernetes/rbac.yaml grants what a deploy needs, in its namespa
     await applyRbac(fresh, serviceAccount);
     const res = await fn.post('/deploy', { target: 'fresh', image: `${repo}:crash-first` });
     const d = await kubectlJson<{ items: unknown[] }>(['-n', fresh, 'get', 'deployments']);
-    if (res.status === 200) {
-      assert.equal(res.body.status, 'applied', JSON.stringify(res.body));
-      assert.equal(d.items.length, 1);
-    } else {
-      assert.equal(res.status, 422, JSON.stringify(res.body));
-      assert.equal(res.body.status, 'rolled-back', JSON.stringify(res.body));
-      assert.equal(d.items.length, 0, 'the Deployment the failed deploy created is deleted');
-    }
+    assert.equal(res.status, 422, JSON.stringify(res.body));
+    assert.equal(res.body.status, 'rolled-back', JSON.stringify(res.body));
+    assert.equal(d.items.length, 0, 'the Deployment the failed deploy created is deleted');
   });
 
   test('prune: true on a file target whose manifests hold a ConfigMap (no list on configmaps): the release is ready, notPruned says CLUSTER_FORBIDDEN, logged as a WARNING', async () => {

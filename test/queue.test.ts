@@ -17,13 +17,20 @@ import { trustRegistryCa } from './support/oci.ts';
 import { REPO, configYaml, fixture, gkeCluster, webTarget } from './support/config.ts';
 import { startFunction } from './support/function.ts';
 import { startGithubApi, type GithubFake } from './support/github-api.ts';
+import { startGitlabApi } from './support/gitlab-api.ts';
 import { freePort, spawnFunction } from './support/process.ts';
 import { idToken, kubectlJson, namespace, useSandboxEnv } from './support/sandbox.ts';
+import { until } from './support/until.ts';
 
 const SECRET = 'gh-webhook-secret-for-queue-tests';
 const TOKEN = 'ghp_statusTokenForQueueTests0123456789ab';
 process.env.TEST_QUEUE_GITHUB_SECRET = SECRET;
 process.env.TEST_QUEUE_GITHUB_TOKEN = TOKEN;
+const GL_SECRET = 'gl-webhook-token-for-queue-tests';
+const GL_TOKEN = 'glpat-statusTokenForQueueTests012';
+const GL_SHA = 'da1560886d4f094c3e6c9ef40349f7d38b5d27d7';
+process.env.TEST_QUEUE_GITLAB_SECRET = GL_SECRET;
+process.env.TEST_QUEUE_GITLAB_TOKEN = GL_TOKEN;
 
 const GH_REPO = 'Codertocat/Hello-World';
 const PUSH = JSON.parse(fixture('events/github-push.json')) as Record<string, Record<string, unknown>>;
@@ -42,16 +49,6 @@ function push(sha: string, pushedAt: number, delivery = `d-${hex(6)}`) {
   const body = JSON.stringify({ ...PUSH, after: sha, head_commit: { ...PUSH.head_commit, id: sha }, repository: { ...PUSH.repository, pushed_at: pushedAt } });
   const signature = `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}`;
   return { body, delivery, headers: { 'x-github-event': 'push', 'x-github-delivery': delivery, 'x-hub-signature-256': signature } };
-}
-
-async function until<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 90_000, seen: () => unknown = () => undefined): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const got = await check();
-    if (got) return got;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last seen: ${JSON.stringify(seen())}`);
-    await sleep(200);
-  }
 }
 
 interface Deployment {
@@ -129,16 +126,53 @@ describe('queue: webhooks answered at once, deploys carried by Pub/Sub', () => {
     assert.ok(deployment && !deployment.states.some((s) => s.state === 'success'), JSON.stringify(deployment?.states));
     assert.equal(deployment.states[0]?.state, 'queued');
 
-    await until('GitHub success', () => deployment.states.at(-1)?.state === 'success', 90_000, () => deployment.states);
+    await until('GitHub success', () => deployment.states.at(-1)?.state === 'success', { timeoutMs: 90_000, seen: () => deployment.states });
     assert.deepEqual(deployment.states.map((s) => s.state), ['queued', 'in_progress', 'success']);
     const d = await live(ns);
     assert.equal(imageOf(d), `${REPO}:${sha}`);
-    assert.equal(d?.status?.availableReplicas, 2);
+    assert.equal(d?.status?.availableReplicas, { timeoutMs: 2 });
     assert.equal(d?.metadata.annotations?.['gke-deployer/event-id'], p.delivery);
     const done = fn.logs.find((l) => l.status === 'ready' && l.target === 'web');
     assert.ok(done, 'the deploy logged ready');
     assert.equal(done.requestId, p.delivery, 'the deploy logs under the request that queued it');
     assert.equal(done.kind, QUEUED_KIND);
+  });
+
+  test('GitLab and Scheduler are queued too: the commit status goes pending → running → success; a scheduled reconcile deploys from the queue; a scheduled dry run is answered in the request', async (t) => {
+    const q = await queue(t);
+    const api = await startGitlabApi(GL_TOKEN);
+    t.after(() => api.close());
+    const ns = await namespace('queue');
+    const image = 'registry.example.com/mike/diaspora';
+    const fn = await startFunction(
+      configYaml({
+        auth: { direct: 'none', pubsub: 'none', scheduler: 'none', gitlab: { tokenEnv: 'TEST_QUEUE_GITLAB_SECRET' }, certsUrl: q.info.certsUrl },
+        clusters: { sandbox: gkeCluster(q.info) },
+        targets: { web: webTarget(ns, { images: [image] }) },
+        rules: [{ source: 'gitlab', repository: 'mike/diaspora', branch: 'master', image: `${image}:\${shortSha}`, targets: ['web'] }],
+        report: { gitlab: { tokenEnv: 'TEST_QUEUE_GITLAB_TOKEN', apiUrl: api.url } },
+        queue: { topic: q.topic, subscription: q.subscription },
+      }),
+      { 'web.yaml': WEB },
+    );
+    t.after(() => fn.close());
+    await q.subscribe(`${fn.url}/pubsub`);
+
+    const hook = await fn.post('/webhooks/gitlab', fixture('events/gitlab-push.json'), { 'x-gitlab-event': 'Push Hook', 'x-gitlab-token': GL_SECRET, 'x-gitlab-event-uuid': `u-${hex(4)}` });
+    assert.equal(hook.status, 202, JSON.stringify(hook.body));
+    assert.equal(hook.body.status, 'queued');
+    const key = `mike/diaspora@${GL_SHA} gke-deployer/web`;
+    await until('GitLab success', () => api.statuses.get(key)?.at(-1)?.state === 'success', { timeoutMs: 60_000, seen: () => api.statuses.get(key) });
+    assert.deepEqual(api.statuses.get(key)?.map((s) => s.state), ['pending', 'running', 'success']);
+    assert.equal(imageOf(await live(ns)), `${image}:${GL_SHA.slice(0, 7)}`);
+
+    const reconcile = await fn.post('/scheduler', { target: 'web' });
+    assert.deepEqual([reconcile.status, reconcile.body.status], [202, 'queued'], JSON.stringify(reconcile.body));
+    assert.deepEqual(reconcile.body.intents, [{ target: 'web', eventId: reconcile.body.requestId }], 'a reconcile names no image');
+    const done = await until('the reconcile', () => fn.logs.find((l) => l.kind === QUEUED_KIND && l.source === 'scheduler/reconcile' && l.status !== undefined), { timeoutMs: 60_000 });
+    assert.equal(done.status, 'ready');
+    const dry = await fn.post('/scheduler', { target: 'web', image: `${image}:next`, dryRun: true });
+    assert.deepEqual([dry.status, dry.body.status], [200, 'dry-run']);
   });
 
   test('a message published to the queue topic by anyone but the deployer deploys nothing: each is acknowledged and logged; the deployer\'s own proof deploys', async (t) => {
@@ -168,7 +202,7 @@ describe('queue: webhooks answered at once, deploys carried by Pub/Sub', () => {
     for (const [, send] of cases) ids.push(await send());
     const refusal = (id: string | undefined) => fn.logs.find((l) => l.acknowledged === true && typeof id === 'string' && String(l.message).includes(`Pub/Sub message ${id} `));
     for (const [i, [name]] of cases.entries()) {
-      const line = await until(`the refusal of ${name}`, () => refusal(ids[i]), 30_000, () => fn.logs.slice(-3));
+      const line = await until(`the refusal of ${name}`, () => refusal(ids[i]), { timeoutMs: 30_000, seen: () => fn.logs.slice(-3) });
       assert.equal(line.severity, 'ERROR', name);
       assert.equal(line.code, 'BAD_REQUEST', `${name}: ${line.message}`);
     }
@@ -183,7 +217,7 @@ describe('queue: webhooks answered at once, deploys carried by Pub/Sub', () => {
     const real = intent(`${REPO}:real`);
     const realPayload = queuedPayload(real);
     await publish(queuedMessage(real, realPayload, await idToken({ audience: proofAudience(realPayload), email: DEPLOYER_SA })));
-    await until('the real message deployed', async () => imageOf(await live(ns)) === `${REPO}:real`, 60_000, () => fn.logs.slice(-3));
+    await until('the real message deployed', async () => imageOf(await live(ns)) === `${REPO}:real`, { timeoutMs: 60_000, seen: () => fn.logs.slice(-3) });
     // Acknowledged once each: the emulator redelivers nothing it was answered 200 for.
     await sleep(2000);
     for (const id of ids) assert.equal(fn.logs.filter((l) => String(l.message).includes(`Pub/Sub message ${id} `)).length, 1, `one delivery of ${id}`);
@@ -215,13 +249,13 @@ describe('queue: webhooks answered at once, deploys carried by Pub/Sub', () => {
     const inline = await fn.post('/deploy', { target: 'web', image: `${REPO}:v1` });
     assert.deepEqual([inline.status, inline.body.status], [200, 'ready'], 'without "queue" it deploys in the request, as before');
     const dry = await fn.post('/deploy', { target: 'web', image: `${REPO}:v2`, queue: true, dryRun: true });
-    assert.equal(dry.status, 400);
+    assert.equal(dry.status, { timeoutMs: 400 });
     assert.match((dry.body.error as { message: string }).message, /dry run is not queued/);
 
     const unqueued = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(q.info) }, targets: { web: webTarget(ns) } }), { 'web.yaml': WEB });
     t.after(() => unqueued.close());
     const none = await unqueued.post('/deploy', { target: 'web', image: `${REPO}:v2`, queue: true });
-    assert.equal(none.status, 400);
+    assert.equal(none.status, { timeoutMs: 400 });
     assert.match((none.body.error as { message: string }).message, /needs a queue/);
   });
 
@@ -241,7 +275,7 @@ describe('queue: webhooks answered at once, deploys carried by Pub/Sub', () => {
     const lines = await until('three deploys', () => {
       const done = fn.logs.filter((l) => l.kind === QUEUED_KIND && typeof l.status === 'string');
       return done.length >= 3 && done;
-    }, 120_000, () => fn.logs.slice(-3));
+    }, { timeoutMs: 120_000, seen: () => fn.logs.slice(-3) });
     assert.deepEqual(lines.map((l) => l.status), ['ready', 'ready', 'ready']);
     // Each ran [end - elapsed, end]. The function runs all three at once when they arrive at once
     // (/deploy shows it); the emulator holds at most two pushes of a subscription outstanding on
@@ -268,13 +302,13 @@ describe('queue: webhooks answered at once, deploys carried by Pub/Sub', () => {
       assert.equal(res.status, 202, JSON.stringify(res.body));
     }
     const last = pushes.at(-1)!;
-    await until('the last push deployed', async () => (await live(ns))?.metadata.annotations?.['gke-deployer/event-id'] === last.delivery, 120_000, () => one.logs.slice(-2));
+    await until('the last push deployed', async () => (await live(ns))?.metadata.annotations?.['gke-deployer/event-id'] === last.delivery, { timeoutMs: 120_000, seen: () => one.logs.slice(-2) });
     assert.equal(imageOf(await live(ns)), `${REPO}:${shas.at(-1)}`);
     // Delivered in the order they were queued: each one is deployed, none is stale.
     const deployed = await until('ten deploys', () => {
       const lines = one.logs.filter((l) => l.kind === QUEUED_KIND && typeof l.status === 'string');
       return lines.length >= 10 && lines;
-    }, 60_000);
+    }, { timeoutMs: 60_000 });
     assert.deepEqual(deployed.map((l) => l.requestId), pushes.map((p) => p.delivery));
     assert.deepEqual(new Set(deployed.map((l) => l.status)), new Set(['ready']));
   });
@@ -294,9 +328,9 @@ describe('queue: webhooks answered at once, deploys carried by Pub/Sub', () => {
 
     const sha = hex(20);
     const p = push(sha, Math.floor(Date.now() / 1000));
-    assert.equal((await first.post('/webhooks/github', p.body, p.headers)).status, 202);
+    assert.equal((await first.post('/webhooks/github', p.body, p.headers)).status, { timeoutMs: 202 });
     // The new template is written and rolling out (20 s before it can be available): stop the instance.
-    await until('the rollout under way', async () => imageOf(await live(ns)) === `${REPO}:${sha}`, 60_000);
+    await until('the rollout under way', async () => imageOf(await live(ns)) === `${REPO}:${sha}`, { timeoutMs: 60_000 });
     await first.kill();
     assert.ok(!first.logs.some((l) => l.status !== undefined && l.kind === QUEUED_KIND), 'the first instance never finished the deploy');
 
@@ -304,12 +338,12 @@ describe('queue: webhooks answered at once, deploys carried by Pub/Sub', () => {
     t.after(() => second.close());
     const [deployment] = [...api.deployments.values()];
     assert.ok(deployment);
-    await until('GitHub success', () => deployment.states.at(-1)?.state === 'success', 120_000, () => deployment.states);
+    await until('GitHub success', () => deployment.states.at(-1)?.state === 'success', { timeoutMs: 120_000, seen: () => deployment.states });
     assert.equal(api.deployments.size, 1, 'the redelivery updates the same GitHub Deployment');
     assert.equal(deployment.states[0]?.state, 'queued');
     const d = await live(ns);
     assert.equal(imageOf(d), `${REPO}:${sha}`);
-    assert.equal(d?.status?.availableReplicas, 2);
+    assert.equal(d?.status?.availableReplicas, { timeoutMs: 2 });
     // The redelivery finds its event applied, judges the rollout it finds (src/rollout/resume.ts)
     // and answers once that rollout is complete: `duplicate` (nothing written again), which the
     // event's own GitHub Deployment reports as the success it is.
@@ -321,7 +355,7 @@ describe('queue: webhooks answered at once, deploys carried by Pub/Sub', () => {
     assert.ok(Date.parse(String(finished[0]!.time)) >= Date.parse(progressing.lastUpdateTime), `answered ${String(finished[0]!.time)}, rollout complete ${progressing.lastUpdateTime}`);
     // Acknowledged by that answer, and only then: no further delivery comes.
     await sleep(3000);
-    assert.equal(second.logs.filter((l) => l.kind === QUEUED_KIND && l.status !== undefined).length, 1);
+    assert.equal(second.logs.filter((l) => l.kind === QUEUED_KIND && l.status !== undefined).length, { timeoutMs: 1 });
   });
 
   /** A function whose target `web` fails one image with IMAGE_NOT_FOUND (retryable: CI may push it later) and deploys the other. */
@@ -351,7 +385,7 @@ describe('queue: webhooks answered at once, deploys carried by Pub/Sub', () => {
     // The emulator's own retry cadence (about a second): it does not follow a retryPolicy on push.
     await q.subscribe(`${fn.url}/pubsub`);
     const ids = { missing: await sendMissing(), next: await sendNext() };
-    await until('three attempts', () => attempts().length >= 3, 60_000);
+    await until('three attempts', () => attempts().length >= 3, { timeoutMs: 60_000 });
     assert.ok(attempts().every((l) => l.requestId === ids.missing), 'only the failing message is delivered');
     assert.equal(fn.logs.filter((l) => l.requestId === ids.next && l.kind === QUEUED_KIND).length, 0, 'the later message waits');
     assert.equal(await live(ns), undefined, 'nothing deployed meanwhile');
@@ -379,12 +413,12 @@ describe('queue: webhooks answered at once, deploys carried by Pub/Sub', () => {
     });
     // Alone: without ordering a later message of the target would overtake it and make it stale.
     const missing = await sendMissing();
-    await until('the dead letter', () => dead.length === 1, 60_000, () => attempts().map((l) => l.time));
+    await until('the dead letter', () => dead.length === 1, { timeoutMs: 60_000, seen: () => attempts().map((l) => l.time) });
     assert.equal(dead[0]!.attributes.eventId, missingEvent);
     assert.equal(dead[0]!.attributes.CloudPubSubDeadLetterSourceDeliveryCount, '5');
     assert.equal(attempts().length, 5, 'delivered maxDeliveryAttempts times, each answered 503');
     assert.ok(attempts().every((l) => l.requestId === missing));
     await sendNext();
-    await until('the next message deployed', async () => imageOf(await live(ns)) === 'docker.io/library/nginx:1.27', 60_000);
+    await until('the next message deployed', async () => imageOf(await live(ns)) === 'docker.io/library/nginx:1.27', { timeoutMs: 60_000 });
   });
 });

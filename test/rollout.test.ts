@@ -319,7 +319,7 @@ describe('preDeploy Jobs', () => {
       assert.equal(jobs.items.length, 1);
       assert.match(jobs.items[0]!.metadata.name, /^migrate-[0-9a-f]{8}$/);
       assert.equal(jobs.items[0]!.status.succeeded, 1);
-      assert.equal(typeof jobs.items[0]!.spec.ttlSecondsAfterFinished, 'number');
+      assert.equal(jobs.items[0]!.spec.ttlSecondsAfterFinished, 86400, 'the README\'s default: a day');
 
       const rv = (await deployment(ns)).metadata.resourceVersion;
       const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:fail-exit-1` });

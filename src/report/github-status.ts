@@ -1,7 +1,8 @@
 // GitHub deployment statuses (`report.github`) for deploys of a GitHub commit: as the deploy
 // starts, a Deployment of the commit to the environment named after the target, with status
-// `in_progress` (made `queued` already when the intent was queued, and then carried in it); once it ends, `success`, `failure`, `error` or `inactive` (see githubState) with
-// the outcome's reason and the log link. @octokit/core is imported only when configured.
+// `in_progress` (a queued intent's was made `queued` when it was queued, and its id carried);
+// once it ends, `success`, `failure`, `error` or `inactive` (see githubState) with the
+// outcome's reason and the log link. @octokit/core is imported only when configured.
 //
 // Endpoints (https://docs.github.com/en/rest/deployments/deployments#create-a-deployment and
 // https://docs.github.com/en/rest/deployments/statuses#create-a-deployment-status):

@@ -15,8 +15,8 @@ export interface ResultTopic {
   received: Message[];
   /** Emits 'message' on each arrival. */
   arrivals: EventEmitter;
-  /** Waits until `n` messages have arrived. */
-  count: (n: number) => Promise<Message[]>;
+  /** Waits until `n` messages have arrived; fails after `timeoutMs` (default 30 s) saying what did. */
+  count: (n: number, timeoutMs?: number) => Promise<Message[]>;
 }
 
 export async function resultTopic(t: TestContext, prefix: string): Promise<ResultTopic> {
@@ -37,8 +37,13 @@ export async function resultTopic(t: TestContext, prefix: string): Promise<Resul
     await sub.close();
     await client.close();
   });
-  const count = async (n: number) => {
-    while (received.length < n) await once(arrivals, 'message');
+  const count = async (n: number, timeoutMs = 30_000) => {
+    const deadline = AbortSignal.timeout(timeoutMs);
+    while (received.length < n) {
+      await once(arrivals, 'message', { signal: deadline }).catch((err: unknown) => {
+        throw deadline.aborted ? new Error(`timed out after ${timeoutMs} ms waiting for ${n} messages on ${topic.name}; got ${received.length}: ${JSON.stringify(received.map((m) => m.attributes))}`) : err;
+      });
+    }
     return received;
   };
   return { info, topic: topic.name, received, arrivals, count };
