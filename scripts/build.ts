@@ -56,6 +56,104 @@ const lazyCommonJs: Plugin = {
   },
 };
 
+/**
+ * The Container API v1 client parses its `protos.json` on construction: v1 and v1beta1 both,
+ * though v1 never references v1beta1. The bundled copy keeps v1 alone. It fails the build
+ * loudly if the file no longer has the shape this relies on (a library update), rather than
+ * ship a descriptor set the client cannot use.
+ */
+const CONTAINER_PROTOS = /[\\/]@google-cloud[\\/]container[\\/]build[\\/]protos[\\/]protos\.json$/;
+const containerV1Protos: Plugin = {
+  name: 'container-v1-protos',
+  setup(b) {
+    b.onLoad({ filter: CONTAINER_PROTOS }, async (args) => {
+      const json = JSON.parse(await readFile(args.path, 'utf8')) as { nested?: { google?: { nested?: { container?: { nested?: Record<string, unknown> } } } } };
+      const versions = json.nested?.google?.nested?.container?.nested;
+      if (!versions || Object.keys(versions).sort().join(',') !== 'v1,v1beta1') {
+        throw new Error(`${args.path}: expected google.container.{v1, v1beta1}, found ${versions ? Object.keys(versions).join(', ') : 'no google.container'}; review the container-v1-protos step of scripts/build.ts`);
+      }
+      delete versions.v1beta1;
+      const text = JSON.stringify(json);
+      if (text.includes('v1beta1')) throw new Error(`${args.path}: google.container.v1 refers to v1beta1; review the container-v1-protos step of scripts/build.ts`);
+      return { contents: text, loader: 'json' };
+    });
+  },
+};
+
+/**
+ * @grpc/proto-loader builds, for every message and enum of a package, a descriptor object and
+ * the encoded descriptor of every file (`type`, `fileDescriptorProtos`): only gRPC server
+ * reflection reads them; a client uses `format` and the (de)serializers. The bundled copy
+ * builds them on first read instead (about 90 ms of the Container API client's construction).
+ * Each edit must apply exactly once, or the build fails: a changed library is reviewed, not
+ * shipped half-patched. (Worth proposing upstream.)
+ */
+const PROTO_LOADER = /[\\/]@grpc[\\/]proto-loader[\\/]build[\\/]src[\\/]index\.js$/;
+const PROTO_LOADER_EDITS: [string, string][] = [
+  [
+    `function createMessageDefinition(message, options, fileDescriptors) {
+    const messageDescriptor = message.toDescriptor('proto3');
+    return {
+        format: 'Protocol Buffer 3 DescriptorProto',
+        type: messageDescriptor.$type.toObject(messageDescriptor, descriptorOptions),
+        fileDescriptorProtos: fileDescriptors,
+        serialize: createSerializer(message),
+        deserialize: createDeserializer(message, options)
+    };
+}`,
+    `function createMessageDefinition(message, options, fileDescriptors) {
+    return lazyReflection({
+        format: 'Protocol Buffer 3 DescriptorProto',
+        serialize: createSerializer(message),
+        deserialize: createDeserializer(message, options)
+    }, () => { const messageDescriptor = message.toDescriptor('proto3'); return messageDescriptor.$type.toObject(messageDescriptor, descriptorOptions); }, fileDescriptors);
+}
+function lazyReflection(definition, type, fileDescriptors) {
+    let built;
+    Object.defineProperty(definition, 'type', { enumerable: true, configurable: true, get: () => (built ??= type()) });
+    Object.defineProperty(definition, 'fileDescriptorProtos', { enumerable: true, configurable: true, get: fileDescriptors });
+    return definition;
+}`,
+  ],
+  [
+    `function createEnumDefinition(enumType, fileDescriptors) {
+    const enumDescriptor = enumType.toDescriptor('proto3');
+    return {
+        format: 'Protocol Buffer 3 EnumDescriptorProto',
+        type: enumDescriptor.$type.toObject(enumDescriptor, descriptorOptions),
+        fileDescriptorProtos: fileDescriptors,
+    };
+}`,
+    `function createEnumDefinition(enumType, fileDescriptors) {
+    return lazyReflection({
+        format: 'Protocol Buffer 3 EnumDescriptorProto',
+    }, () => { const enumDescriptor = enumType.toDescriptor('proto3'); return enumDescriptor.$type.toObject(enumDescriptor, descriptorOptions); }, fileDescriptors);
+}`,
+  ],
+  [
+    `    const descriptorList = root.toDescriptor('proto3').file;
+    const bufferList = descriptorList.map(value => Buffer.from(descriptor.FileDescriptorProto.encode(value).finish()));`,
+    `    let files;
+    const bufferList = () => (files ??= root.toDescriptor('proto3').file.map(value => Buffer.from(descriptor.FileDescriptorProto.encode(value).finish())));`,
+  ],
+];
+const lazyProtoReflection: Plugin = {
+  name: 'lazy-proto-reflection',
+  setup(b) {
+    b.onLoad({ filter: PROTO_LOADER }, async (args) => {
+      let text = await readFile(args.path, 'utf8');
+      for (const [from, to] of PROTO_LOADER_EDITS) {
+        const at = text.indexOf(from);
+        if (at < 0 || text.indexOf(from, at + 1) >= 0) {
+          throw new Error(`${args.path}: the lazy-proto-reflection edit starting "${from.split('\n')[0]}" no longer applies exactly once; review it in scripts/build.ts`);
+        }
+        text = text.slice(0, at) + to + text.slice(at + from.length);
+      }
+      return { contents: text, loader: 'js' };
+    });
+  },
+};
+
 await rm(dist, { recursive: true, force: true });
 const { metafile } = await build({
   entryPoints: { index: path.join(root, 'src/index.ts') },
@@ -67,8 +165,11 @@ const { metafile } = await build({
   platform: 'node',
   target: 'node24',
   sourcemap: true,
-  // Names stay readable in stack traces and logs (`err.name`, class names in messages).
+  // Names stay readable in stack traces and logs (`err.name`, class names in messages);
+  // identifiers are not mangled, and the source maps map what is left back to src/.
   keepNames: true,
+  minifyWhitespace: true,
+  minifySyntax: true,
   external: ['@google-cloud/functions-framework'],
   // CommonJS libraries inside an ESM bundle still call require() for Node's built-ins,
   // and google-gax computes a (here unused) proto folder from __dirname at load time.
@@ -81,10 +182,14 @@ const { metafile } = await build({
       "const __dirname = __fileURLToPath(new URL('.', import.meta.url));",
     ].join(' '),
   },
-  plugins: [lazyCommonJs],
+  plugins: [lazyCommonJs, containerV1Protos, lazyProtoReflection],
   metafile: true,
   logLevel: 'warning',
 });
+// The Container API's generated message classes (protos.js, 6 MB) are dead weight for the
+// gRPC client: src/cluster/container-api.ts imports the v1 client alone so they stay out.
+const deadWeight = Object.keys(metafile.inputs).filter((f) => /@google-cloud[\\/]container[\\/]build[\\/](protos[\\/]protos\.js$|src[\\/]v1beta1[\\/])/.test(f));
+if (deadWeight.length > 0) throw new Error(`the bundle includes ${deadWeight.join(', ')}: import the Container API v1 client alone (src/cluster/container-api.ts)`);
 // Each facade's chunk and the module behind it (test/bundle.test.ts compares their exports).
 const facades = Object.entries(metafile.outputs).flatMap(([out, o]) =>
   o.entryPoint?.startsWith(`${FACADE}:`) ? [{ module: path.relative(root, o.entryPoint.slice(FACADE.length + 1)), chunk: path.basename(out) }] : [],

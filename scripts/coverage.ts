@@ -1,8 +1,8 @@
 // Prints line and branch coverage per src/ folder from the lcov file `npm test` writes
 // (Node's built-in test coverage), and names the src/ files no test loaded at all.
-// With `--floors` (the full `npm test`) it also gates: a folder under its floor (FLOORS, a few
-// points under a fresh full run's figures) fails the run, naming it. The Cloud Build test step
-// runs the unit tests only, whose figures are lower by design: it reports without gating.
+// With `--floors` (the full `npm test`) or `--floors=unit` (the Cloud Build test step, unit tests
+// only, whose figures are lower by design) it also gates: a folder under its floor (a few points
+// under a fresh run's figures) fails the run, naming it.
 import { readFileSync, readdirSync } from 'node:fs';
 import { stripTypeScriptTypes } from 'node:module';
 import path from 'node:path';
@@ -17,10 +17,11 @@ interface Counts {
 
 const root = process.cwd();
 const lcov = process.argv.slice(2).find((a) => !a.startsWith('--')) ?? 'coverage.lcov';
-const gate = process.argv.includes('--floors');
+const gate = process.argv.find((a) => a === '--floors' || a === '--floors=unit');
 
+type Floors = Record<string, { lines: number; branches: number }>;
 /** Percent floors per folder for the full run: lines, branches. A new folder needs a row. */
-const FLOORS: Record<string, { lines: number; branches: number }> = {
+const FULL: Floors = {
   // Set 2026-12-04 from a fresh clone's full run (.ci/run at b2e8cc5): lines 3 and branches 5 points under it.
   src: { lines: 94, branches: 86 },
   'src/apply': { lines: 95, branches: 82 },
@@ -36,6 +37,22 @@ const FLOORS: Record<string, { lines: number; branches: number }> = {
   'src/sources': { lines: 96, branches: 91 },
   'src/sources/auth': { lines: 95, branches: 88 },
 };
+/** The same for test/unit and test/shipping alone, over the files they load (2026-12-04). */
+const UNIT: Floors = {
+  src: { lines: 82, branches: 89 },
+  'src/apply': { lines: 85, branches: 71 },
+  'src/cluster': { lines: 81, branches: 81 },
+  'src/config': { lines: 92, branches: 69 },
+  'src/core': { lines: 97, branches: 90 },
+  'src/policy': { lines: 95, branches: 88 },
+  'src/queue': { lines: 97, branches: 88 },
+  'src/release': { lines: 71, branches: 82 },
+  'src/report': { lines: 69, branches: 78 },
+  'src/rollout': { lines: 91, branches: 72 },
+  'src/sources': { lines: 89, branches: 85 },
+  'src/sources/auth': { lines: 85, branches: 80 },
+};
+const FLOORS = gate === '--floors=unit' ? UNIT : FULL;
 const folders = new Map<string, Counts>();
 const seen = new Set<string>();
 const total: Counts = { lines: 0, linesHit: 0, branches: 0, branchesHit: 0, files: 0 };
@@ -88,7 +105,7 @@ if (gate) {
   for (const [folder, c] of rows) {
     const floor = FLOORS[folder];
     if (!floor) {
-      failures.push(`${folder}: no coverage floor (add one to FLOORS in scripts/coverage.ts)`);
+      failures.push(`${folder}: no coverage floor (add one to ${gate === '--floors=unit' ? 'UNIT' : 'FULL'} in scripts/coverage.ts)`);
       continue;
     }
     const lines = c.lines === 0 ? 100 : (100 * c.linesHit) / c.lines;

@@ -17,7 +17,7 @@ import { REPO, configYaml, fixture, gkeCluster, webTarget } from './support/conf
 import { ensureBundle } from './support/bundle.ts';
 import { startGithubApi } from './support/github-api.ts';
 import { resultTopic } from './support/result-topic.ts';
-import { spawnFunction, type FunctionProcess } from './support/process.ts';
+import { freePort, spawnFunction, type FunctionProcess } from './support/process.ts';
 import { kubectlJson, namespace, stats, useSandboxEnv } from './support/sandbox.ts';
 
 interface Deployment {
@@ -73,6 +73,32 @@ describe('the production bundle as a process', () => {
     assert.equal(res.status, 403, JSON.stringify(res.body));
     const live = await kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', 'web']);
     assert.equal(live.spec.template.spec.containers[0]?.image, `${REPO}:1.0.0`);
+  });
+});
+
+describe('the Container API client as the bundle builds it (v1 alone, its descriptors trimmed and built lazily: scripts/build.ts)', () => {
+  // The deploys above look clusters up through it; here, its errors keep their gRPC codes.
+  test('a refused endpoint is UNAVAILABLE (gRPC 14): retried, then 503 CONTAINER_API_UNAVAILABLE; an unknown cluster is NOT_FOUND: 502 CONTAINER_API_ERROR', async (t) => {
+    const entry = await ensureBundle();
+    const info = await useSandboxEnv();
+    const ns = await namespace('bundle-gax');
+    const config = configYaml({
+      clusters: { sandbox: gkeCluster(info), missing: { gke: { project: info.project, location: info.location, name: 'no-such-cluster' } } },
+      targets: { web: webTarget(ns), lost: webTarget(ns, { cluster: 'missing' }) },
+    });
+    const closed = await freePort();
+    const refused = await spawnFunction(config, { 'web.yaml': fixture('manifests/web.yaml') }, { ...info.env, CONTAINER_API_ENDPOINT: `127.0.0.1:${closed}` }, entry);
+    t.after(() => refused.close());
+    const down = await refused.post('/deploy', { target: 'web', image: `${REPO}:1.0.0` });
+    assert.equal(down.status, 503, JSON.stringify(down.body));
+    assert.equal((down.body.error as { code: string }).code, 'CONTAINER_API_UNAVAILABLE');
+
+    const fn = await spawnFunction(config, { 'web.yaml': fixture('manifests/web.yaml') }, info.env, entry);
+    t.after(() => fn.close());
+    const lost = await fn.post('/deploy', { target: 'lost', image: `${REPO}:1.0.0` });
+    assert.equal(lost.status, 502, JSON.stringify(lost.body));
+    assert.equal((lost.body.error as { code: string }).code, 'CONTAINER_API_ERROR');
+    assert.match((lost.body.error as { message: string }).message, /NOT_FOUND|not found/i);
   });
 });
 
@@ -140,10 +166,11 @@ test('every CommonJS module the bundle imports lazily has, in its chunk, the exp
     if (!file.endsWith('.ts')) continue;
     for (const m of (await readFile(path.join(root, 'src', file), 'utf8')).matchAll(/\bimport\(\s*'([^']+)'\s*\)/g)) lazy.add(m[1]!);
   }
-  assert.ok(lazy.has('@google-cloud/pubsub') && lazy.has('@google-cloud/container') && lazy.has('@grpc/grpc-js'), [...lazy].join(', '));
+  // The Container API: its v1 client alone (src/cluster/container-api.ts).
+  assert.ok(lazy.has('@google-cloud/pubsub') && lazy.has('@google-cloud/container/build/src/v1/index.js') && lazy.has('@grpc/grpc-js'), [...lazy].join(', '));
   for (const specifier of lazy) {
     const ns = (await import(specifier)) as Record<string, unknown>;
     if (!('module.exports' in ns)) continue;
-    assert.ok(facades.some((f) => f.module.startsWith(`node_modules/${specifier}/`)), `${specifier} has a facade in the bundle`);
+    assert.ok(facades.some((f) => f.module === `node_modules/${specifier}` || f.module.startsWith(`node_modules/${specifier}/`)), `${specifier} has a facade in the bundle`);
   }
 });

@@ -7,7 +7,11 @@ import type { ClusterManagerClient } from '@google-cloud/container';
 // and in the production bundle alike (whose facade gives such a chunk Node's named exports
 // too: scripts/build.ts, lazyCommonJs).
 export async function containerApiClient(env = process.env): Promise<ClusterManagerClient> {
-  const { ClusterManagerClient } = (await import('@google-cloud/container')).default;
+  // The v1 client alone: the package's index also loads `protos.js` (6 MB of generated message
+  // classes the gRPC client never uses) and the v1beta1 client. This file is what the index
+  // re-exports as `v1`, the same ClusterManagerClient; scripts/build.ts fails the build if the
+  // bundle pulls `protos.js` in anyway. (A literal, so esbuild bundles it.)
+  const { ClusterManagerClient } = (await import('@google-cloud/container/build/src/v1/index.js')).default;
   const override = env.CONTAINER_API_ENDPOINT;
   if (!override) return new ClusterManagerClient();
   const m = /^([^:]+|\[[^\]]+\]):(\d+)$/.exec(override);
