@@ -70,6 +70,30 @@ test('ADC tokens: cached until a quarter of their lifetime is left, shared by co
   }
 });
 
+test('ADC tokens of the usual hour are refetched at most 5 minutes before they expire (README: "refreshed before it expires")', async (t) => {
+  const identity = await startIdentityServer({ project: 'sandbox-project', serviceAccount: 'd@sandbox-project.iam.gserviceaccount.com', tokenLifetimeSeconds: 3600 });
+  const saved = { host: process.env.GCE_METADATA_HOST, project: process.env.GOOGLE_CLOUD_PROJECT };
+  process.env.GCE_METADATA_HOST = identity.metadataHost;
+  process.env.GOOGLE_CLOUD_PROJECT = 'sandbox-project';
+  try {
+    const token = new AdcToken();
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+    const first = await token.authorization();
+    // A quarter of an hour would be 15 minutes early: the cap is 5.
+    t.mock.timers.tick(54 * 60_000);
+    assert.equal(await token.authorization(), first, '6 minutes before expiry: still the same token');
+    assert.equal(identity.stats().metadata.token, 1);
+    t.mock.timers.tick(2 * 60_000);
+    assert.notEqual(await token.authorization(), first, '4 minutes before expiry: a new one');
+    assert.equal(identity.stats().metadata.token, 2);
+    t.mock.timers.reset();
+  } finally {
+    process.env.GCE_METADATA_HOST = saved.host;
+    process.env.GOOGLE_CLOUD_PROJECT = saved.project;
+    await identity.close();
+  }
+});
+
 test('gke: the cluster refuses the token once (401) → one token refresh → the retry deploys', async () => {
   const info = await useSandboxEnv();
   const ns = await namespace('revoked');

@@ -201,3 +201,27 @@ describe('reporting a queued intent', () => {
     assert.deepEqual(calls, ['queued delivery-1', 'queued delivery-1', 'finish QUEUE_UNAVAILABLE']);
   });
 });
+
+describe('the route verifier\'s refusal reasons (README: "wrong issuer", "not yet valid")', () => {
+  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const kid = 'route-key';
+  const pem = selfSignedCertPem({ publicKey, privateKey, commonName: 'route-signer', validDays: 1 });
+  let server: http.Server;
+  let verifier: OidcVerifier;
+  const settings = { audience: 'https://deployer.example/deploy', serviceAccounts: ['ci@p.iam.gserviceaccount.com'] };
+  before(async () => {
+    server = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=3600' }).end(JSON.stringify({ [kid]: pem })));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    verifier = new OidcVerifier(`http://127.0.0.1:${(server.address() as AddressInfo).port}/certs`);
+  });
+  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const sign = (iss: string, iat: number) =>
+    new SignJWT({ email: settings.serviceAccounts[0], email_verified: true }).setProtectedHeader({ alg: 'RS256', kid }).setIssuer(iss).setAudience(settings.audience).setIssuedAt(iat).setExpirationTime(iat + 3600).sign(privateKey);
+
+  test('a good token passes; another issuer is "wrong issuer"; one issued an hour ahead is "not yet valid"', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    assert.equal(await verifier.verify(await sign('https://accounts.google.com', now), settings), settings.serviceAccounts[0]);
+    await assert.rejects(verifier.verify(await sign('https://evil.example', now), settings), { message: 'invalid ID token: wrong issuer' });
+    await assert.rejects(verifier.verify(await sign('https://accounts.google.com', now + 3600), settings), { message: 'invalid ID token: not yet valid' });
+  });
+});
