@@ -63,6 +63,12 @@ describe('Kubernetes API calls through the fault proxy', () => {
     });
   }
 
+  test('every request to the API server says who sends it: User-Agent gke-deployer (README)', () => {
+    const sent = proxy.requests();
+    assert.ok(sent.length > 0);
+    assert.deepEqual([...new Set(sent.map((r) => r.userAgent))], ['gke-deployer']);
+  });
+
   test("429: retried after the server's Retry-After", async () => {
     proxy.set({ retryAfterSeconds: 1 });
     proxy.failNext('429', 1, isApply('cm-429'));

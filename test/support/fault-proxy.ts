@@ -43,6 +43,7 @@ export type FaultCounts = Record<FaultKind | 'forwarded', number>;
 export interface SeenRequest {
   method: string;
   path: string;
+  userAgent?: string;
   fault?: FaultKind;
 }
 
@@ -171,7 +172,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     const fault = pick({ method: req.method ?? '', path: req.url ?? '' });
     if (fault) counts[fault]++;
     else counts.forwarded++;
-    seen.push({ method: req.method ?? '', path: req.url ?? '', ...(fault && { fault }) });
+    seen.push({ method: req.method ?? '', path: req.url ?? '', ...(req.headers['user-agent'] !== undefined && { userAgent: req.headers['user-agent'] }), ...(fault && { fault }) });
     switch (fault) {
       case '429':
       case '500':

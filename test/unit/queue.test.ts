@@ -225,3 +225,36 @@ describe('the route verifier\'s refusal reasons (README: "wrong issuer", "not ye
     await assert.rejects(verifier.verify(await sign('https://accounts.google.com', now + 3600), settings), { message: 'invalid ID token: not yet valid' });
   });
 });
+
+describe('dry runs post no status (README)', () => {
+  test('neither GitHub nor GitLab is called for a dry run, deployed or queued', async () => {
+    const calls: string[] = [];
+    const server = http.createServer((req, res) => {
+      calls.push(`${req.method} ${req.url}`);
+      res.writeHead(500).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const { githubReporter } = await import('../../src/report/github-status.ts');
+      const { gitlabReporter } = await import('../../src/report/gitlab-status.ts');
+      const signal = AbortSignal.timeout(5000);
+      const dry = { ...intent, dryRun: true, report: undefined };
+      const gitlabDry = { ...dry, commit: { host: 'gitlab' as const, repository: 'g/p', sha: 'b'.repeat(40) } };
+      const pairs = [[githubReporter({ apiUrl, token: 't' }), dry], [gitlabReporter({ apiUrl, token: 't' }), gitlabDry]] as const;
+      for (const [reporter, i] of pairs) {
+        assert.equal(reporter.begin(i, signal), undefined, reporter.name);
+        assert.equal(await reporter.queued?.(i, signal), undefined, reporter.name);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(calls, [], 'nothing posted for the dry runs');
+      // The same intents, not dry runs, do post: the silence above is the dry run's.
+      for (const [reporter, i] of pairs) assert.notEqual(reporter.begin({ ...i, dryRun: false }, signal), undefined, reporter.name);
+      const deadline = Date.now() + 5000;
+      while (calls.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(calls.length, 2, JSON.stringify(calls));
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
