@@ -35,12 +35,23 @@ async function proxyTo(port: number): Promise<{ port: number; close(): Promise<v
   };
 }
 
-test('ADC tokens: cached until a quarter of their lifetime is left, shared by concurrent callers, refetched after a 401', async (t) => {
-  const identity = await startIdentityServer({ project: 'sandbox-project', serviceAccount: 'd@sandbox-project.iam.gserviceaccount.com', tokenLifetimeSeconds: 4 });
+/** Runs `body` with ADC pointed at a metadata server of its own whose tokens live `lifetimeSeconds`. */
+async function withMetadataServer(lifetimeSeconds: number, body: (identity: Awaited<ReturnType<typeof startIdentityServer>>) => Promise<void>): Promise<void> {
+  const identity = await startIdentityServer({ project: 'sandbox-project', serviceAccount: 'd@sandbox-project.iam.gserviceaccount.com', tokenLifetimeSeconds: lifetimeSeconds });
   const saved = { host: process.env.GCE_METADATA_HOST, project: process.env.GOOGLE_CLOUD_PROJECT };
   process.env.GCE_METADATA_HOST = identity.metadataHost;
   process.env.GOOGLE_CLOUD_PROJECT = 'sandbox-project';
   try {
+    await body(identity);
+  } finally {
+    process.env.GCE_METADATA_HOST = saved.host;
+    process.env.GOOGLE_CLOUD_PROJECT = saved.project;
+    await identity.close();
+  }
+}
+
+test('ADC tokens: cached until a quarter of their lifetime is left, shared by concurrent callers, refetched after a 401', async (t) => {
+  await withMetadataServer(4, async (identity) => {
     const token = new AdcToken();
     const [a, b] = await Promise.all([token.authorization(), token.authorization()]);
     assert.equal(a, b);
@@ -63,19 +74,11 @@ test('ADC tokens: cached until a quarter of their lifetime is left, shared by co
     assert.notEqual(await token.authorization(), c);
     assert.equal(identity.stats().metadata.token, 3);
     t.mock.timers.reset();
-  } finally {
-    process.env.GCE_METADATA_HOST = saved.host;
-    process.env.GOOGLE_CLOUD_PROJECT = saved.project;
-    await identity.close();
-  }
+  });
 });
 
 test('ADC tokens of the usual hour are refetched at most 5 minutes before they expire (README: "refreshed before it expires")', async (t) => {
-  const identity = await startIdentityServer({ project: 'sandbox-project', serviceAccount: 'd@sandbox-project.iam.gserviceaccount.com', tokenLifetimeSeconds: 3600 });
-  const saved = { host: process.env.GCE_METADATA_HOST, project: process.env.GOOGLE_CLOUD_PROJECT };
-  process.env.GCE_METADATA_HOST = identity.metadataHost;
-  process.env.GOOGLE_CLOUD_PROJECT = 'sandbox-project';
-  try {
+  await withMetadataServer(3600, async (identity) => {
     const token = new AdcToken();
     t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
     const first = await token.authorization();
@@ -87,11 +90,7 @@ test('ADC tokens of the usual hour are refetched at most 5 minutes before they e
     assert.notEqual(await token.authorization(), first, '4 minutes before expiry: a new one');
     assert.equal(identity.stats().metadata.token, 2);
     t.mock.timers.reset();
-  } finally {
-    process.env.GCE_METADATA_HOST = saved.host;
-    process.env.GOOGLE_CLOUD_PROJECT = saved.project;
-    await identity.close();
-  }
+  });
 });
 
 test('gke: the cluster refuses the token once (401) → one token refresh → the retry deploys', async () => {

@@ -2,7 +2,7 @@
 // the reporters around it): the message format, its proof judged at publishTime with a real
 // RSA key and certificate, the trace context carried, and how a queued report ends.
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -34,6 +34,23 @@ const intent: DeployIntent = {
   gitRef: { branch: 'main' },
   report: { queued: true, githubDeployment: 42 },
 };
+
+/**
+ * An RSA key named `kid` and a certs endpoint serving its self-signed certificate as Google
+ * serves its own, for the describe block that calls this; `verifier` checks against it.
+ */
+function signingKey(kid: string): { privateKey: KeyObject; verifier: () => OidcVerifier } {
+  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const pem = selfSignedCertPem({ publicKey, privateKey, commonName: kid, validDays: 1 });
+  const server = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=3600' }).end(JSON.stringify({ [kid]: pem })));
+  let verifier: OidcVerifier | undefined;
+  before(async () => {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    verifier = new OidcVerifier(`http://127.0.0.1:${(server.address() as AddressInfo).port}/certs`);
+  });
+  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return { privateKey, verifier: () => verifier! };
+}
 
 describe('the queued message', () => {
   test('carries the intent whole, back as it was sent, never a dry run', () => {
@@ -80,20 +97,11 @@ describe('the trace context', () => {
 });
 
 describe('the proof, judged at publishTime', () => {
-  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const kid = 'test-key-1';
-  const pem = selfSignedCertPem({ publicKey, privateKey, commonName: 'test-signer', validDays: 1 });
-  let server: http.Server;
-  let verifier: OidcVerifier;
+  const key = signingKey(kid);
+  const { privateKey } = key;
   const SA = 'deployer@p.iam.gserviceaccount.com';
   const audience = proofAudience(queuedPayload(intent));
-
-  before(async () => {
-    server = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=3600' }).end(JSON.stringify({ [kid]: pem })));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    verifier = new OidcVerifier(`http://127.0.0.1:${(server.address() as AddressInfo).port}/certs`);
-  });
-  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
   const token = (claims: { iat: number; exp: number; aud?: string; email?: string; iss?: string }) =>
     new SignJWT({ email: claims.email ?? SA, email_verified: true })
@@ -112,23 +120,23 @@ describe('the proof, judged at publishTime', () => {
   test('a redelivery hours later verifies: the token was valid when Pub/Sub took the message', async () => {
     const now = Math.floor(Date.now() / 1000);
     const t = await token({ iat: now - 3 * 3600, exp: now - 2 * 3600 });
-    await verifier.verifyAt(t, { audience, email: SA }, new Date((now - 3 * 3600 + 5) * 1000));
+    await key.verifier().verifyAt(t, { audience, email: SA }, new Date((now - 3 * 3600 + 5) * 1000));
     // The same message published (again) now is refused.
-    assert.equal(await refusal(verifier.verifyAt(t, { audience, email: SA }, new Date(now * 1000))), 'UNAUTHENTICATED: invalid ID token: expired');
+    assert.equal(await refusal(key.verifier().verifyAt(t, { audience, email: SA }, new Date(now * 1000))), 'UNAUTHENTICATED: invalid ID token: expired');
   });
 
   test('refused: another audience, another signer, another issuer, a token from after the publish', async () => {
     const now = Math.floor(Date.now() / 1000);
     const at = new Date(now * 1000);
     const ok = { iat: now - 10, exp: now + 3600 };
-    assert.equal(await refusal(verifier.verifyAt(await token({ ...ok, aud: proofAudience('{}') }), { audience, email: SA }, at)), 'UNAUTHENTICATED: invalid ID token: wrong audience');
-    assert.equal(await refusal(verifier.verifyAt(await token({ ...ok, email: 'someone@p.iam.gserviceaccount.com' }), { audience, email: SA }, at)), `UNAUTHENTICATED: ID token is not the deployer's own (${SA})`);
-    assert.equal(await refusal(verifier.verifyAt(await token({ ...ok, iss: 'https://evil.example' }), { audience, email: SA }, at)), 'UNAUTHENTICATED: invalid ID token: wrong issuer');
-    assert.equal(await refusal(verifier.verifyAt(await token({ iat: now + 3600, exp: now + 7200 }), { audience, email: SA }, at)), 'UNAUTHENTICATED: invalid ID token: not yet valid');
+    assert.equal(await refusal(key.verifier().verifyAt(await token({ ...ok, aud: proofAudience('{}') }), { audience, email: SA }, at)), 'UNAUTHENTICATED: invalid ID token: wrong audience');
+    assert.equal(await refusal(key.verifier().verifyAt(await token({ ...ok, email: 'someone@p.iam.gserviceaccount.com' }), { audience, email: SA }, at)), `UNAUTHENTICATED: ID token is not the deployer's own (${SA})`);
+    assert.equal(await refusal(key.verifier().verifyAt(await token({ ...ok, iss: 'https://evil.example' }), { audience, email: SA }, at)), 'UNAUTHENTICATED: invalid ID token: wrong issuer');
+    assert.equal(await refusal(key.verifier().verifyAt(await token({ iat: now + 3600, exp: now + 7200 }), { audience, email: SA }, at)), 'UNAUTHENTICATED: invalid ID token: not yet valid');
     const other = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
     const forged = await new SignJWT({ email: SA, email_verified: true }).setProtectedHeader({ alg: 'RS256', kid }).setIssuer('https://accounts.google.com').setAudience(audience).setIssuedAt(ok.iat).setExpirationTime(ok.exp).sign(other);
-    assert.equal(await refusal(verifier.verifyAt(forged, { audience, email: SA }, at)), 'UNAUTHENTICATED: invalid ID token: bad signature');
-    assert.equal(await refusal(verifier.verifyAt('not.a.token', { audience, email: SA }, at)), 'UNAUTHENTICATED: invalid ID token: malformed');
+    assert.equal(await refusal(key.verifier().verifyAt(forged, { audience, email: SA }, at)), 'UNAUTHENTICATED: invalid ID token: bad signature');
+    assert.equal(await refusal(key.verifier().verifyAt('not.a.token', { audience, email: SA }, at)), 'UNAUTHENTICATED: invalid ID token: malformed');
   });
 
   test('certificates that cannot be fetched are no verdict: retryable, so Pub/Sub delivers it again', async () => {
@@ -203,26 +211,18 @@ describe('reporting a queued intent', () => {
 });
 
 describe('the route verifier\'s refusal reasons (README: "wrong issuer", "not yet valid")', () => {
-  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const kid = 'route-key';
-  const pem = selfSignedCertPem({ publicKey, privateKey, commonName: 'route-signer', validDays: 1 });
-  let server: http.Server;
-  let verifier: OidcVerifier;
+  const key = signingKey(kid);
+  const { privateKey } = key;
   const settings = { audience: 'https://deployer.example/deploy', serviceAccounts: ['ci@p.iam.gserviceaccount.com'] };
-  before(async () => {
-    server = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=3600' }).end(JSON.stringify({ [kid]: pem })));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    verifier = new OidcVerifier(`http://127.0.0.1:${(server.address() as AddressInfo).port}/certs`);
-  });
-  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
   const sign = (iss: string, iat: number) =>
     new SignJWT({ email: settings.serviceAccounts[0], email_verified: true }).setProtectedHeader({ alg: 'RS256', kid }).setIssuer(iss).setAudience(settings.audience).setIssuedAt(iat).setExpirationTime(iat + 3600).sign(privateKey);
 
   test('a good token passes; another issuer is "wrong issuer"; one issued an hour ahead is "not yet valid"', async () => {
     const now = Math.floor(Date.now() / 1000);
-    assert.equal(await verifier.verify(await sign('https://accounts.google.com', now), settings), settings.serviceAccounts[0]);
-    await assert.rejects(verifier.verify(await sign('https://evil.example', now), settings), { message: 'invalid ID token: wrong issuer' });
-    await assert.rejects(verifier.verify(await sign('https://accounts.google.com', now + 3600), settings), { message: 'invalid ID token: not yet valid' });
+    assert.equal(await key.verifier().verify(await sign('https://accounts.google.com', now), settings), settings.serviceAccounts[0]);
+    await assert.rejects(key.verifier().verify(await sign('https://evil.example', now), settings), { message: 'invalid ID token: wrong issuer' });
+    await assert.rejects(key.verifier().verify(await sign('https://accounts.google.com', now + 3600), settings), { message: 'invalid ID token: not yet valid' });
   });
 });
 
