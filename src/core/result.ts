@@ -26,12 +26,19 @@ export type ReadinessState = 'ready' | 'applied' | 'progressing' | 'paused' | 'f
  * dry-run     nothing changed; `diff` per object says what would
  * stale       skipped: the workload records a newer event (`recorded`); nothing written
  * duplicate   skipped: the workload records this very event; nothing written
+ * held        not deployed yet: a deploy window is closed or an approval is awaited; recorded in
+ *             the cluster (src/control/), deployed when the hold ends; nothing else written
+ * superseded  not deployed: a newer intent for the target replaced this held one (or was
+ *             already held when this older one came)
+ * quarantined refused: this very release was rolled back on the target, and no other release
+ *             has deployed successfully since; `force: true` on /deploy deploys it anyway
+ * expired     not deployed: held for approval longer than `approval.expireAfter`
  *
  * Every table that maps a status (src/report/outcome.ts, src/sources/answers.ts, the GitHub and
  * GitLab states) is a Record over this list, so a status added here does not compile until each
  * one places it.
  */
-export const DEPLOY_STATUSES = ['ready', 'applied', 'rolled-back', 'failed', 'timed-out', 'paused', 'dry-run', 'stale', 'duplicate'] as const;
+export const DEPLOY_STATUSES = ['ready', 'applied', 'rolled-back', 'failed', 'timed-out', 'paused', 'dry-run', 'stale', 'duplicate', 'held', 'superseded', 'quarantined', 'expired'] as const;
 export type DeployStatus = (typeof DEPLOY_STATUSES)[number];
 
 export interface ObjectResult extends AppliedObject {

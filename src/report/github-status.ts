@@ -21,7 +21,7 @@ import { REPORT_LIMITS } from './limits.ts';
 import { endedAs, reportedAs, type IntentOutcome } from './outcome.ts';
 import { describeOutcome, within, type Reporter } from './reporter.ts';
 
-export type GithubState = 'queued' | 'in_progress' | 'success' | 'failure' | 'error' | 'inactive';
+export type GithubState = 'queued' | 'pending' | 'in_progress' | 'success' | 'failure' | 'error' | 'inactive';
 
 /**
  * Outcome → final state. Stale and duplicate deploys changed nothing: their Deployment (made
@@ -40,6 +40,11 @@ const GITHUB_STATES: Record<ReturnType<typeof endedAs>, GithubState> = {
   failed: 'failure',
   'timed-out': 'failure',
   paused: 'failure',
+  // Waiting for a window or an approval: the Deployment stays open.
+  held: 'pending',
+  superseded: 'inactive',
+  quarantined: 'failure',
+  expired: 'inactive',
   error: 'error',
 };
 

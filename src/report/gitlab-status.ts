@@ -34,6 +34,10 @@ const GITLAB_STATES: Record<ReturnType<typeof endedAs>, GitlabState> = {
   failed: 'failed',
   'timed-out': 'failed',
   paused: 'failed',
+  held: 'pending',
+  superseded: 'canceled',
+  quarantined: 'failed',
+  expired: 'canceled',
   error: 'failed',
 };
 

@@ -44,6 +44,12 @@ const MEANING: Record<DeployStatus, { succeeded: boolean; severity: Severity }> 
   paused: { succeeded: false, severity: 'WARNING' },
   'rolled-back': { succeeded: false, severity: 'ERROR' },
   failed: { succeeded: false, severity: 'ERROR' },
+  // Waits for a window or an approval: someone may have to act, nothing failed.
+  held: { succeeded: true, severity: 'NOTICE' },
+  superseded: { succeeded: true, severity: 'INFO' },
+  // A release known to fail, refused before anything ran: acknowledged, not redelivered.
+  quarantined: { succeeded: false, severity: 'WARNING' },
+  expired: { succeeded: false, severity: 'WARNING' },
 };
 
 /** Not a failure: done as asked, or rightly skipped (MEANING). */
@@ -78,7 +84,7 @@ export function succeeded(o: IntentOutcome): boolean {
  * cluster's failure) never decides, since that failure already does. `paused` ranks below the
  * failures (nothing failed: the new template waits for a resume) and above every success.
  */
-const ORDER = ['failed', 'timed-out', 'rolled-back', 'paused', 'stale', 'dry-run', 'applied', 'ready', 'duplicate'] as const;
+const ORDER = ['failed', 'timed-out', 'rolled-back', 'quarantined', 'paused', 'expired', 'held', 'superseded', 'stale', 'dry-run', 'applied', 'ready', 'duplicate'] as const;
 /** The order itself when it ranks every status; else a type naming the unranked ones, so WORST_FIRST does not compile. */
 type RanksEvery<T extends readonly DeployStatus[]> = [Exclude<DeployStatus, T[number]>] extends [never] ? T : { unranked: Exclude<DeployStatus, T[number]> };
 export const WORST_FIRST: RanksEvery<typeof ORDER> = ORDER;

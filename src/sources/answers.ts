@@ -24,6 +24,14 @@ const RESULT_HTTP: Record<DeployStatus, number> = {
   duplicate: 200,
   /** A newer deploy won; `force: true` on /deploy overrides. */
   stale: 409,
+  /** Accepted, not deployed yet: a window or an approval holds it (the body says which, and its eventId). */
+  held: 202,
+  /** A newer held intent for the target stands instead. */
+  superseded: 409,
+  /** This release was rolled back on the target; `force: true` overrides. */
+  quarantined: 409,
+  /** Held for approval too long (an /approve that came too late). */
+  expired: 410,
 };
 
 function one(o: IntentOutcome, requestId: string, resultStatus: (s: DeployStatus) => number): Answer {
