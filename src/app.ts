@@ -10,6 +10,9 @@ import { reportersFor } from './report/reporters.ts';
 import { router, type Handler } from './sources/router.ts';
 import { adcIdentity } from './queue/identity.ts';
 import { intentQueue } from './queue/queue.ts';
+import { Controls } from './control/controls.ts';
+import { controlClock } from './control/clock.ts';
+import { reportIntent } from './report/report.ts';
 
 export interface App {
   config: Config;
@@ -37,9 +40,18 @@ export function createApp(config: Config, log: Logger = jsonLogger(), env = proc
   if (!config.queue && env.K_SERVICE && (config.auth.github || config.auth.gitlab || config.auth.scheduler)) {
     log('WARNING', 'webhook and Scheduler routes are served without `queue`: each deploy holds its request open, a Git host gives up after about 10 s and no redelivery follows a failure; configure `queue` (docs/deploying.md)');
   }
+  // Windows and approvals (src/control/): what they end without a deploy is logged and reported as that intent's own.
+  const controls = new Controls({
+    config, clusters, ancestry, now: controlClock(env),
+    settle: async (intent, result) => {
+      reportIntent(log, { ok: true, result }, { requestId: intent.requestId, source: intent.source, eventId: intent.eventId });
+      await reporters.settle(intent, result);
+    },
+  });
   const handler = router({
     config,
-    deploy: reporters.wrap(deployer({ config, clusters, leases, ancestry, releases })),
+    controls,
+    deploy: reporters.wrap(deployer({ config, clusters, leases, ancestry, releases, controls })),
     ...(queue && identity && { queue: { enqueue: reporters.wrapQueue((intent, traceparent) => queue.enqueue(intent, traceparent)), identity: () => identity.email() } }),
     log,
     deadlineMs: deadlineMs(env),

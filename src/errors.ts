@@ -41,6 +41,12 @@ const ERRORS = {
   CONTAINER_API_UNAVAILABLE: { retryable: true, http: 503 },
   /** The queue topic did not accept the message (or no ID token could sign it): nothing was queued, sending again may succeed. */
   QUEUE_UNAVAILABLE: { retryable: true, http: 503 },
+  /** /approve or /reject for a target that holds no such event (never held, already released, replaced or expired). */
+  HOLD_NOT_FOUND: { retryable: false, http: 404 },
+  /** The target's hold record is not one the deployer wrote (hand-edited): a person must look. */
+  HOLD_INVALID: { retryable: false, http: 409 },
+  /** A verified caller who may not do this: /approve by someone not among the target's approvers, `override` by someone not in auth.direct.breakGlass. */
+  FORBIDDEN: { retryable: false, http: 403 },
   /** A bug: redelivering the same input would hit it again. */
   INTERNAL: { retryable: false, http: 500 },
 } as const satisfies Record<string, { retryable: boolean; http: number }>;

@@ -29,6 +29,8 @@ export interface Turn {
   known: Knowledge | undefined;
   /** The caller's client with every write bounded by the Lease (KubeClient.fenced). */
   client: KubeClient;
+  /** The anchor as judged (undefined when there is none, or it does not exist yet). */
+  anchor?: KubernetesObject | undefined;
 }
 
 /**
@@ -44,16 +46,17 @@ export async function guardedApply<R = never>(leases: TargetLeases, client: Kube
   const tenure = await leases.acquire(client, guard, guard.deadline);
   let learned: Knowledge | 'keep' | 'drop' = 'drop';
   try {
+    let live: KubernetesObject | undefined;
     if (guard.anchor) {
       const anchor = guard.anchor;
-      const live = tenure.knowledge?.get(objectKey(anchor)) ?? (await client.get(anchor).catch((err: unknown) => { throw apiError(err, anchor, 'read'); }));
+      live = tenure.knowledge?.get(objectKey(anchor)) ?? (await client.get(anchor).catch((err: unknown) => { throw apiError(err, anchor, 'read'); }));
       const v = await judge(live, guard.event, guard.force, guard.ancestry);
       if (v.verdict !== 'apply') {
         learned = 'keep';
         return v;
       }
     }
-    const outcome = await run({ known: tenure.knowledge, client: client.fenced(tenure.fence) });
+    const outcome = await run({ known: tenure.knowledge, client: client.fenced(tenure.fence), anchor: live });
     learned = 'applied' in outcome ? new Map([...outcome.applied.map((a) => a.change.after), ...(outcome.known ?? [])].map((o) => [objectKey(o), o])) : 'keep';
     return outcome;
   } finally {

@@ -18,6 +18,11 @@ export const ANNOTATIONS = {
   changeCause: 'kubernetes.io/change-cause',
   /** Written by a rollback only: the id of the recorded event whose deploy it undid (order.ts answers its redelivery `rolled-back`). */
   rolledBack: 'gke-deployer/rolled-back',
+  /**
+   * Written by a rollback with `rolledBack`: the release that failed (releaseKey). While the
+   * recorded event is the rolled-back one, that release is quarantined (src/deploy/cluster-deploy.ts).
+   */
+  failedRelease: 'gke-deployer/failed-release',
 } as const;
 
 /** Every annotation a deploy stamps: what tells one deploy of an object from another. */
@@ -28,7 +33,17 @@ export const STAMP_KEYS: ReadonlySet<string> = new Set(Object.values(ANNOTATIONS
  * deploy was rolled back): they travel together, so a reconcile or a rollback that keeps the
  * recorded event keeps all of them.
  */
-export const EVENT_STAMPS = [ANNOTATIONS.eventId, ANNOTATIONS.eventTime, ANNOTATIONS.commit, ANNOTATIONS.rolledBack] as const;
+export const EVENT_STAMPS = [ANNOTATIONS.eventId, ANNOTATIONS.eventTime, ANNOTATIONS.commit, ANNOTATIONS.rolledBack, ANNOTATIONS.failedRelease] as const;
+
+/**
+ * What a release is, for quarantine: the image by digest when it was pinned (whatever its tag),
+ * else as named, and an OCI release's manifests artifact (`repo@sha256:…`).
+ */
+export function releaseKey(image: string, manifests?: string): string {
+  const at = image.indexOf('@');
+  const ref = at < 0 ? image : `${image.slice(0, at).replace(/:[^/:]+$/, '')}${image.slice(at)}`;
+  return manifests === undefined ? ref : `${ref} ${manifests}`;
+}
 
 /** A commit of a Git host's repository, as the commit stamp names it. */
 export interface CommitRef {

@@ -5,7 +5,7 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { configSchema, type AuthConfig, type ClusterSpec, type OciManifests, type QueueConfig, type ReportConfig, type Rule, type TargetSpec } from './schema.ts';
+import { configSchema, type AuthConfig, type ClusterSpec, type OciManifests, type QueueConfig, type ReportConfig, type Rule, type TargetSpec, type WindowSpec } from './schema.ts';
 import { parseManifests } from '../apply/manifests.ts';
 import { isRecord } from '../guards.ts';
 import { kubeconfigProblems } from '../cluster/kubeconfig.ts';
@@ -38,6 +38,8 @@ export interface Config {
   clusters: Map<string, ClusterSpec>;
   targets: Map<string, Target>;
   rules: Rule[];
+  /** Named deploy windows (src/control/windows.ts). */
+  windows: Record<string, WindowSpec>;
   /** Result topic and deployment statuses; absent: results are only answered and logged. */
   report?: ReportConfig;
   /** Where webhooks, Scheduler jobs and queued /deploy calls put their intents; absent: they deploy in the request. */
@@ -127,6 +129,12 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     if (reach?.ok === false) problems.push(`${at}.manifests.oci: ${reach.reason}`);
     // A notification for the manifests artifact would otherwise match the image rules and be deployed as an image.
     if (typeof oci === 'string' && Array.isArray(spec.images) && spec.images.includes(oci)) problems.push(`${at}.manifests.oci: ${oci} is also in images; keep the manifests in a repository of their own`);
+    const rawWindows = isRecord(raw) && isRecord(raw.windows) ? raw.windows : {};
+    (Array.isArray(spec.windows) ? spec.windows : []).forEach((w: unknown, i) => {
+      if (typeof w === 'string' && !(w in rawWindows)) problems.push(`${at}.windows.${i}: unknown window "${w}" (define it under windows:)`);
+    });
+    const auth = isRecord(raw) && isRecord(raw.auth) ? raw.auth : {};
+    if (spec.approval !== undefined && auth.approve === undefined) problems.push(`${at}.approval: needs auth.approve {audience} (who verifies the approvers' ID tokens)`);
     if (spec.prune === true && spec.deployment !== undefined) problems.push(`${at}.prune: an image-only target (deployment) applies no manifests, so there is nothing to prune`);
     const jobs = files('preDeploy');
     for (const job of jobs) {
@@ -207,5 +215,5 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       preDeployJobs: preDeploy.get(name) ?? [],
     });
   }
-  return { file, auth: parsed.data.auth, clusters, targets, rules: parsed.data.rules, ...(parsed.data.report && { report: parsed.data.report }), ...(parsed.data.queue && { queue: parsed.data.queue }) };
+  return { file, auth: parsed.data.auth, clusters, targets, rules: parsed.data.rules, windows: parsed.data.windows, ...(parsed.data.report && { report: parsed.data.report }), ...(parsed.data.queue && { queue: parsed.data.queue }) };
 }

@@ -57,5 +57,9 @@ export function productionProblems(raw: unknown, env: NodeJS.ProcessEnv): string
     // It receives the ADC access token too: only Google's registries may.
     problems.push(`REGISTRY_HOST: a registry besides Artifact Registry and gcr.io, sent the ADC token, ${why}; unset it`);
   }
+  if (env.DEPLOYER_CLOCK_FILE) {
+    // Whoever can write that file would open every deploy window.
+    problems.push(`DEPLOYER_CLOCK_FILE: a test clock for deploy windows and approvals ${why}; unset it`);
+  }
   return problems;
 }

@@ -15,6 +15,8 @@ const oidc = z.strictObject({
 });
 /** `none` must be written out: unauthenticated access is never a default. */
 const callerAuth = z.union([z.literal('none'), oidc]);
+/** /deploy: as every caller, and `breakGlass`: who may deploy outside a window with `override` (needs OIDC, to know who). */
+const directAuth = z.union([z.literal('none'), oidc.extend({ breakGlass: z.array(z.email()).min(1).optional() })]);
 
 /** A full subscription name, as Pub/Sub writes it into every push. */
 const subscriptionName = z
@@ -83,8 +85,8 @@ export const clusterSchema = z.union(
   { error: 'must have exactly one of gke, endpoint, inCluster or kubeconfig' },
 );
 
-/** `300s`, `5m`, `1m30s` or a number of seconds; kept as milliseconds. */
-const duration = z
+/** `300s`, `5m`, `1m30s`, `24h` or a number of seconds; kept as milliseconds. */
+const anyDuration = z
   .union([z.number().int().positive(), z.string().regex(/^(\d+h)?(\d+m)?(\d+s)?$/, 'must be a duration like 300s, 5m or 1m30s').refine((d) => d !== '', 'must be a duration like 300s, 5m or 1m30s')], {
     error: 'must be a duration like 300s, 5m or 1m30s (or a number of seconds)',
   })
@@ -92,8 +94,9 @@ const duration = z
     if (typeof d === 'number') return d * 1000;
     const [, h = '0', m = '0', sec = '0'] = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(d) ?? [];
     return ((Number(h) * 60 + Number(m)) * 60 + Number(sec)) * 1000;
-  })
-  .refine((ms) => ms <= 3_600_000, 'must be at most 1h (a Cloud Run request cannot last longer)');
+  });
+/** A duration within one request. */
+const duration = anyDuration.refine((ms) => ms <= 3_600_000, 'must be at most 1h (a Cloud Run request cannot last longer)');
 
 /** Clusters deployed to at once by a parallel multi-cluster target, unless `rollout.maxParallel` says otherwise. */
 export const DEFAULT_MAX_PARALLEL = 4;
@@ -130,6 +133,37 @@ const ociManifests = z.strictObject({
   tag: tagTemplate,
 });
 
+/** Days as Cloud Deploy's deploy policies name them. */
+export const WEEKDAYS = ['MONDAY', 'TUESDAY', 'WEDNESDAY', 'THURSDAY', 'FRIDAY', 'SATURDAY', 'SUNDAY'] as const;
+/** An IANA time zone, as the runtime's ICU knows it (e.g. Europe/Berlin, America/New_York, UTC). */
+const timeZone = z.string().refine((tz) => {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}, 'must be an IANA time zone, e.g. Europe/Berlin');
+const timeOfDay = z.string().regex(/^(([01]\d|2[0-3]):[0-5]\d|24:00)$/, 'must be HH:MM, 00:00 to 24:00');
+/** RFC 3339; without an offset it is a wall-clock time in the entry's timeZone. */
+const instant = z.iso.datetime({ offset: true, local: true, error: 'must be an RFC 3339 date-time, e.g. 2026-12-24T00:00:00Z (without an offset: in timeZone)' });
+const weeklyWindow = z
+  .strictObject({ days: z.array(z.enum(WEEKDAYS, { error: 'must be MONDAY … SUNDAY' })).min(1), startTime: timeOfDay, endTime: timeOfDay, timeZone })
+  .refine((w) => w.startTime < w.endTime, { error: 'startTime must be before endTime (a window across midnight is two entries)', path: ['endTime'] });
+const oneTimeWindow = z.strictObject({ start: instant, end: instant, timeZone });
+export const windowEntrySchema = z.union([weeklyWindow, oneTimeWindow], { error: 'must be {days, startTime, endTime, timeZone} or {start, end, timeZone}' });
+/** A named deploy window (`windows.<name>`): when automated deploys may run. Deny wins over allow. */
+export const windowSchema = z
+  .strictObject({ allow: z.array(windowEntrySchema).min(1).optional(), deny: z.array(windowEntrySchema).min(1).optional() })
+  .refine((w) => w.allow !== undefined || w.deny !== undefined, { error: 'needs allow, deny or both' });
+
+/** Every deploy of the target waits for a listed person's POST /approve (src/control/). */
+const approvalSchema = z.strictObject({
+  approvers: z.array(z.email()).min(1),
+  /** A held deploy nobody approved within this long is dropped, reported `expired`. */
+  expireAfter: anyDuration.prefault('24h'),
+});
+
 export const targetSchema = z
   .strictObject({
     cluster: nonEmpty.optional(),
@@ -164,6 +198,9 @@ export const targetSchema = z
     preDeploy: z.array(nonEmpty).min(1).optional(),
     /** `[intent]`: a deploy-intent message on /pubsub may deploy this target. None by default: any publisher to the topic could. */
     accept: z.array(z.enum(MESSAGE_KINDS, { error: 'must be intent (Artifact Registry and Cloud Build messages reach a target through rules)' })).default([]),
+    /** Named deploy windows (top-level `windows`): outside them an automated deploy is held. */
+    windows: z.array(name).min(1).optional(),
+    approval: approvalSchema.optional(),
   })
   .refine((t) => (t.manifests === undefined) !== (t.deployment === undefined), {
     error: 'needs exactly one of manifests (apply these files) or deployment (update the image of an existing Deployment)',
@@ -243,7 +280,9 @@ export const queueSchema = z.strictObject({
 
 export const configSchema = z.strictObject({
   auth: z.strictObject({
-    direct: callerAuth,
+    direct: directAuth,
+    /** /approve and /reject: Google-signed ID tokens with this audience (a person's gcloud token is accepted too); who may is each target's approval.approvers. */
+    approve: z.strictObject({ audience: nonEmpty }).optional(),
     pubsub: pubsubAuth.optional(),
     scheduler: callerAuth.optional(),
     github: z.strictObject({ secretEnv: envName }).optional(),
@@ -254,6 +293,8 @@ export const configSchema = z.strictObject({
   clusters: z.record(name, clusterSchema),
   targets: z.record(name, targetSchema),
   rules: z.array(ruleSchema).default([]),
+  /** Named deploy windows, referenced by targets. */
+  windows: z.record(name, windowSchema).default({}),
   report: reportSchema.optional(),
   queue: queueSchema.optional(),
 });
@@ -264,6 +305,9 @@ export type TargetSpec = z.infer<typeof targetSchema>;
 export type OciManifests = z.infer<typeof ociManifests>;
 export type OidcSettings = z.infer<typeof oidc>;
 export type CallerAuth = z.infer<typeof callerAuth>;
+export type DirectAuth = z.infer<typeof directAuth>;
+export type WindowSpec = z.infer<typeof windowSchema>;
+export type WindowEntry = z.infer<typeof windowEntrySchema>;
 export type PubsubAuth = z.infer<typeof pubsubAuth>;
 export type Rule = z.infer<typeof ruleSchema>;
 export type AuthConfig = RawConfig['auth'];

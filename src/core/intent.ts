@@ -29,7 +29,11 @@ export interface DeployIntent {
    * Set when the intent was queued: what the report stage made then, so its deploy updates it
    * (a GitHub Deployment's id) rather than starting another.
    */
-  report?: { queued?: true; githubDeployment?: number };
+  report?: { queued?: true; githubDeployment?: number; held?: true };
+  /** Break-glass: deploy outside the target's windows; who asked and why (only /deploy callers in auth.direct.breakGlass). */
+  override?: { by: string; reason: string };
+  /** A held intent released after approval: who approved it (src/control/). */
+  approvedBy?: string;
 }
 
 export interface GitCommit {

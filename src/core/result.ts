@@ -33,12 +33,13 @@ export type ReadinessState = 'ready' | 'applied' | 'progressing' | 'paused' | 'f
  * quarantined refused: this very release was rolled back on the target, and no other release
  *             has deployed successfully since; `force: true` on /deploy deploys it anyway
  * expired     not deployed: held for approval longer than `approval.expireAfter`
+ * rejected    not deployed: an approver answered POST /reject
  *
  * Every table that maps a status (src/report/outcome.ts, src/sources/answers.ts, the GitHub and
  * GitLab states) is a Record over this list, so a status added here does not compile until each
  * one places it.
  */
-export const DEPLOY_STATUSES = ['ready', 'applied', 'rolled-back', 'failed', 'timed-out', 'paused', 'dry-run', 'stale', 'duplicate', 'held', 'superseded', 'quarantined', 'expired'] as const;
+export const DEPLOY_STATUSES = ['ready', 'applied', 'rolled-back', 'failed', 'timed-out', 'paused', 'dry-run', 'stale', 'duplicate', 'held', 'superseded', 'quarantined', 'expired', 'rejected'] as const;
 export type DeployStatus = (typeof DEPLOY_STATUSES)[number];
 
 export interface ObjectResult extends AppliedObject {
@@ -105,7 +106,20 @@ export interface DeployResult {
   notPruned?: string;
   /** The last lines of a failed Job's Pod log (a target that runs a Job). */
   logs?: string[];
+  /** Held (or, for superseded/expired/rejected, the hold that ended): what waits, and for what. */
+  hold?: HoldInfo;
+  /** Deployed outside the target's windows by break-glass (`override`): who and why. */
+  override?: { by: string; reason: string };
   elapsedMs: number;
+}
+
+export interface HoldInfo {
+  /** The held event: what POST /approve and /reject name. */
+  eventId: string;
+  heldAt: string;
+  /** Until then an approval may come; after it the hold is `expired`. */
+  expiresAt?: string;
+  approvedBy?: string;
 }
 
 /**
@@ -137,6 +151,8 @@ export interface FanOutResult {
   reconciled?: boolean;
   strategy: 'parallel' | 'sequential';
   clusters: ClusterResult[];
+  /** Deployed outside the target's windows by break-glass (`override`): who and why. */
+  override?: { by: string; reason: string };
   elapsedMs: number;
 }
 

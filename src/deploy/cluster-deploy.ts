@@ -13,7 +13,7 @@ import { guardedApply, type Turn, type TurnOutcome } from '../apply/guarded.ts';
 import { TargetLeases, type Knowledge, type Tenure } from '../apply/lock.ts';
 import { anchorOf, judge, recordedEvent, type Ancestry, type RecordedEvent, type Verdict } from '../apply/order.ts';
 import { APPLYSET_ANNOTATIONS, applysetId, applysetParent, asMember, checkParent, formatGroupKinds, groupKind, memberKey, parentBody, parseGroupKinds, prune } from '../apply/applyset.ts';
-import { ANNOTATIONS, commitStamp, renderManifests, stampAnnotations, type Stamp } from '../apply/render.ts';
+import { ANNOTATIONS, commitStamp, releaseKey, renderManifests, stampAnnotations, type Stamp } from '../apply/render.ts';
 import type { KubeClient } from '../cluster/client.ts';
 import { DeployError, asDeployError } from '../errors.ts';
 import { field, isRecord } from '../guards.ts';
@@ -228,8 +228,14 @@ export function clusterDeployer({ clusters, leases = new TargetLeases(), ancestr
     // client. preDeploy Jobs run under the Lease, so one run per target at a time (the Lease is
     // kept alive while they run), and only for an image not already running (a reconcile that
     // re-applies the running image runs none).
-    const turn = async ({ client: writer, known }: Turn): Promise<TurnOutcome<DeployResult>> => {
+    const turn = async ({ client: writer, known, anchor: judgedAnchor }: Turn): Promise<TurnOutcome<DeployResult>> => {
       const { running } = await plan(client, known);
+      // The very release a rollback undid, and no other release since: refused before anything runs.
+      const quarantine = intent.force ? undefined : quarantinedBy(judgedAnchor, releaseKey(image, manifests?.ref));
+      if (quarantine) {
+        const reason = `release ${releaseKey(image, manifests?.ref)} was rolled back (event ${quarantine}); not deployed again until another release deploys successfully, or /deploy with force: true`;
+        return { result: result('quarantined', { reason, objects: [] }) };
+      }
       if (jobs.length > 0 && !running) {
         const pre = await runPreDeploy(writer, jobs, { ...opts, ...waitOpts, target: target.name, requestId: intent.requestId, ...container });
         if (pre.state !== 'complete') {
@@ -281,6 +287,7 @@ export function clusterDeployer({ clusters, leases = new TargetLeases(), ancestr
         [ANNOTATIONS.eventTime]: event.eventTime,
         ...(event.commit !== undefined && { [ANNOTATIONS.commit]: event.commit }),
         [ANNOTATIONS.rolledBack]: event.eventId,
+        [ANNOTATIONS.failedRelease]: releaseKey(image, manifests?.ref),
       };
       const parent = parentBody(set.parent, set.id, setKinds(objects, restored), { ...recordedStamps, ...eventStamps });
       return { objects: restored, parent, ...(prevImage !== undefined && { image: prevImage }), ...(prev && { manifests: prev.ref }) };
@@ -350,6 +357,13 @@ export function clusterDeployer({ clusters, leases = new TargetLeases(), ancestr
       }
     }
   };
+}
+
+/** The rolled-back event whose release `key` is, when the anchor's record is that rollback. */
+function quarantinedBy(anchor: KubernetesObject | undefined, key: string): string | undefined {
+  const a = anchor?.metadata?.annotations;
+  const rolledBack = a?.[ANNOTATIONS.rolledBack];
+  return rolledBack !== undefined && rolledBack === a?.[ANNOTATIONS.eventId] && a[ANNOTATIONS.failedRelease] === key ? rolledBack : undefined;
 }
 
 /** The record an object carries: the deploy's request id and event. */

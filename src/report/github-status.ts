@@ -45,6 +45,7 @@ const GITHUB_STATES: Record<ReturnType<typeof endedAs>, GithubState> = {
   superseded: 'inactive',
   quarantined: 'failure',
   expired: 'inactive',
+  rejected: 'failure',
   error: 'error',
 };
 

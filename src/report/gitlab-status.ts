@@ -38,6 +38,7 @@ const GITLAB_STATES: Record<ReturnType<typeof endedAs>, GitlabState> = {
   superseded: 'canceled',
   quarantined: 'failed',
   expired: 'canceled',
+  rejected: 'canceled',
   error: 'failed',
 };
 

@@ -50,6 +50,8 @@ const MEANING: Record<DeployStatus, { succeeded: boolean; severity: Severity }> 
   // A release known to fail, refused before anything ran: acknowledged, not redelivered.
   quarantined: { succeeded: false, severity: 'WARNING' },
   expired: { succeeded: false, severity: 'WARNING' },
+  // A person said no: rightly not deployed.
+  rejected: { succeeded: true, severity: 'NOTICE' },
 };
 
 /** Not a failure: done as asked, or rightly skipped (MEANING). */
@@ -84,7 +86,7 @@ export function succeeded(o: IntentOutcome): boolean {
  * cluster's failure) never decides, since that failure already does. `paused` ranks below the
  * failures (nothing failed: the new template waits for a resume) and above every success.
  */
-const ORDER = ['failed', 'timed-out', 'rolled-back', 'quarantined', 'paused', 'expired', 'held', 'superseded', 'stale', 'dry-run', 'applied', 'ready', 'duplicate'] as const;
+const ORDER = ['failed', 'timed-out', 'rolled-back', 'quarantined', 'paused', 'rejected', 'expired', 'held', 'superseded', 'stale', 'dry-run', 'applied', 'ready', 'duplicate'] as const;
 /** The order itself when it ranks every status; else a type naming the unranked ones, so WORST_FIRST does not compile. */
 type RanksEvery<T extends readonly DeployStatus[]> = [Exclude<DeployStatus, T[number]>] extends [never] ? T : { unranked: Exclude<DeployStatus, T[number]> };
 export const WORST_FIRST: RanksEvery<typeof ORDER> = ORDER;

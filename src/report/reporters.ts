@@ -21,6 +21,8 @@ export type Enqueue = (intent: DeployIntent, traceparent?: string) => Promise<vo
 
 export interface Reporters {
   wrap(deploy: Deployer): Deployer;
+  /** Reports the end of an intent decided without its own deploy (a held one superseded, expired or rejected). */
+  settle(intent: DeployIntent, result: TargetResult): Promise<void>;
   /** Reports a queued intent as waiting, and carries what its deploy needs into it. */
   wrapQueue(enqueue: Enqueue): Enqueue;
   close(): Promise<void>;
@@ -38,6 +40,8 @@ export function reportersFor(config: Config, log: Logger, env: NodeJS.ProcessEnv
   }
   return {
     wrap: (deploy) => (list.length === 0 ? deploy : withReporters(deploy, list, log)),
+    // As if that intent's deploy had ended so: the same reports, on its own Deployment.
+    settle: async (intent, result) => void (list.length > 0 && (await withReporters(() => Promise.resolve(result), list, log)(intent))),
     wrapQueue: (enqueue) => (list.length === 0 ? enqueue : queuedWithReporters(enqueue, list, log)),
     close: async () => void (await Promise.allSettled(list.map((r) => r.close?.() ?? Promise.resolve()))),
   };

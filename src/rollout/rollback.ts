@@ -4,7 +4,7 @@
 import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
 import type { KubeClient } from '../cluster/client.ts';
 import { apiError, describe } from '../apply/errors.ts';
-import { ANNOTATIONS, EVENT_STAMPS, STAMP_KEYS } from '../apply/render.ts';
+import { ANNOTATIONS, EVENT_STAMPS, STAMP_KEYS, releaseKey } from '../apply/render.ts';
 import type { Change } from '../apply/apply.ts';
 import { DeployError } from '../errors.ts';
 import { judgeChanges, withoutFields } from './ownership.ts';
@@ -127,8 +127,11 @@ function restoreBody(c: Change, resourceVersion: string, leaveOut: readonly (rea
   // Says the recorded event ended in this rollback: its redelivery answers `rolled-back` again
   // (src/apply/order.ts), and a retry of this write recognises it as its own.
   const failedEvent = applied.metadata?.annotations?.[ANNOTATIONS.eventId];
+  const failedImage = applied.metadata?.annotations?.[ANNOTATIONS.image];
   if (failedEvent !== undefined) annotations[ANNOTATIONS.rolledBack] = failedEvent;
   else delete annotations[ANNOTATIONS.rolledBack];
+  // The release that failed: quarantined while this rollback is the record.
+  if (failedEvent !== undefined && failedImage !== undefined) annotations[ANNOTATIONS.failedRelease] = releaseKey(failedImage, applied.metadata?.annotations?.[ANNOTATIONS.manifests]);
   const template = applied.spec?.template;
   if (template && c.imageOnly) {
     // Only the image field is ours: restore just that.

@@ -32,6 +32,8 @@ const RESULT_HTTP: Record<DeployStatus, number> = {
   quarantined: 409,
   /** Held for approval too long (an /approve that came too late). */
   expired: 410,
+  /** What POST /reject answers: done as asked. */
+  rejected: 200,
 };
 
 function one(o: IntentOutcome, requestId: string, resultStatus: (s: DeployStatus) => number): Answer {

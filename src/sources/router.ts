@@ -5,12 +5,13 @@ import type { Config } from '../config/load.ts';
 import type { DeployIntent, Deployer } from '../core/intent.ts';
 import { asDeployError, DeployError } from '../errors.ts';
 import type { Logger } from '../core/log.ts';
-import type { IntentOutcome, Outcome } from '../report/outcome.ts';
+import { retryable, type IntentOutcome, type Outcome } from '../report/outcome.ts';
 import { reportIntent, reportOutcome } from '../report/report.ts';
 import { OidcVerifier } from './auth/oidc.ts';
 import { errorBody, newRequestId, sendJson, traceOf, traceparentOf } from './http.ts';
 import { sourceRoutes } from './routes.ts';
 import type { Source } from './source.ts';
+import type { Controls, Release } from '../control/controls.ts';
 
 /** The queue as the sources see it (src/queue/): where intents go, and who may have put them there. */
 export interface RouterQueue {
@@ -29,6 +30,8 @@ export interface RouterDeps {
   verifier?: OidcVerifier;
   /** How long a request may run before its deploy must have answered (the wait gives up first). */
   deadlineMs?: number;
+  /** Held deploys (src/control/): released by /scheduler calls and /approve. */
+  controls?: Controls | undefined;
 }
 
 export type Handler = (req: Request, res: Response) => Promise<void>;
@@ -49,7 +52,7 @@ function notAfter(time: string, bound: string): string {
 /** A sender's delivery id is used as the request id only if it looks like one. */
 const SAFE_ID = /^[\w.:-]{1,128}$/;
 
-export function router({ config, deploy, queue, log, verifier = new OidcVerifier(config.auth.certsUrl), deadlineMs = 600_000 }: RouterDeps): Handler {
+export function router({ config, deploy, queue, log, verifier = new OidcVerifier(config.auth.certsUrl), deadlineMs = 600_000, controls }: RouterDeps): Handler {
   const sources = sourceRoutes(config, verifier, queue);
   for (const [key, value] of Object.entries(config.auth)) {
     const none = value === 'none' || (typeof value === 'object' && 'token' in value && value.token === 'none'); // auth.pubsub {token: none}
@@ -59,8 +62,9 @@ export function router({ config, deploy, queue, log, verifier = new OidcVerifier
   /** Authenticates, reads and deploys (or queues); never throws. */
   async function run(source: Source, req: Request, ctx: Ctx): Promise<Outcome> {
     try {
-      ctx.fields.caller = await source.authenticate(req);
-      const delivery = source.receive(req);
+      const caller = await source.authenticate(req);
+      ctx.fields.caller = caller;
+      const delivery = source.receive(req, caller);
       Object.assign(ctx.fields, delivery.context);
       await delivery.proven?.();
       if (delivery.id !== undefined && SAFE_ID.test(delivery.id)) ctx.requestId = delivery.id;
@@ -70,6 +74,12 @@ export function router({ config, deploy, queue, log, verifier = new OidcVerifier
       }
       const arrived = new Date(ctx.started).toISOString();
       if (delivery.reply) return { kind: 'replied', ...delivery.reply };
+      if (delivery.decision) {
+        if (!controls) throw new DeployError('INTERNAL', 'no controls are configured');
+        const decided = await controls.decide({ ...delivery.decision, by: caller });
+        if ('result' in decided) return { kind: 'done', results: [{ ok: true, result: decided.result }] };
+        return { kind: 'done', results: [await deployOne(decided.release.intent, ctx, decided.release)] };
+      }
       if (delivery.intents.length === 0) return { kind: 'ignored', reason: delivery.ignored ?? 'nothing to deploy' };
       const intents = delivery.intents.map((incoming): DeployIntent => ({
         ...incoming,
@@ -83,22 +93,39 @@ export function router({ config, deploy, queue, log, verifier = new OidcVerifier
       if (delivery.queue && queue && !intents.some((i) => i.dryRun)) return await enqueue(queue, intents, ctx);
       const results: IntentOutcome[] = [];
       // One at a time: deploys to one cluster from one event should not race each other.
-      for (const intent of intents) {
-        const started = Date.now();
-        let outcome: IntentOutcome;
-        try {
-          const progress = (message: string) => log('INFO', `${intent.target}: ${message}`, { requestId: ctx.requestId, target: intent.target });
-          outcome = { ok: true, result: await deploy(intent, { deadline: ctx.started + deadlineMs, progress }) };
-        } catch (err) {
-          outcome = { ok: false, target: intent.target, error: asDeployError(err) };
-        }
-        reportIntent(log, outcome, { requestId: ctx.requestId, ...ctx.fields, source: intent.source, durationMs: Date.now() - started });
-        results.push(outcome);
-      }
+      for (const intent of intents) results.push(await deployOne(intent, ctx));
       return { kind: 'done', results };
     } catch (err) {
       return { kind: 'refused', error: asDeployError(err) };
     }
+  }
+
+  /**
+   * One intent deployed and logged. A reconcile (a Scheduler job) of a target whose held deploy's
+   * hold has ended deploys that instead (src/control/). A released hold is dropped once its deploy
+   * ended, and kept when a redelivery may still deploy it.
+   */
+  async function deployOne(asked: DeployIntent, ctx: Ctx, given?: Release): Promise<IntentOutcome> {
+    const started = Date.now();
+    let intent = asked;
+    let release = given;
+    let outcome: IntentOutcome;
+    try {
+      release ??= asked.image === undefined && !asked.dryRun ? await controls?.released(asked.target) : undefined;
+      if (release) intent = { ...release.intent, requestId: ctx.requestId };
+      const progress = (message: string) => log('INFO', `${intent.target}: ${message}`, { requestId: ctx.requestId, target: intent.target });
+      if (intent.override) log('WARNING', `${intent.target}: deploy windows overridden by ${intent.override.by}: ${intent.override.reason}`, { requestId: ctx.requestId, target: intent.target, override: intent.override });
+      outcome = { ok: true, result: await deploy(intent, { deadline: ctx.started + deadlineMs, progress }) };
+    } catch (err) {
+      outcome = { ok: false, target: intent.target, error: asDeployError(err) };
+    }
+    reportIntent(log, outcome, { requestId: ctx.requestId, ...ctx.fields, source: intent.source, durationMs: Date.now() - started });
+    // Held again (a window closed meanwhile): the record stays, as it was.
+    const keep = retryable({ kind: 'done', results: [outcome] }) || (outcome.ok && outcome.result.status === 'held');
+    await release?.finished(keep).catch((err: unknown) => {
+      log('WARNING', `${intent.target}: the released hold could not be dropped: ${asDeployError(err).message}`, { requestId: ctx.requestId, target: intent.target });
+    });
+    return outcome;
   }
 
   /**

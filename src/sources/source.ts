@@ -33,6 +33,8 @@ export interface Delivery {
   proven?: () => Promise<void>;
   /** The trace context a queued message carried (W3C traceparent): the log lines continue that trace. */
   traceparent?: string;
+  /** POST /approve or /reject: a decision on the target's held deploy (src/control/), made by the authenticated caller. */
+  decision?: { kind: 'approve' | 'reject'; target: string; eventId: string };
   /** A request that is answered but deploys nothing and is not "ignored" (GitHub's ping): sent as is, with the request id. */
   reply?: { status: number; body: Record<string, unknown> };
 }
@@ -42,6 +44,6 @@ export interface Source {
   answer: Answerer;
   /** Throws UNAUTHENTICATED. Returns the caller, for logs. Runs before anything else reads the body. */
   authenticate(req: Request): Promise<string>;
-  /** Validates the request and maps it to intents. Throws BAD_REQUEST and the like. */
-  receive(req: Request): Delivery;
+  /** Validates the request and maps it to intents (`caller`: what authenticate returned). Throws BAD_REQUEST and the like. */
+  receive(req: Request, caller?: string): Delivery;
 }

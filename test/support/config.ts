@@ -31,9 +31,10 @@ export function configYaml(opts: {
   rules?: Record<string, unknown>[];
   report?: Record<string, unknown>;
   queue?: { topic: string; subscription: string };
+  windows?: Record<string, unknown>;
 }): string {
   const targets = Object.fromEntries(Object.entries(opts.targets).map(([name, t]) => [name, unpinnedOutsideSandbox(t)]));
-  return stringify({ auth: opts.auth ?? { direct: 'none' }, clusters: opts.clusters, targets, ...(opts.rules && { rules: opts.rules }), ...(opts.report && { report: opts.report }), ...(opts.queue && { queue: opts.queue }) });
+  return stringify({ auth: opts.auth ?? { direct: 'none' }, clusters: opts.clusters, targets, ...(opts.rules && { rules: opts.rules }), ...(opts.report && { report: opts.report }), ...(opts.queue && { queue: opts.queue }), ...(opts.windows && { windows: opts.windows }) });
 }
 
 /** A manifests target for web.yaml in `namespace`. */

@@ -70,7 +70,7 @@ test('strategy and rollout.maxParallel are checked', () => {
 });
 
 test('worst first: failed > timed-out > rolled-back > paused > stale > dry-run > applied > ready > duplicate', () => {
-  assert.deepEqual(WORST_FIRST, ['failed', 'timed-out', 'rolled-back', 'paused', 'stale', 'dry-run', 'applied', 'ready', 'duplicate']);
+  assert.deepEqual(WORST_FIRST, ['failed', 'timed-out', 'rolled-back', 'quarantined', 'paused', 'rejected', 'expired', 'held', 'superseded', 'stale', 'dry-run', 'applied', 'ready', 'duplicate']);
   // Every status has its place, once.
   const all: DeployStatus[] = ['ready', 'applied', 'rolled-back', 'failed', 'timed-out', 'paused', 'dry-run', 'stale', 'duplicate'];
   assert.deepEqual([...WORST_FIRST].sort(), [...all].sort());

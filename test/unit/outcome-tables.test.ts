@@ -45,7 +45,7 @@ for (const status of DEPLOY_STATUSES) {
   test(`${status}: placed in every table`, () => {
     assert.ok(WORST_FIRST.includes(status));
     assert.equal(worstStatus([status]), status);
-    assert.ok(['INFO', 'WARNING', 'ERROR'].includes(severityOf(ok(status))), `severity ${severityOf(ok(status))}`);
+    assert.ok(['INFO', 'NOTICE', 'WARNING', 'ERROR'].includes(severityOf(ok(status))), `severity ${severityOf(ok(status))}`);
     const direct = statusAnswer(done(status), 'id').status;
     assert.ok(Number.isInteger(direct) && direct >= 200 && direct < 600, `/deploy answers ${direct}`);
     assert.equal(webhookAnswer(done(status), 'id').status, 200);
@@ -56,8 +56,10 @@ for (const status of DEPLOY_STATUSES) {
     // What did not succeed is never answered 200 to a caller that reads statuses (a success
     // may be: stale is 409, so that a caller learns a newer deploy won).
     if (!SUCCEEDED.has(status)) assert.notEqual(direct, 200, `/deploy answers ${direct}`);
-    assert.ok(['success', 'failure', 'inactive'].includes(githubState(ok(status))), `GitHub ${githubState(ok(status))}`);
-    assert.ok(['success', 'failed', 'canceled'].includes(gitlabState(ok(status))), `GitLab ${gitlabState(ok(status))}`);
+    // Final states, but for `held`: it waits, and its report stays open (pending) until it is deployed or dropped.
+    const open = status === 'held' ? ['pending'] : [];
+    assert.ok(['success', 'failure', 'inactive', ...open].includes(githubState(ok(status))), `GitHub ${githubState(ok(status))}`);
+    assert.ok(['success', 'failed', 'canceled', ...open].includes(gitlabState(ok(status))), `GitLab ${gitlabState(ok(status))}`);
     assert.equal(githubState(ok(status)) === 'success', gitlabState(ok(status)) === 'success');
     // Logged at ERROR only what failed: never a success, whatever Pub/Sub is told.
     if (SUCCEEDED.has(status)) assert.notEqual(severityOf(ok(status)), 'ERROR');
@@ -71,6 +73,17 @@ test('the README names every status in its outcome tables and the worst-first or
   assert.equal(order, WORST_FIRST.map((s) => `\`${s}\``).join(' > '), 'Several clusters: the worst-first order');
   const attribute = README.split('\n').find((l) => l.startsWith('| `status` | the body'));
   for (const s of DEPLOY_STATUSES) assert.ok(attribute?.includes(`\`${s}\``), `report.topic's status attribute lists ${s}`);
+});
+
+test('held: 202 with its hold, acknowledged, GitHub and GitLab pending, a NOTICE; rejected, superseded: skips', () => {
+  assert.equal(statusAnswer(done('held'), 'id').status, 202);
+  assert.deepEqual([ackAnswer(done('held'), 'id').status, ackAnswer(done('held'), 'id').body.acknowledged], [200, undefined]);
+  assert.deepEqual([githubState(ok('held')), gitlabState(ok('held'))], ['pending', 'pending']);
+  assert.equal(severityOf(ok('held')), 'NOTICE');
+  assert.deepEqual([statusAnswer(done('quarantined'), 'id').status, ackAnswer(done('quarantined'), 'id').body.acknowledged, githubState(ok('quarantined'))], [409, true, 'failure']);
+  assert.deepEqual([statusAnswer(done('superseded'), 'id').status, githubState(ok('superseded')), gitlabState(ok('superseded'))], [409, 'inactive', 'canceled']);
+  assert.deepEqual([statusAnswer(done('expired'), 'id').status, githubState(ok('expired'))], [410, 'inactive']);
+  assert.deepEqual([statusAnswer(done('rejected'), 'id').status, githubState(ok('rejected')), gitlabState(ok('rejected'))], [200, 'failure', 'canceled']);
 });
 
 test('paused: 409, acknowledged, GitHub failure and GitLab failed with the reason, a WARNING', () => {

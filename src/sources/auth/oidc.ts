@@ -12,6 +12,8 @@ import { bearerToken } from '../http.ts';
 /** As google-auth-library allows. */
 const CLOCK_SKEW_S = 300;
 const GOOGLE_ISSUERS = ['accounts.google.com', 'https://accounts.google.com'];
+/** The Google Cloud CLI's OAuth client: the audience of `gcloud auth print-identity-token` for a user account. */
+export const GCLOUD_CLIENT_ID = '32555940559.apps.googleusercontent.com';
 
 type Reason = 'malformed' | 'unknown signing key' | 'expired' | 'not yet valid' | 'wrong issuer' | 'wrong audience' | 'bad signature';
 
@@ -34,6 +36,24 @@ export class OidcVerifier {
    * bearer token, so none of its text reaches the answer or the log.
    */
   async verify(token: string | undefined, settings: OidcSettings): Promise<string> {
+    const email = await this.verifiedEmail(token, [settings.audience]);
+    if (!settings.serviceAccounts.includes(email)) {
+      throw new DeployError('UNAUTHENTICATED', `caller ${email} is not an allowed service account`);
+    }
+    return email;
+  }
+
+  /**
+   * A person or a service account (POST /approve): the verified email, for the caller to check
+   * against its own list. A person's `gcloud auth print-identity-token` carries gcloud's own
+   * OAuth client as its audience, which any gcloud user's token has too, so it is accepted for
+   * user accounts only, and only alongside that list: a service account must use `audience`.
+   */
+  async verifyPerson(token: string | undefined, audience: string): Promise<string> {
+    return this.verifiedEmail(token, [audience, GCLOUD_CLIENT_ID]);
+  }
+
+  private async verifiedEmail(token: string | undefined, audiences: string[]): Promise<string> {
     if (!token) throw new DeployError('UNAUTHENTICATED', 'missing bearer token (Authorization: Bearer <Google-signed ID token>)');
     const decoded = decode(token);
     if (!decoded) throw invalid('malformed');
@@ -45,15 +65,15 @@ export class OidcVerifier {
     }
     let payload;
     try {
-      payload = (await this.client.verifyIdToken({ idToken: token, audience: settings.audience })).getPayload();
+      payload = (await this.client.verifyIdToken({ idToken: token, audience: audiences })).getPayload();
     } catch {
-      throw invalid(reasonFor(decoded, kids, settings.audience));
+      throw invalid(reasonFor(decoded, kids, audiences));
     }
     if (!payload?.email || payload.email_verified !== true) {
       throw new DeployError('UNAUTHENTICATED', 'ID token has no verified email');
     }
-    if (!settings.serviceAccounts.includes(payload.email)) {
-      throw new DeployError('UNAUTHENTICATED', `caller ${payload.email} is not an allowed service account`);
+    if (payload.aud === GCLOUD_CLIENT_ID && payload.email.endsWith('.gserviceaccount.com')) {
+      throw new DeployError('UNAUTHENTICATED', 'invalid ID token: wrong audience (a service account must use the configured audience)');
     }
     return payload.email;
   }
@@ -113,14 +133,15 @@ function decode(token: string): Decoded | undefined {
  * Why the library refused the token, told from the token itself. Claims come first: a
  * token that is both forged and expired is reported expired, which tells a forger nothing.
  */
-function reasonFor({ header, payload }: Decoded, kids: string[], audience: string, now = Date.now() / 1000): Reason {
+function reasonFor({ header, payload }: Decoded, kids: string[], audiences: string | string[], now = Date.now() / 1000): Reason {
   if (typeof header.kid !== 'string' || !kids.includes(header.kid)) return 'unknown signing key';
   if (typeof payload.exp !== 'number' || typeof payload.iat !== 'number') return 'malformed';
   if (now > payload.exp + CLOCK_SKEW_S) return 'expired';
   if (now < payload.iat - CLOCK_SKEW_S) return 'not yet valid';
   if (typeof payload.iss !== 'string' || !GOOGLE_ISSUERS.includes(payload.iss)) return 'wrong issuer';
   const aud = payload.aud;
-  if (!(aud === audience || (Array.isArray(aud) && aud.includes(audience)))) return 'wrong audience';
+  const wanted = ([] as string[]).concat(audiences);
+  if (!wanted.some((a) => aud === a || (Array.isArray(aud) && aud.includes(a)))) return 'wrong audience';
   return 'bad signature';
 }
 

@@ -1,0 +1,130 @@
+// A held intent's record: one ConfigMap per target in the target's namespace, on its first
+// cluster (`kubectl get configmaps -l gke-deployer/hold`). It carries the intent as it came,
+// why it waits, and the event's stamps, so the stale rule (src/apply/order.ts) judges a newer
+// intent against it as against a workload. Every change is conditional on the resourceVersion
+// it was read at: two instances never both replace or release the same hold.
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { z } from 'zod';
+import { ANNOTATIONS, commitStamp } from '../apply/render.ts';
+import { apiError } from '../apply/errors.ts';
+import { ApiException, type KubeClient } from '../cluster/client.ts';
+import type { DeployIntent } from '../core/intent.ts';
+import { DeployError } from '../errors.ts';
+
+export const HOLD_LABEL = 'gke-deployer/hold';
+
+export interface Hold {
+  intent: DeployIntent;
+  /** Why it waits, as answered (`window "freeze" denies deploys now …; awaits approval …`). */
+  reason: string;
+  heldAt: string;
+  /** An approval hold: when it expires unless approved. */
+  expiresAt?: string;
+  approvedBy?: string;
+  approvedAt?: string;
+}
+
+/** The record as read: its hold and the object, whose resourceVersion the next change is conditional on. */
+export interface HeldRecord {
+  hold: Hold;
+  live: KubernetesObject;
+}
+
+export function holdName(target: string): string {
+  return `gke-deployer-hold-${target}`;
+}
+
+function ref(target: string, namespace: string): KubernetesObject {
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: holdName(target), namespace } };
+}
+
+// Our own record, but anyone with edit rights on ConfigMaps can change it: read it as input.
+const storedIntent = z.looseObject({
+  target: z.string().min(1),
+  image: z.string().min(1).optional(),
+  dryRun: z.literal(false),
+  requestId: z.string(),
+  source: z.string(),
+  eventId: z.string().min(1),
+  eventTime: z.iso.datetime({ offset: true }),
+});
+const stored = z.object({
+  intent: z.string(),
+  reason: z.string(),
+  heldAt: z.iso.datetime({ offset: true }),
+  expiresAt: z.iso.datetime({ offset: true }).optional(),
+  approvedBy: z.string().optional(),
+  approvedAt: z.iso.datetime({ offset: true }).optional(),
+});
+
+/** The target's hold, or undefined; a record that does not parse is said, not acted on. */
+export async function readHold(client: KubeClient, target: string, namespace: string): Promise<HeldRecord | undefined> {
+  const r = ref(target, namespace);
+  const live = await client.get(r).catch((err: unknown) => { throw apiError(err, r, 'read'); });
+  if (!live) return undefined;
+  const data = stored.safeParse((live as { data?: unknown }).data);
+  const intent = data.success ? storedIntent.safeParse(parseJson(data.data.intent)) : undefined;
+  if (!data.success || !intent?.success || intent.data.target !== target) {
+    throw new DeployError('HOLD_INVALID', `the hold record ${namespace}/${holdName(target)} is not one this deployer wrote; delete it (kubectl delete configmap -n ${namespace} ${holdName(target)})`);
+  }
+  const { intent: _raw, ...rest } = data.data;
+  return { hold: { ...rest, intent: intent.data }, live };
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes `hold`: created, or replacing `previous` only as it was read. False when someone changed it first. */
+export async function writeHold(client: KubeClient, hold: Hold, namespace: string, previous?: KubernetesObject): Promise<boolean> {
+  const { intent } = hold;
+  const body: KubernetesObject & { data: Record<string, string> } = {
+    ...ref(intent.target, namespace),
+    metadata: {
+      name: holdName(intent.target),
+      namespace,
+      labels: { 'app.kubernetes.io/managed-by': 'gke-deployer', [HOLD_LABEL]: intent.target },
+      // The event's stamps, as a workload carries them: what a newer intent is judged against.
+      annotations: {
+        [ANNOTATIONS.eventId]: intent.eventId,
+        [ANNOTATIONS.eventTime]: intent.eventTime,
+        ...(intent.commit && { [ANNOTATIONS.commit]: commitStamp(intent.commit) }),
+      },
+      ...(previous?.metadata?.resourceVersion !== undefined && { resourceVersion: previous.metadata.resourceVersion }),
+    },
+    data: {
+      target: intent.target,
+      ...(intent.image !== undefined && { image: intent.image }),
+      eventId: intent.eventId,
+      source: intent.source,
+      reason: hold.reason,
+      heldAt: hold.heldAt,
+      ...(hold.expiresAt !== undefined && { expiresAt: hold.expiresAt }),
+      ...(hold.approvedBy !== undefined && { approvedBy: hold.approvedBy }),
+      ...(hold.approvedAt !== undefined && { approvedAt: hold.approvedAt }),
+      intent: JSON.stringify(intent),
+    },
+  };
+  try {
+    await (previous ? client.replace(body) : client.create(body));
+    return true;
+  } catch (err) {
+    if (err instanceof ApiException && err.code === 409) return false;
+    throw apiError(err, body, previous ? 'update' : 'create');
+  }
+}
+
+/** Deletes the record only as it was read; false when it changed (or went) meanwhile. */
+export async function removeHold(client: KubeClient, live: KubernetesObject): Promise<boolean> {
+  try {
+    await client.delete(live, { uid: live.metadata!.uid!, resourceVersion: live.metadata!.resourceVersion! });
+    return true;
+  } catch (err) {
+    if (err instanceof ApiException && (err.code === 409 || err.code === 404)) return false;
+    throw apiError(err, live, 'delete');
+  }
+}

@@ -1,0 +1,225 @@
+// Production controls through the sandbox (issue 20): deploy windows and approvals hold a deploy
+// in the target's namespace, a /scheduler call or /approve releases it, a newer intent supersedes
+// an older held one, break-glass overrides a window for listed callers only, and a release that
+// was rolled back is quarantined until another release deploys. Time is the function's injected
+// clock (DEPLOYER_CLOCK_FILE), moved by the test, never slept.
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { REPO, configYaml, fixture, gkeCluster, webTarget } from './support/config.ts';
+import { startFunction, type RunningFunction } from './support/function.ts';
+import { exists, idToken, kubectlJson, namespace, useSandboxEnv } from './support/sandbox.ts';
+
+const DIRECT = 'https://gke-deployer.example.run.app/deploy';
+const SCHEDULER = 'https://gke-deployer.example.run.app/scheduler';
+const APPROVE = 'https://gke-deployer.example.run.app/approve';
+const GCLOUD = '32555940559.apps.googleusercontent.com';
+const CI = 'ci@sandbox-project.iam.gserviceaccount.com';
+const OPS = 'ops@sandbox-project.iam.gserviceaccount.com';
+const SCHED = 'scheduler@sandbox-project.iam.gserviceaccount.com';
+const ALICE = 'alice@example.com';
+/** Inside the freeze (a one-time deny window around Christmas Eve, Berlin time). */
+const FROZEN = '2026-12-24T12:00:00Z';
+const THAWED = '2026-12-27T12:00:00Z';
+
+interface ConfigMap {
+  data: Record<string, string>;
+  metadata: { labels: Record<string, string> };
+}
+
+async function image(ns: string): Promise<string | undefined> {
+  if (!(await exists('deployment', 'web', ns))) return undefined;
+  const d = await kubectlJson<{ spec: { template: { spec: { containers: { image: string }[] } } } }>(['-n', ns, 'get', 'deployment', 'web']);
+  return d.spec.template.spec.containers[0]?.image;
+}
+
+describe('production controls', () => {
+  let fn: RunningFunction;
+  let clockFile: string;
+  const ns: Record<string, string> = {};
+  const bearer = async (audience: string, email: string) => ({ authorization: `Bearer ${await idToken({ audience, email })}` });
+  let ci: Record<string, string>;
+  let sched: Record<string, string>;
+  const setClock = (iso: string) => writeFileSync(clockFile, iso);
+  const logOf = (eventId: string, status: string) => fn.logs.find((l) => l.eventId === eventId && l.status === status);
+
+  before(async () => {
+    const info = await useSandboxEnv();
+    for (const t of ['frozen', 'superseded', 'glass', 'gated', 'rejected', 'expiring', 'quarantine']) ns[t] = await namespace(t.slice(0, 6));
+    clockFile = path.join(await mkdtemp(path.join(tmpdir(), 'clock-')), 'now');
+    setClock(FROZEN);
+    const approval = { approvers: [ALICE], expireAfter: '1h' };
+    fn = await startFunction(
+      configYaml({
+        auth: {
+          direct: { audience: DIRECT, serviceAccounts: [CI, OPS], breakGlass: [OPS] },
+          scheduler: { audience: SCHEDULER, serviceAccounts: [SCHED] },
+          approve: { audience: APPROVE },
+          certsUrl: info.certsUrl,
+        },
+        windows: { freeze: { deny: [{ start: '2026-12-23T00:00:00', end: '2026-12-26T00:00:00', timeZone: 'Europe/Berlin' }] } },
+        clusters: { sandbox: gkeCluster(info) },
+        targets: {
+          frozen: webTarget(ns.frozen!, { windows: ['freeze'] }),
+          superseded: webTarget(ns.superseded!, { windows: ['freeze'] }),
+          glass: webTarget(ns.glass!, { windows: ['freeze'] }),
+          gated: webTarget(ns.gated!, { approval }),
+          rejected: webTarget(ns.rejected!, { approval }),
+          expiring: webTarget(ns.expiring!, { approval }),
+          quarantine: webTarget(ns.quarantine!, { rollout: { timeout: '60s' } }),
+        },
+      }),
+      { 'web.yaml': fixture('manifests/web.yaml') },
+      { DEPLOYER_CLOCK_FILE: clockFile },
+    );
+    ci = await bearer(DIRECT, CI);
+    sched = await bearer(SCHEDULER, SCHED);
+  });
+  after(() => fn?.close());
+
+  test('a deny window holds the deploy in the namespace; once it opens, the /scheduler call deploys it', async () => {
+    setClock(FROZEN);
+    const held = await fn.post('/deploy', { target: 'frozen', image: `${REPO}:1.0.0`, eventId: 'freeze-1' }, ci);
+    assert.equal(held.status, 202, JSON.stringify(held.body));
+    assert.equal(held.body.status, 'held');
+    assert.match(String(held.body.reason), /window "freeze" denies deploys now/);
+    assert.equal((held.body.hold as { eventId: string }).eventId, 'freeze-1');
+    assert.equal(await image(ns.frozen!), undefined, 'nothing deployed while held');
+    // Readable with kubectl: the event, the image and why.
+    const cm = await kubectlJson<ConfigMap>(['-n', ns.frozen!, 'get', 'configmap', 'gke-deployer-hold-frozen']);
+    assert.deepEqual([cm.data.eventId, cm.data.image, cm.metadata.labels['gke-deployer/hold']], ['freeze-1', `${REPO}:1.0.0`, 'frozen']);
+    assert.match(cm.data.reason!, /denies deploys now/);
+
+    // Still frozen: the Scheduler job reconciles (nothing deployed yet) and the hold stays.
+    const early = await fn.post('/scheduler', { target: 'frozen' }, sched);
+    assert.equal((early.body.error as { code?: string } | undefined)?.code, 'NOT_DEPLOYED', JSON.stringify(early.body));
+    assert.equal(await exists('configmap', 'gke-deployer-hold-frozen', ns.frozen), true);
+
+    setClock(THAWED);
+    const released = await fn.post('/scheduler', { target: 'frozen' }, sched);
+    assert.equal(released.status, 200, JSON.stringify(released.body));
+    assert.deepEqual([released.body.status, released.body.image], ['ready', `${REPO}:1.0.0`]);
+    assert.equal(await image(ns.frozen!), `${REPO}:1.0.0`);
+    assert.equal(await exists('configmap', 'gke-deployer-hold-frozen', ns.frozen), false, 'the hold is gone once deployed');
+    // The next Scheduler call is a plain reconcile again.
+    const again = await fn.post('/scheduler', { target: 'frozen' }, sched);
+    assert.deepEqual([again.status, again.body.reconciled], [200, true]);
+  });
+
+  test('a newer held intent replaces the older one, which is reported superseded; an older one coming late is superseded itself', async () => {
+    setClock(FROZEN);
+    const t = Date.now();
+    const first = await fn.post('/deploy', { target: 'superseded', image: `${REPO}:1.0.0`, eventId: 'sup-1', eventTime: new Date(t - 60_000).toISOString() }, ci);
+    assert.equal(first.body.status, 'held', JSON.stringify(first.body));
+    const second = await fn.post('/deploy', { target: 'superseded', image: `${REPO}:1.0.1`, eventId: 'sup-2', eventTime: new Date(t - 30_000).toISOString() }, ci);
+    assert.equal(second.body.status, 'held', JSON.stringify(second.body));
+    assert.equal(logOf('sup-1', 'superseded')?.severity, 'INFO', 'the replaced intent is reported superseded');
+    const late = await fn.post('/deploy', { target: 'superseded', image: `${REPO}:0.9.0`, eventId: 'sup-0', eventTime: new Date(t - 90_000).toISOString() }, ci);
+    assert.equal(late.status, 409, JSON.stringify(late.body));
+    assert.equal(late.body.status, 'superseded');
+    const cm = await kubectlJson<ConfigMap>(['-n', ns.superseded!, 'get', 'configmap', 'gke-deployer-hold-superseded']);
+    assert.deepEqual([cm.data.eventId, cm.data.image], ['sup-2', `${REPO}:1.0.1`]);
+    // The same event again (a redelivery) is held as it is.
+    const redelivered = await fn.post('/deploy', { target: 'superseded', image: `${REPO}:1.0.1`, eventId: 'sup-2', eventTime: new Date(t - 30_000).toISOString() }, ci);
+    assert.deepEqual([redelivered.status, redelivered.body.status], [202, 'held']);
+  });
+
+  test('break-glass: a caller in auth.direct.breakGlass deploys through a closed window, logged at WARNING; another caller is refused', async () => {
+    setClock(FROZEN);
+    const refused = await fn.post('/deploy', { target: 'glass', image: `${REPO}:1.0.0`, override: 'incident 42' }, ci);
+    assert.equal(refused.status, 403, JSON.stringify(refused.body));
+    assert.equal((refused.body.error as { code: string }).code, 'FORBIDDEN');
+    assert.equal(await image(ns.glass!), undefined);
+
+    const res = await fn.post('/deploy', { target: 'glass', image: `${REPO}:1.0.0`, override: 'incident 42' }, await bearer(DIRECT, OPS));
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.status, 'ready');
+    assert.deepEqual(res.body.override, { by: OPS, reason: 'incident 42' });
+    assert.equal(await image(ns.glass!), `${REPO}:1.0.0`);
+    const warning = fn.logs.find((l) => l.severity === 'WARNING' && /overridden by/.test(l.message));
+    assert.ok(warning, 'a WARNING names the caller and the reason');
+    assert.match(warning.message, new RegExp(`${OPS}: incident 42`));
+  });
+
+  test('approval: held with its eventId until an approver approves with a gcloud user token; someone else is refused', async () => {
+    setClock(FROZEN);
+    const held = await fn.post('/deploy', { target: 'gated', image: `${REPO}:1.0.0`, eventId: 'gate-1' }, ci);
+    assert.equal(held.status, 202, JSON.stringify(held.body));
+    assert.match(String(held.body.reason), /awaits approval by one of alice@example.com/);
+    const hold = held.body.hold as { eventId: string; expiresAt: string };
+    assert.deepEqual([hold.eventId, hold.expiresAt], ['gate-1', '2026-12-24T13:00:00.000Z']);
+
+    const bob = await fn.post('/approve', { target: 'gated', eventId: 'gate-1' }, await bearer(GCLOUD, 'bob@example.com'));
+    assert.equal(bob.status, 403, JSON.stringify(bob.body));
+    // A service account may not use gcloud's audience: only the configured one.
+    const sa = await fn.post('/approve', { target: 'gated', eventId: 'gate-1' }, await bearer(GCLOUD, CI));
+    assert.equal(sa.status, 401, JSON.stringify(sa.body));
+    const wrongEvent = await fn.post('/approve', { target: 'gated', eventId: 'gate-0' }, await bearer(GCLOUD, ALICE));
+    assert.equal(wrongEvent.status, 404, JSON.stringify(wrongEvent.body));
+    assert.equal(await image(ns.gated!), undefined);
+
+    const approved = await fn.post('/approve', { target: 'gated', eventId: 'gate-1' }, await bearer(GCLOUD, ALICE));
+    assert.equal(approved.status, 200, JSON.stringify(approved.body));
+    assert.deepEqual([approved.body.status, approved.body.image], ['ready', `${REPO}:1.0.0`]);
+    assert.equal(await image(ns.gated!), `${REPO}:1.0.0`);
+    assert.equal(await exists('configmap', 'gke-deployer-hold-gated', ns.gated), false);
+  });
+
+  test('rejection: nothing deployed, reported rejected, and the hold is gone', async () => {
+    setClock(FROZEN);
+    const held = await fn.post('/deploy', { target: 'rejected', image: `${REPO}:1.0.0`, eventId: 'rej-1' }, ci);
+    assert.equal(held.body.status, 'held', JSON.stringify(held.body));
+    const alice = await bearer(APPROVE, ALICE);
+    const rejected = await fn.post('/reject', { target: 'rejected', eventId: 'rej-1' }, alice);
+    assert.equal(rejected.status, 200, JSON.stringify(rejected.body));
+    assert.deepEqual([rejected.body.status, rejected.body.reason], ['rejected', `rejected by ${ALICE}`]);
+    assert.ok(logOf('rej-1', 'rejected'), 'reported as that intent\'s end');
+    assert.equal(await exists('configmap', 'gke-deployer-hold-rejected', ns.rejected), false);
+    assert.equal(await image(ns.rejected!), undefined);
+    const late = await fn.post('/approve', { target: 'rejected', eventId: 'rej-1' }, alice);
+    assert.equal((late.body.error as { code: string }).code, 'HOLD_NOT_FOUND');
+  });
+
+  test('expiry: a hold nobody approves is dropped by the next /scheduler call after expireAfter, reported expired', async () => {
+    setClock(FROZEN);
+    const held = await fn.post('/deploy', { target: 'expiring', image: `${REPO}:1.0.0`, eventId: 'exp-1' }, ci);
+    assert.equal(held.body.status, 'held', JSON.stringify(held.body));
+    setClock('2026-12-24T13:00:01Z');
+    const tick = await fn.post('/scheduler', { target: 'expiring' }, sched);
+    assert.equal((tick.body.error as { code?: string } | undefined)?.code, 'NOT_DEPLOYED', JSON.stringify(tick.body));
+    assert.equal(logOf('exp-1', 'expired')?.severity, 'WARNING');
+    assert.equal(await exists('configmap', 'gke-deployer-hold-expiring', ns.expiring), false);
+    const late = await fn.post('/approve', { target: 'expiring', eventId: 'exp-1' }, await bearer(APPROVE, ALICE));
+    assert.equal(late.status, 404, JSON.stringify(late.body));
+    assert.equal(await image(ns.expiring!), undefined);
+  });
+
+  test('quarantine: a rolled-back release is refused until another release deploys successfully; force deploys it', async () => {
+    const good = await fn.post('/deploy', { target: 'quarantine', image: `${REPO}:1.0.0` }, ci);
+    assert.equal(good.body.status, 'ready', JSON.stringify(good.body));
+    const bad = `${REPO}:fail-pull-q1`;
+    const failed = await fn.post('/deploy', { target: 'quarantine', image: bad, eventId: 'q-cb' }, ci);
+    assert.equal(failed.body.status, 'rolled-back', JSON.stringify(failed.body));
+
+    // The same image again from another event (Artifact Registry after Cloud Build): refused, nothing written.
+    const again = await fn.post('/deploy', { target: 'quarantine', image: bad, eventId: 'q-ar' }, ci);
+    assert.equal(again.status, 409, JSON.stringify(again.body));
+    assert.equal(again.body.status, 'quarantined');
+    assert.match(String(again.body.reason), /was rolled back \(event q-cb\)/);
+    assert.equal(await image(ns.quarantine!), `${REPO}:1.0.0`);
+
+    // A different release deploys: the quarantine is lifted, and the bad image is tried (and rolled back) again.
+    const next = await fn.post('/deploy', { target: 'quarantine', image: `${REPO}:1.0.1` }, ci);
+    assert.equal(next.body.status, 'ready', JSON.stringify(next.body));
+    const retried = await fn.post('/deploy', { target: 'quarantine', image: bad, eventId: 'q-again' }, ci);
+    assert.equal(retried.body.status, 'rolled-back', JSON.stringify(retried.body));
+    // Quarantined once more; force lets a person deploy it anyway.
+    const refused = await fn.post('/deploy', { target: 'quarantine', image: bad, eventId: 'q-again-2' }, ci);
+    assert.equal(refused.body.status, 'quarantined');
+    const forced = await fn.post('/deploy', { target: 'quarantine', image: bad, eventId: 'q-forced', force: true }, ci);
+    assert.equal(forced.body.status, 'rolled-back', JSON.stringify(forced.body));
+  });
+});
