@@ -30,6 +30,13 @@ interface ConfigMap {
   metadata: { labels: Record<string, string> };
 }
 
+/** How the target's hold record stands: `held`, or how it was closed (`released`, `rejected`, `expired`); undefined: never held. */
+async function holdState(ns: string, target: string): Promise<string | undefined> {
+  if (!(await exists('configmap', `gke-deployer-hold-${target}`, ns))) return undefined;
+  const cm = await kubectlJson<ConfigMap>(['-n', ns, 'get', 'configmap', `gke-deployer-hold-${target}`]);
+  return cm.data.state ?? 'held';
+}
+
 async function image(ns: string): Promise<string | undefined> {
   if (!(await exists('deployment', 'web', ns))) return undefined;
   const d = await kubectlJson<{ spec: { template: { spec: { containers: { image: string }[] } } } }>(['-n', ns, 'get', 'deployment', 'web']);
@@ -96,14 +103,14 @@ describe('production controls', () => {
     // Still frozen: the Scheduler job reconciles (nothing deployed yet) and the hold stays.
     const early = await fn.post('/scheduler', { target: 'frozen' }, sched);
     assert.equal((early.body.error as { code?: string } | undefined)?.code, 'NOT_DEPLOYED', JSON.stringify(early.body));
-    assert.equal(await exists('configmap', 'gke-deployer-hold-frozen', ns.frozen), true);
+    assert.equal(await holdState(ns.frozen!, 'frozen'), 'held');
 
     setClock(THAWED);
     const released = await fn.post('/scheduler', { target: 'frozen' }, sched);
     assert.equal(released.status, 200, JSON.stringify(released.body));
     assert.deepEqual([released.body.status, released.body.image], ['ready', `${REPO}:1.0.0`]);
     assert.equal(await image(ns.frozen!), `${REPO}:1.0.0`);
-    assert.equal(await exists('configmap', 'gke-deployer-hold-frozen', ns.frozen), false, 'the hold is gone once deployed');
+    assert.equal(await holdState(ns.frozen!, 'frozen'), 'released', 'the hold is closed once deployed');
     // The next Scheduler call is a plain reconcile again.
     const again = await fn.post('/scheduler', { target: 'frozen' }, sched);
     assert.deepEqual([again.status, again.body.reconciled], [200, true]);
@@ -165,10 +172,10 @@ describe('production controls', () => {
     assert.equal(approved.status, 200, JSON.stringify(approved.body));
     assert.deepEqual([approved.body.status, approved.body.image], ['ready', `${REPO}:1.0.0`]);
     assert.equal(await image(ns.gated!), `${REPO}:1.0.0`);
-    assert.equal(await exists('configmap', 'gke-deployer-hold-gated', ns.gated), false);
+    assert.equal(await holdState(ns.gated!, 'gated'), 'released');
   });
 
-  test('rejection: nothing deployed, reported rejected, and the hold is gone', async () => {
+  test('rejection: nothing deployed, reported rejected, and the hold is closed', async () => {
     setClock(FROZEN);
     const held = await fn.post('/deploy', { target: 'rejected', image: `${REPO}:1.0.0`, eventId: 'rej-1' }, ci);
     assert.equal(held.body.status, 'held', JSON.stringify(held.body));
@@ -177,7 +184,7 @@ describe('production controls', () => {
     assert.equal(rejected.status, 200, JSON.stringify(rejected.body));
     assert.deepEqual([rejected.body.status, rejected.body.reason], ['rejected', `rejected by ${ALICE}`]);
     assert.ok(logOf('rej-1', 'rejected'), 'reported as that intent\'s end');
-    assert.equal(await exists('configmap', 'gke-deployer-hold-rejected', ns.rejected), false);
+    assert.equal(await holdState(ns.rejected!, 'rejected'), 'rejected');
     assert.equal(await image(ns.rejected!), undefined);
     const late = await fn.post('/approve', { target: 'rejected', eventId: 'rej-1' }, alice);
     assert.equal((late.body.error as { code: string }).code, 'HOLD_NOT_FOUND');
@@ -191,7 +198,7 @@ describe('production controls', () => {
     const tick = await fn.post('/scheduler', { target: 'expiring' }, sched);
     assert.equal((tick.body.error as { code?: string } | undefined)?.code, 'NOT_DEPLOYED', JSON.stringify(tick.body));
     assert.equal(logOf('exp-1', 'expired')?.severity, 'WARNING');
-    assert.equal(await exists('configmap', 'gke-deployer-hold-expiring', ns.expiring), false);
+    assert.equal(await holdState(ns.expiring!, 'expiring'), 'expired');
     const late = await fn.post('/approve', { target: 'expiring', eventId: 'exp-1' }, await bearer(APPROVE, ALICE));
     assert.equal(late.status, 404, JSON.stringify(late.body));
     assert.equal(await image(ns.expiring!), undefined);

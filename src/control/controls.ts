@@ -12,7 +12,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import type { DeployIntent } from '../core/intent.ts';
 import type { DeployResult, DeployStatus } from '../core/result.ts';
 import { DeployError } from '../errors.ts';
-import { readHold, removeHold, writeHold, type HeldRecord, type Hold } from './holds.ts';
+import { closeHold, readHold, writeHold, type Closed, type Hold } from './holds.ts';
 import { judgeWindows } from './windows.ts';
 
 /** Reports the end of an intent decided here, not by its own deploy (a held one superseded, expired or rejected). */
@@ -68,14 +68,15 @@ export class Controls {
     if (reason === undefined) return undefined;
     const client = await this.deps.clusters.client(target.cluster);
     for (let i = 0; i < ATTEMPTS; i++) {
-      const current = await readHold(client, target.name, target.namespace);
+      const record = await readHold(client, target.name, target.namespace);
+      const current = record?.hold;
       // The same event again (a redelivery, a replay): held as it is, approvals kept.
-      if (current?.hold.intent.eventId === intent.eventId) return this.result('held', current.hold, target, intent);
-      const expired = current !== undefined && this.expired(current.hold, now);
+      if (current?.intent.eventId === intent.eventId) return this.result('held', current, target, intent);
+      const expired = current !== undefined && this.expired(current, now);
       if (current && !expired) {
-        const v = await judge(current.live, { eventId: intent.eventId, eventTime: intent.eventTime }, false, this.deps.ancestry);
+        const v = await judge(record.live, { eventId: intent.eventId, eventTime: intent.eventTime }, false, this.deps.ancestry);
         if (v.verdict === 'stale') {
-          return this.result('superseded', { intent, reason, heldAt: new Date(now).toISOString() }, target, intent, `a newer event (${current.hold.intent.eventId}, ${current.hold.intent.image ?? ''}) is held for ${target.name} already; this older one is not held`);
+          return this.result('superseded', { intent, reason, heldAt: new Date(now).toISOString() }, target, intent, `a newer event (${current.intent.eventId}, ${current.intent.image ?? ''}) is held for ${target.name} already; this older one is not held`);
         }
       }
       const hold: Hold = {
@@ -84,12 +85,10 @@ export class Controls {
         heldAt: new Date(now).toISOString(),
         ...(target.approval && { expiresAt: new Date(now + target.approval.expireAfter).toISOString() }),
       };
-      if (!(await writeHold(client, hold, target.namespace, current?.live))) continue;
+      if (!(await writeHold(client, hold, target.namespace, record?.live))) continue;
       if (current) {
-        const ended = expired
-          ? this.result('expired', current.hold, target, current.hold.intent, `held since ${current.hold.heldAt} and not approved by ${current.hold.expiresAt ?? ''}`)
-          : this.result('superseded', current.hold, target, current.hold.intent, `replaced by the newer event ${intent.eventId} (${intent.image})`);
-        await this.deps.settle(current.hold.intent, ended);
+        const ended = expired ? this.expiredResult(current, target) : this.result('superseded', current, target, current.intent, `replaced by the newer event ${intent.eventId} (${intent.image})`);
+        await this.deps.settle(current.intent, ended);
       }
       return this.result('held', hold, target, intent);
     }
@@ -104,15 +103,15 @@ export class Controls {
     const target = this.deps.config.targets.get(targetName);
     if (!target || !Controls.controlled(target)) return undefined;
     const client = await this.deps.clusters.client(target.cluster);
-    const current = await readHold(client, target.name, target.namespace);
-    if (!current) return undefined;
+    const record = await readHold(client, target.name, target.namespace);
+    if (!record?.hold) return undefined;
     const now = this.deps.now();
-    if (this.expired(current.hold, now)) {
-      await this.dropExpired(client, current, target);
+    if (this.expired(record.hold, now)) {
+      await this.close(client, record.live, record.hold, this.expiredResult(record.hold, target), 'expired');
       return undefined;
     }
-    const intent = releasedIntent(current.hold);
-    return this.waitsFor(intent, target, now) === undefined ? this.release(client, current, intent) : undefined;
+    const intent = releasedIntent(record.hold);
+    return this.waitsFor(intent, target, now) === undefined ? this.release(client, record.live, intent) : undefined;
   }
 
   /** POST /approve or /reject: the release to deploy now, or the answer (held until the window opens, rejected, expired). */
@@ -122,25 +121,29 @@ export class Controls {
     if (!target.approval) throw new DeployError('BAD_REQUEST', `target "${d.target}" takes no approvals (it has no approval: in the configuration)`);
     if (!target.approval.approvers.includes(d.by)) throw new DeployError('FORBIDDEN', `${d.by} is not an approver of ${d.target}`);
     const client = await this.deps.clusters.client(target.cluster);
-    const current = await readHold(client, target.name, target.namespace);
-    if (current?.hold.intent.eventId !== d.eventId) {
-      const held = current ? `; it holds ${current.hold.intent.eventId}` : '';
+    const record = await readHold(client, target.name, target.namespace);
+    const current = record?.hold;
+    if (!record || current?.intent.eventId !== d.eventId) {
+      const held = current ? `; it holds ${current.intent.eventId}` : '';
       throw new DeployError('HOLD_NOT_FOUND', `${d.target} holds no event ${d.eventId} (released, replaced, expired or never held)${held}`);
     }
     const now = this.deps.now();
-    if (this.expired(current.hold, now)) return { result: await this.dropExpired(client, current, target) };
-    if (d.kind === 'reject') {
-      if (!(await removeHold(client, current.live))) throw changed(d);
-      const result = this.result('rejected', current.hold, target, current.hold.intent, `rejected by ${d.by}`);
-      await this.deps.settle(current.hold.intent, result);
+    if (this.expired(current, now)) {
+      const result = this.expiredResult(current, target);
+      await this.close(client, record.live, current, result, 'expired');
       return { result };
     }
-    const approved: Hold = { ...current.hold, approvedBy: d.by, approvedAt: new Date(now).toISOString() };
+    if (d.kind === 'reject') {
+      const result = this.result('rejected', current, target, current.intent, `rejected by ${d.by}`);
+      if (!(await this.close(client, record.live, current, result, 'rejected'))) throw changed(d);
+      return { result };
+    }
+    const approved: Hold = { ...current, approvedBy: d.by, approvedAt: new Date(now).toISOString() };
     const intent = releasedIntent(approved);
     const still = this.waitsFor(intent, target, now);
-    if (still === undefined) return { release: this.release(client, current, intent) };
+    if (still === undefined) return { release: this.release(client, record.live, intent) };
     // Approved, and a window still closed: recorded, deployed by the /scheduler call once it opens.
-    if (!(await writeHold(client, { ...approved, reason: still }, target.namespace, current.live))) throw changed(d);
+    if (!(await writeHold(client, { ...approved, reason: still }, target.namespace, record.live))) throw changed(d);
     return { result: this.result('held', { ...approved, reason: still }, target, intent) };
   }
 
@@ -159,17 +162,23 @@ export class Controls {
     return hold.approvedBy === undefined && hold.expiresAt !== undefined && Date.parse(hold.expiresAt) <= now;
   }
 
-  private async dropExpired(client: KubeClient, current: HeldRecord, target: Target): Promise<DeployResult> {
-    const result = this.result('expired', current.hold, target, current.hold.intent, `held since ${current.hold.heldAt} and not approved by ${current.hold.expiresAt ?? ''}`);
-    if (await removeHold(client, current.live)) await this.deps.settle(current.hold.intent, result);
-    return result;
+  private expiredResult(hold: Hold, target: Target): DeployResult {
+    return this.result('expired', hold, target, hold.intent, `held since ${hold.heldAt} and not approved by ${hold.expiresAt ?? ''}`);
   }
 
-  private release(client: KubeClient, current: HeldRecord, intent: DeployIntent): Release {
+  /** Closes the hold as read and reports how its intent ended; false when it changed meanwhile. */
+  private async close(client: KubeClient, live: KubernetesObject, hold: Hold, result: DeployResult, state: Closed): Promise<boolean> {
+    const closed = await closeHold(client, live, state, new Date(this.deps.now()).toISOString());
+    // Reported once: by whoever closed it.
+    if (closed) await this.deps.settle(hold.intent, result);
+    return closed;
+  }
+
+  private release(client: KubeClient, live: KubernetesObject, intent: DeployIntent): Release {
     return {
       intent,
-      // Dropped only as it was read: a newer intent held meanwhile stays. Kept when the deploy may succeed if tried again.
-      finished: async (keep) => void (keep ? undefined : await removeHold(client, current.live)),
+      // Closed only as it was read: a newer intent held meanwhile stays.
+      finished: async (keep) => void (keep ? undefined : await closeHold(client, live, 'released', new Date(this.deps.now()).toISOString())),
     };
   }
 

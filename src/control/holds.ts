@@ -1,8 +1,10 @@
 // A held intent's record: one ConfigMap per target in the target's namespace, on its first
 // cluster (`kubectl get configmaps -l gke-deployer/hold`). It carries the intent as it came,
 // why it waits, and the event's stamps, so the stale rule (src/apply/order.ts) judges a newer
-// intent against it as against a workload. Every change is conditional on the resourceVersion
-// it was read at: two instances never both replace or release the same hold.
+// intent against it as against a workload. Every change is a JSON patch conditional on the
+// resourceVersion it was read at: two instances never both replace or release the same hold.
+// A hold that ended is not deleted but closed (`state` says how), so the verbs stay those the
+// ApplySet parent needs (get, create, patch) and the last decision stays readable.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { ANNOTATIONS, commitStamp } from '../apply/render.ts';
@@ -24,11 +26,14 @@ export interface Hold {
   approvedAt?: string;
 }
 
-/** The record as read: its hold and the object, whose resourceVersion the next change is conditional on. */
+/** The record as read: its hold (none once closed) and the object, whose resourceVersion the next change is conditional on. */
 export interface HeldRecord {
-  hold: Hold;
+  hold: Hold | undefined;
   live: KubernetesObject;
 }
+
+/** How a hold ended: deployed, rejected, expired (a superseded one is replaced, not closed). */
+export type Closed = 'released' | 'rejected' | 'expired';
 
 export function holdName(target: string): string {
   return `gke-deployer-hold-${target}`;
@@ -62,7 +67,9 @@ export async function readHold(client: KubeClient, target: string, namespace: st
   const r = ref(target, namespace);
   const live = await client.get(r).catch((err: unknown) => { throw apiError(err, r, 'read'); });
   if (!live) return undefined;
-  const data = stored.safeParse((live as { data?: unknown }).data);
+  const raw = (live as { data?: Record<string, unknown> }).data;
+  if (typeof raw?.state === 'string') return { hold: undefined, live };
+  const data = stored.safeParse(raw);
   const intent = data.success ? storedIntent.safeParse(parseJson(data.data.intent)) : undefined;
   if (!data.success || !intent?.success || intent.data.target !== target) {
     throw new DeployError('HOLD_INVALID', `the hold record ${namespace}/${holdName(target)} is not one this deployer wrote; delete it (kubectl delete configmap -n ${namespace} ${holdName(target)})`);
@@ -82,21 +89,13 @@ function parseJson(text: string): unknown {
 /** Writes `hold`: created, or replacing `previous` only as it was read. False when someone changed it first. */
 export async function writeHold(client: KubeClient, hold: Hold, namespace: string, previous?: KubernetesObject): Promise<boolean> {
   const { intent } = hold;
-  const body: KubernetesObject & { data: Record<string, string> } = {
-    ...ref(intent.target, namespace),
-    metadata: {
-      name: holdName(intent.target),
-      namespace,
-      labels: { 'app.kubernetes.io/managed-by': 'gke-deployer', [HOLD_LABEL]: intent.target },
-      // The event's stamps, as a workload carries them: what a newer intent is judged against.
-      annotations: {
-        [ANNOTATIONS.eventId]: intent.eventId,
-        [ANNOTATIONS.eventTime]: intent.eventTime,
-        ...(intent.commit && { [ANNOTATIONS.commit]: commitStamp(intent.commit) }),
-      },
-      ...(previous?.metadata?.resourceVersion !== undefined && { resourceVersion: previous.metadata.resourceVersion }),
-    },
-    data: {
+  // The event's stamps, as a workload carries them: what a newer intent is judged against.
+  const annotations = {
+    [ANNOTATIONS.eventId]: intent.eventId,
+    [ANNOTATIONS.eventTime]: intent.eventTime,
+    ...(intent.commit && { [ANNOTATIONS.commit]: commitStamp(intent.commit) }),
+  };
+  const data = {
       target: intent.target,
       ...(intent.image !== undefined && { image: intent.image }),
       eventId: intent.eventId,
@@ -107,24 +106,41 @@ export async function writeHold(client: KubeClient, hold: Hold, namespace: strin
       ...(hold.approvedBy !== undefined && { approvedBy: hold.approvedBy }),
       ...(hold.approvedAt !== undefined && { approvedAt: hold.approvedAt }),
       intent: JSON.stringify(intent),
-    },
+  };
+  if (previous) return patched(client, previous, data, annotations);
+  const body = {
+    ...ref(intent.target, namespace),
+    metadata: { name: holdName(intent.target), namespace, labels: { 'app.kubernetes.io/managed-by': 'gke-deployer', [HOLD_LABEL]: intent.target }, annotations },
+    data,
   };
   try {
-    await (previous ? client.replace(body) : client.create(body));
+    await client.create(body);
     return true;
   } catch (err) {
     if (err instanceof ApiException && err.code === 409) return false;
-    throw apiError(err, body, previous ? 'update' : 'create');
+    throw apiError(err, body, 'create');
   }
 }
 
-/** Deletes the record only as it was read; false when it changed (or went) meanwhile. */
-export async function removeHold(client: KubeClient, live: KubernetesObject): Promise<boolean> {
+/** Closes the hold as it was read (it no longer holds anything); false when it changed meanwhile. */
+export async function closeHold(client: KubeClient, live: KubernetesObject, state: Closed, at: string): Promise<boolean> {
+  const was = (live as { data?: Record<string, string> }).data ?? {};
+  const data = { state, at, ...(was.eventId !== undefined && { eventId: was.eventId }), ...(was.image !== undefined && { image: was.image }) };
+  return patched(client, live, data, live.metadata?.annotations ?? {});
+}
+
+/** A JSON patch of data and annotations that applies only at the resourceVersion `live` was read at. */
+async function patched(client: KubeClient, live: KubernetesObject, data: Record<string, string>, annotations: Record<string, string>): Promise<boolean> {
   try {
-    await client.delete(live, { uid: live.metadata!.uid!, resourceVersion: live.metadata!.resourceVersion! });
+    await client.jsonPatch(live, [
+      { op: 'test', path: '/metadata/resourceVersion', value: live.metadata?.resourceVersion },
+      { op: 'replace', path: '/data', value: data },
+      { op: 'replace', path: '/metadata/annotations', value: annotations },
+    ]);
     return true;
   } catch (err) {
-    if (err instanceof ApiException && (err.code === 409 || err.code === 404)) return false;
-    throw apiError(err, live, 'delete');
+    // A failed test (changed meanwhile) is 422 or 409 depending on the server; gone is 404.
+    if (err instanceof ApiException && [404, 409, 422].includes(err.code)) return false;
+    throw apiError(err, live, 'patch');
   }
 }
