@@ -5,7 +5,7 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { configSchema, type AuthConfig, type ClusterSpec, type OciManifests, type QueueConfig, type ReportConfig, type Rule, type TargetSpec, type WindowSpec } from './schema.ts';
+import { CHAT_KINDS, configSchema, httpsOrLoopback, type AuthConfig, type ClusterSpec, type OciManifests, type QueueConfig, type ReportConfig, type Rule, type TargetSpec, type WindowSpec } from './schema.ts';
 import { parseManifests } from '../apply/manifests.ts';
 import { isRecord } from '../guards.ts';
 import { kubeconfigProblems } from '../cluster/kubeconfig.ts';
@@ -166,6 +166,16 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     const settings = rawReport[host];
     const name = isRecord(settings) ? settings.tokenEnv : undefined;
     if (typeof name === 'string' && !env[name]?.trim()) problems.push(`report.${host}.tokenEnv: environment variable ${name} is not set`);
+  }
+  for (const kind of CHAT_KINDS) {
+    const settings = rawReport[kind];
+    const name = isRecord(settings) ? settings.webhookEnv : undefined;
+    if (typeof name !== 'string') continue;
+    const url = env[name]?.trim();
+    // The URL is the secret: a problem names its variable, never quotes it.
+    const checked = url ? httpsOrLoopback.safeParse(url) : undefined;
+    if (!checked) problems.push(`report.${kind}.webhookEnv: environment variable ${name} is not set`);
+    else if (!checked.success) problems.push(`report.${kind}.webhookEnv: the URL in ${name} ${checked.error.issues[0]?.message ?? 'is refused'}`);
   }
   for (const source of ['github', 'gitlab', 'artifact-registry', 'cloud-build'] as const) {
     const needs = source === 'github' || source === 'gitlab' ? source : 'pubsub';

@@ -1,6 +1,7 @@
 // Settings that are fine on a laptop but weaken trust on Cloud Run. K_SERVICE is set on
 // every Cloud Run service, so its presence is what "production" means here.
 import { isRecord } from '../guards.ts';
+import { CHAT_KINDS } from './schema.ts';
 
 const CALLER_ROUTES = ['direct', 'pubsub', 'scheduler'] as const;
 /** The certs google-auth-library verifies ID tokens against by default: Google's own signer. */
@@ -40,11 +41,15 @@ export function productionProblems(raw: unknown, env: NodeJS.ProcessEnv): string
     problems.push(`auth.certsUrl: must be Google's ${GOOGLE_CERTS_URL} (or left out) in production (K_SERVICE is set), got ${JSON.stringify(auth.certsUrl)}`);
   }
   const report = isRecord(raw) && isRecord(raw.report) ? raw.report : {};
-  for (const host of ['github', 'gitlab'] as const) {
-    const settings = report[host];
-    const url = isRecord(settings) ? settings.apiUrl : undefined;
-    // The status token goes there: only over TLS.
-    if (typeof url === 'string' && url.startsWith('http://')) problems.push(`report.${host}.apiUrl: must be https:// in production (K_SERVICE is set), got ${url}`);
+  const setting = (key: string, field: string): unknown => (isRecord(report[key]) ? report[key][field] : undefined);
+  // A status token goes there, or the URL is one (a chat webhook's, named by its variable, never quoted): only over TLS.
+  const overTls = (at: string, url: unknown, shown: string) => {
+    if (typeof url === 'string' && url.startsWith('http://')) problems.push(`${at}: must be https:// in production (K_SERVICE is set), got ${shown}`);
+  };
+  for (const host of ['github', 'gitlab'] as const) overTls(`report.${host}.apiUrl`, setting(host, 'apiUrl'), String(setting(host, 'apiUrl')));
+  for (const kind of CHAT_KINDS) {
+    const name = setting(kind, 'webhookEnv');
+    if (typeof name === 'string') overTls(`report.${kind}.webhookEnv`, env[name]?.trim(), `an http:// URL in ${name}`);
   }
   if (env.CONTAINER_API_ENDPOINT) {
     problems.push(`CONTAINER_API_ENDPOINT: a plaintext Container API endpoint ${why}; unset it to use Google's`);

@@ -243,19 +243,25 @@ const topicName = z
   .string()
   .regex(/^projects\/[a-z0-9.:-]+\/topics\/[A-Za-z][\w.~+%-]{2,254}$/, 'must be a full topic name, projects/<project>/topics/<topic>');
 /**
- * Where statuses are posted, with the token: https, or plain http to this machine only (a
- * local fake of the API in tests; refused on Cloud Run, see production.ts).
+ * Where a credential goes (a status API with its token, a chat webhook URL that is one): https,
+ * or plain http to this machine only (a local fake in tests; refused on Cloud Run, see
+ * production.ts). load.ts checks the webhook URLs, read from the environment, with it too.
  */
-const apiUrl = z
+export const httpsOrLoopback = z
   .url({ protocol: /^https?$/, error: 'must be an https:// URL' })
-  .refine((u) => u.startsWith('https://') || /^http:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?(\/|$)/.test(u), 'must be https:// (http:// only to localhost or 127.0.0.1, for a local fake)')
-  .transform((u) => u.replace(/\/+$/, ''));
+  .refine((u) => u.startsWith('https://') || /^http:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?(\/|$)/.test(u), 'must be https:// (http:// only to localhost or 127.0.0.1, for a local fake)');
+const apiUrl = httpsOrLoopback.transform((u) => u.replace(/\/+$/, ''));
 const LOG_URL_FIELDS = /\$\{(requestId|target|eventId|sha)\}/g;
 /** A link to the deploy's logs, posted with each status; `${requestId}`, `${target}`, `${eventId}`, `${sha}` are filled in (URL-encoded). */
 const logUrl = z
   .string()
   .regex(/^https:\/\/[^\s]+$/, 'must be an https:// URL')
   .refine((u) => !/\$\{/.test(u.replace(LOG_URL_FIELDS, '')), 'knows only ${requestId}, ${target}, ${eventId} and ${sha}');
+/** The chat notification reporters (`report.chat`, `report.slack`): one webhook each. */
+export const CHAT_KINDS = ['chat', 'slack'] as const;
+export type ChatKind = (typeof CHAT_KINDS)[number];
+/** The webhook URL is itself the credential: it lives in the environment variable named, never in the file. */
+const chatWebhook = z.strictObject({ webhookEnv: envName });
 const statusHost = (defaultApi: string) => z.strictObject({ tokenEnv: envName, apiUrl: apiUrl.default(defaultApi) });
 
 /** Where results go besides the answer and the log line (src/report/reporters.ts). */
@@ -267,6 +273,10 @@ export const reportSchema = z.strictObject({
   /** GitLab commit statuses for GitLab-sourced deploys. */
   gitlab: statusHost('https://gitlab.com/api/v4').optional(),
   logUrl: logUrl.optional(),
+  /** A Google Chat incoming webhook: one message per finished deploy (src/report/chat.ts). */
+  chat: chatWebhook.optional(),
+  /** A Slack incoming webhook, the same messages. */
+  slack: chatWebhook.optional(),
 });
 
 /**

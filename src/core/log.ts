@@ -28,11 +28,12 @@ const CREDENTIALS: [RegExp, string][] = [
 ];
 /** Values only shorter than this are not registered: they would blank out ordinary words. */
 const MIN_SECRET_LENGTH = 8;
-const secrets = new Set<string>();
+/** Longest first: a secret that holds another (a webhook URL, its token) is blanked whole. */
+let secrets: string[] = [];
 
 /** Values that must never appear in a log line (webhook secrets), registered at start-up. */
 export function registerSecret(value: string | undefined): void {
-  if (value !== undefined && value.length >= MIN_SECRET_LENGTH) secrets.add(value);
+  if (value !== undefined && value.length >= MIN_SECRET_LENGTH && !secrets.includes(value)) secrets = [...secrets, value].sort((a, b) => b.length - a.length);
 }
 
 export function redactText(text: string): string {

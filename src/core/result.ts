@@ -36,8 +36,8 @@ export type ReadinessState = 'ready' | 'applied' | 'progressing' | 'paused' | 'f
  * rejected    not deployed: an approver answered POST /reject
  *
  * Every table that maps a status (src/report/outcome.ts, src/sources/answers.ts, the GitHub and
- * GitLab states) is a Record over this list, so a status added here does not compile until each
- * one places it.
+ * GitLab states, the chat headlines) is a Record over this list, so a status added here does not
+ * compile until each one places it.
  */
 export const DEPLOY_STATUSES = ['ready', 'applied', 'rolled-back', 'failed', 'timed-out', 'paused', 'dry-run', 'stale', 'duplicate', 'held', 'superseded', 'quarantined', 'expired', 'rejected'] as const;
 export type DeployStatus = (typeof DEPLOY_STATUSES)[number];

@@ -11,6 +11,8 @@ export const REPORT_LIMITS = {
   gitlabDescriptionLength: 255,
   /** Pub/Sub's limit on an attribute value (quotas: 1024 bytes). */
   attributeValueBytes: 1024,
+  /** A chat message's text: Slack advises at most 4,000 characters (it cuts at 40,000); Google Chat takes 32,000 bytes. */
+  chatTextLength: 4_000,
   /** How much of an API's error answer a log line quotes. */
   errorExcerptLength: 300,
 } as const;

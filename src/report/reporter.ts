@@ -62,7 +62,7 @@ export function describeOutcome(o: IntentOutcome, max: number): string {
 }
 
 /** A fan-out's reason names each cluster that did not end ready, with its own reason. */
-function reasonOf(r: TargetResult): string | undefined {
+export function reasonOf(r: TargetResult): string | undefined {
   if (!('clusters' in r)) return r.reason;
   const notes = r.clusters.filter((c) => c.status !== 'ready' && c.status !== 'applied').map((c) => `${c.cluster} ${c.status}${c.reason ?? c.error?.message ? ` (${c.reason ?? c.error?.message})` : ''}`);
   return notes.length > 0 ? notes.join('; ') : undefined;

@@ -1,5 +1,5 @@
-// Where a deploy's result goes besides the answer and the log line: the result topic and
-// GitHub / GitLab deployment statuses (`report` in the config). One wrapper around the
+// Where a deploy's result goes besides the answer and the log line: the result topic, GitHub /
+// GitLab deployment statuses and chat messages (`report` in the config). One wrapper around the
 // Deployer: reporters begin alongside the deploy (a GitHub Deployment and its `in_progress`)
 // and finish once it ended, whatever the outcome, before the answer is sent. Every call is
 // bounded (REPORT_LIMITS.callTimeoutMs) and every failure is logged and swallowed: reporting
@@ -8,6 +8,8 @@ import type { Config } from '../config/load.ts';
 import type { DeployIntent, Deployer } from '../core/intent.ts';
 import type { TargetResult } from '../core/result.ts';
 import { asDeployError } from '../errors.ts';
+import { CHAT_KINDS } from '../config/schema.ts';
+import { chatReporter } from './chat.ts';
 import { githubReporter } from './github-status.ts';
 import { gitlabReporter } from './gitlab-status.ts';
 import { REPORT_LIMITS } from './limits.ts';
@@ -37,6 +39,10 @@ export function reportersFor(config: Config, log: Logger, env: NodeJS.ProcessEnv
     if (report.topic) list.push(topicReporter(report.topic, env));
     if (report.github) list.push(githubReporter({ apiUrl: report.github.apiUrl, token: tokenFrom(env, report.github.tokenEnv), logUrl }));
     if (report.gitlab) list.push(gitlabReporter({ apiUrl: report.gitlab.apiUrl, token: tokenFrom(env, report.gitlab.tokenEnv), logUrl }));
+    for (const kind of CHAT_KINDS) {
+      const hook = report[kind];
+      if (hook) list.push(chatReporter({ kind, url: webhookFrom(env, hook.webhookEnv), logUrl, clustersOf: (target) => config.targets.get(target)?.clusters ?? [] }));
+    }
   }
   return {
     wrap: (deploy) => (list.length === 0 ? deploy : withReporters(deploy, list, log)),
@@ -52,6 +58,18 @@ function tokenFrom(env: NodeJS.ProcessEnv, name: string): string {
   // Blanked out of every log line, wherever an error message might quote it.
   registerSecret(token);
   return token;
+}
+
+/**
+ * A webhook URL is a credential whole, and so are its query values (Google Chat's `key` and
+ * `token`), as sent and decoded: an error quoting the request may show them apart from the URL.
+ */
+function webhookFrom(env: NodeJS.ProcessEnv, name: string): string {
+  const url = env[name]?.trim() ?? '';
+  const parsed = URL.parse(url);
+  const sent = parsed?.search.slice(1).split('&').map((pair) => pair.slice(pair.indexOf('=') + 1)) ?? [];
+  for (const secret of [url, parsed?.href, ...sent, ...(parsed?.searchParams.values() ?? [])]) registerSecret(secret);
+  return url;
 }
 
 function failedTo(log: Logger) {

@@ -69,10 +69,10 @@ test('strategy and rollout.maxParallel are checked', () => {
   expectProblem(target('clusters: [eu, us], rollout: { maxParallel: 1.5 }'), /^targets\.web\.rollout\.maxParallel: /);
 });
 
-test('worst first: failed > timed-out > rolled-back > paused > stale > dry-run > applied > ready > duplicate', () => {
+test('worst first: failed > timed-out > rolled-back > quarantined > paused > rejected > expired > held > superseded > stale > dry-run > applied > ready > duplicate', () => {
   assert.deepEqual(WORST_FIRST, ['failed', 'timed-out', 'rolled-back', 'quarantined', 'paused', 'rejected', 'expired', 'held', 'superseded', 'stale', 'dry-run', 'applied', 'ready', 'duplicate']);
   // Every status has its place, once.
-  const all: DeployStatus[] = ['ready', 'applied', 'rolled-back', 'failed', 'timed-out', 'paused', 'dry-run', 'stale', 'duplicate'];
+  const all: DeployStatus[] = ['ready', 'applied', 'rolled-back', 'failed', 'timed-out', 'paused', 'dry-run', 'stale', 'duplicate', 'held', 'superseded', 'quarantined', 'expired', 'rejected'];
   assert.deepEqual([...WORST_FIRST].sort(), [...all].sort());
   // Each status beats every one after it, whichever order the clusters answered in.
   WORST_FIRST.forEach((worse, i) => {

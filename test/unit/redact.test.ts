@@ -41,6 +41,12 @@ test('registered secrets are redacted wherever they appear; short values are not
   assert.equal(redactText('a short word'), 'a short word');
 });
 
+test('a secret holding another, registered after it, is blanked whole (a webhook URL after its token)', () => {
+  registerSecret('tokenInsideAWebhookUrl');
+  registerSecret('https://hooks.example.com/services/T0/B0?token=tokenInsideAWebhookUrl');
+  assert.equal(redactText('posting to https://hooks.example.com/services/T0/B0?token=tokenInsideAWebhookUrl failed'), 'posting to [redacted] failed');
+});
+
 test('ordinary log text is left alone', () => {
   const text = 'deployed europe-docker.pkg.dev/my-proj/apps/web:v1.2.3@sha256:0123abcd to web (Deployment web/web configured)';
   assert.equal(redactText(text), text);
