@@ -12,7 +12,7 @@ import { startFunction, type RunningFunction } from './support/function.ts';
 import { startGithubApi } from './support/github-api.ts';
 import { startGitlabApi } from './support/gitlab-api.ts';
 import { resultTopic as topicOf } from './support/result-topic.ts';
-import { kubectl, namespace, useSandboxEnv } from './support/sandbox.ts';
+import { idToken, kubectl, namespace, useSandboxEnv } from './support/sandbox.ts';
 
 const WEB = { 'web.yaml': fixture('manifests/web.yaml') };
 const GITHUB_SECRET = 'gh-webhook-secret-for-report-tests';
@@ -110,14 +110,14 @@ async function pausedDeployment(fn: RunningFunction, ns: string, image: string):
 
 const sign = (body: string) => `sha256=${createHmac('sha256', GITHUB_SECRET).update(body).digest('hex')}`;
 
-async function gitDeployer(t: TestContext, report: Record<string, unknown>, rules: Record<string, unknown>[]): Promise<{ fn: RunningFunction; ns: string }> {
+async function gitDeployer(t: TestContext, report: Record<string, unknown>, rules: Record<string, unknown>[], controls: { approve?: Record<string, unknown>; target?: Record<string, unknown> } = {}): Promise<{ fn: RunningFunction; ns: string }> {
   const info = await useSandboxEnv();
   const ns = await namespace('status');
   const fn = await startFunction(
     configYaml({
-      auth: { direct: 'none', github: { secretEnv: 'TEST_REPORT_GITHUB_SECRET' }, gitlab: { tokenEnv: 'TEST_REPORT_GITLAB_SECRET' } },
+      auth: { direct: 'none', github: { secretEnv: 'TEST_REPORT_GITHUB_SECRET' }, gitlab: { tokenEnv: 'TEST_REPORT_GITLAB_SECRET' }, ...(controls.approve && { approve: controls.approve, certsUrl: info.certsUrl }) },
       clusters: { sandbox: gkeCluster(info) },
-      targets: { web: webTarget(ns, { images: [GHCR, GL_IMAGE] }) },
+      targets: { web: webTarget(ns, { images: [GHCR, GL_IMAGE], ...controls.target }) },
       rules,
       report,
     }),
@@ -132,13 +132,33 @@ describe('report.github', () => {
   const deliver = (fn: RunningFunction, delivery: string) =>
     fn.post('/webhooks/github', push, { 'x-github-event': 'push', 'x-github-delivery': delivery, 'x-hub-signature-256': sign(push) });
 
-  async function setup(t: TestContext, image: string) {
+  async function setup(t: TestContext, image: string, controls?: Parameters<typeof gitDeployer>[3]) {
     const api = await startGithubApi(GITHUB_TOKEN);
     t.after(() => api.close());
     const rules = [{ source: 'github', repository: 'Codertocat/Hello-World', branch: 'master', image, targets: ['web'] }];
-    const { fn, ns } = await gitDeployer(t, { github: { tokenEnv: 'TEST_REPORT_GITHUB_TOKEN', apiUrl: api.url }, logUrl: LOG_URL }, rules);
+    const { fn, ns } = await gitDeployer(t, { github: { tokenEnv: 'TEST_REPORT_GITHUB_TOKEN', apiUrl: api.url }, logUrl: LOG_URL }, rules, controls);
     return { api, fn, ns };
   }
+
+  test('a held push stays one Deployment: pending while held, then in_progress → success on the same one once approved', async (t) => {
+    const approve = 'https://gke-deployer.example.run.app/approve';
+    const { api, fn } = await setup(t, `${GHCR}:\${sha}`, { approve: { audience: approve }, target: { approval: { approvers: ['alice@example.com'] } } });
+    const delivery = `d-${id()}`;
+    const held = await deliver(fn, delivery);
+    assert.equal(held.body.status, 'held', JSON.stringify(held.body));
+    assert.equal(api.deployments.size, 1);
+    const [entry] = [...api.deployments.entries()];
+    assert.ok(entry);
+    const [deploymentId, d] = entry;
+    assert.deepEqual(d.states.map((s) => s.state), ['in_progress', 'pending']);
+    assert.match(String(d.states[1]!.description), /^held: awaits approval by one of alice@example.com/);
+
+    const token = await idToken({ audience: approve, email: 'alice@example.com' });
+    const approved = await fn.post('/approve', { target: 'web', eventId: delivery }, { authorization: `Bearer ${token}` });
+    assert.equal(approved.body.status, 'ready', JSON.stringify(approved.body));
+    assert.equal(api.deployments.size, 1, 'no second Deployment');
+    assert.deepEqual(api.deployments.get(deploymentId)?.states.map((s) => s.state), ['in_progress', 'pending', 'in_progress', 'success']);
+  });
 
   test('a push deploy creates a Deployment of the commit for the target, then in_progress → success with the log link', async (t) => {
     const { api, fn } = await setup(t, `${GHCR}:\${sha}`);

@@ -19,6 +19,9 @@
 #                       cloud-builds (Cloud Build) ("gcr")
 #   RECONCILE_TARGETS   targets a Cloud Scheduler job re-applies ("")
 #   RECONCILE_SCHEDULE  their cron schedule ("*/15 * * * *")
+#   RELEASE_TARGETS     targets with windows or approval: a job deploys their held release
+#                       once its hold ended (and reconciles otherwise) ("")
+#   RELEASE_SCHEDULE    its cron schedule ("*/5 * * * *")
 #   QUEUE               the queue: a topic and its ordered push subscription to /pubsub,
 #                       both of this name (gke-deployer-queue; "" for none). Webhooks and
 #                       Scheduler jobs publish their deploys there and are answered at once
@@ -45,6 +48,10 @@ CONFIG_FILE=${CONFIG_FILE:-}
 TOPICS=${TOPICS:-gcr}
 RECONCILE_TARGETS=${RECONCILE_TARGETS:-}
 RECONCILE_SCHEDULE=${RECONCILE_SCHEDULE:-*/15 * * * *}
+# Targets with windows or approval: their job deploys a held release once its hold ended
+# (and reconciles otherwise), so it runs more often.
+RELEASE_TARGETS=${RELEASE_TARGETS:-}
+RELEASE_SCHEDULE=${RELEASE_SCHEDULE:-*/5 * * * *}
 # Pub/Sub's maximum ack deadline, equal to service.yaml's timeoutSeconds (the longest a
 # deploy may take, rollout wait included): a push is not redelivered while it still runs.
 ACK_DEADLINE=600
@@ -220,18 +227,22 @@ if [ -n "$QUEUE" ]; then
   bind pubsub subscriptions add-iam-policy-binding "$QUEUE" --member="serviceAccount:$PUBSUB_AGENT" --role=roles/pubsub.subscriber
 fi
 
-step "Cloud Scheduler: reconcile ${RECONCILE_TARGETS:-(no targets)}"
-for target in $RECONCILE_TARGETS; do
-  job=gke-deployer-reconcile-$target
-  http=(--location="$REGION" --schedule="$RECONCILE_SCHEDULE" --uri="$URL/scheduler" --http-method=POST
-    --message-body="{\"target\":\"$target\"}" --oidc-service-account-email="$SCHEDULER_SA"
+# One job per target: POST {"target"} to /scheduler, with the scheduler identity's OIDC token.
+scheduler_job() { # NAME SCHEDULE TARGET
+  local http=(--location="$REGION" --schedule="$2" --uri="$URL/scheduler" --http-method=POST
+    --message-body="{\"target\":\"$3\"}" --oidc-service-account-email="$SCHEDULER_SA"
     --oidc-token-audience="$URL/scheduler" --attempt-deadline="${ACK_DEADLINE}s")
-  if exists gc scheduler jobs describe "$job" --location="$REGION"; then
-    gc scheduler jobs update http "$job" "${http[@]}" --update-headers=Content-Type=application/json
+  if exists gc scheduler jobs describe "$1" --location="$REGION"; then
+    gc scheduler jobs update http "$1" "${http[@]}" --update-headers=Content-Type=application/json
   else
-    gc scheduler jobs create http "$job" "${http[@]}" --headers=Content-Type=application/json
+    gc scheduler jobs create http "$1" "${http[@]}" --headers=Content-Type=application/json
   fi
-done
+}
+
+step "Cloud Scheduler: reconcile ${RECONCILE_TARGETS:-(no targets)}"
+for target in $RECONCILE_TARGETS; do scheduler_job "gke-deployer-reconcile-$target" "$RECONCILE_SCHEDULE" "$target"; done
+step "Cloud Scheduler: release held deploys of ${RELEASE_TARGETS:-(no targets)}"
+for target in $RELEASE_TARGETS; do scheduler_job "gke-deployer-release-$target" "$RELEASE_SCHEDULE" "$target"; done
 
 queue_config=
 [ -z "$QUEUE" ] ||
@@ -243,6 +254,7 @@ gke-deployer is set up in $PROJECT. In deployer.yaml (then run again with CONFIG
   auth:
     pubsub:    { audience: $URL/pubsub, serviceAccounts: [$PUSH_SA] }
     scheduler: { audience: $URL/scheduler, serviceAccounts: [$SCHEDULER_SA] }
+    approve:   { audience: $URL/approve }   # targets with approval: (people approve with their gcloud token)
     github:    { secretEnv: GITHUB_WEBHOOK_SECRET }   # secret ${WEBHOOK_SECRETS[0]}
     gitlab:    { tokenEnv: GITLAB_WEBHOOK_TOKEN }     # secret ${WEBHOOK_SECRETS[1]}
 $queue_config

@@ -18,6 +18,7 @@
 import type { Octokit } from '@octokit/core';
 import type { DeployIntent } from '../core/intent.ts';
 import { REPORT_LIMITS } from './limits.ts';
+import { isRecord } from '../guards.ts';
 import { endedAs, reportedAs, type IntentOutcome } from './outcome.ts';
 import { describeOutcome, within, type Reporter } from './reporter.ts';
 
@@ -97,6 +98,12 @@ export function githubReporter(settings: GithubSettings): Reporter {
       if (typeof id !== 'number') throw new Error(`GitHub created no deployment (${created.status}): ${'message' in created.data ? String(created.data.message) : ''}`);
       return id;
     };
+    /** The Deployment made for this very event (its payload names it), among the commit's latest for the target. */
+    const find = async (gh: Octokit, signal: AbortSignal): Promise<number | undefined> => {
+      const listed = await gh.request('GET /repos/{owner}/{repo}/deployments', { owner, repo, sha: commit.sha, environment: intent.target, per_page: 30, request: { signal } });
+      const id = listed.data.find((x) => isRecord(x.payload) && x.payload.eventId === intent.eventId)?.id;
+      return typeof id === 'number' ? id : undefined;
+    };
     /** How it ended, on Deployment `id` once `begun` settled (its failure is the report's). */
     const finisher = (begun: Promise<{ gh: Octokit; id: number }>) => {
       const settled = begun.then((v) => ({ ok: true as const, ...v }), (err: unknown) => ({ ok: false as const, err }));
@@ -106,7 +113,7 @@ export function githubReporter(settings: GithubSettings): Reporter {
         await status(b.gh, b.id, githubState(outcome, intent.report?.queued === true), describeOutcome(outcome, REPORT_LIMITS.githubDescriptionLength), bound);
       };
     };
-    return { status, create, finisher };
+    return { status, create, find, finisher };
   }
 
   return {
@@ -117,7 +124,8 @@ export function githubReporter(settings: GithubSettings): Reporter {
       // Alongside the deploy: never delays it. A queued intent's Deployment exists already.
       const started = (async () => {
         const gh = await within(octokit(), signal);
-        const id = intent.report?.githubDeployment ?? (await d.create(gh, signal));
+        // A held intent released: its Deployment was made when it was held (src/control/).
+        const id = intent.report?.githubDeployment ?? (intent.report?.held ? await d.find(gh, signal) : undefined) ?? (await d.create(gh, signal));
         await d.status(gh, id, 'in_progress', clip(`deploying ${intent.image ?? 'the recorded image'} to ${intent.target}`), signal);
         return { gh, id };
       })();

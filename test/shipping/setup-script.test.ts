@@ -55,7 +55,7 @@ describe('deploy/gcloud/setup.sh', () => {
   before(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-setup-'));
     await writeFile(path.join(dir, 'deployer.yaml'), 'auth: { direct: none }\n');
-    const env = { CONFIG_FILE: path.join(dir, 'deployer.yaml'), TOPICS: 'gcr cloud-builds', RECONCILE_TARGETS: 'web' };
+    const env = { CONFIG_FILE: path.join(dir, 'deployer.yaml'), TOPICS: 'gcr cloud-builds', RECONCILE_TARGETS: 'web', RELEASE_TARGETS: 'shop' };
     first = await setup(dir, env);
     second = await setup(dir, env);
     const service = parse(await readFile(path.join(root, 'service.yaml'), 'utf8')) as { spec: { template: { spec: { timeoutSeconds: number } } } };
@@ -152,6 +152,16 @@ describe('deploy/gcloud/setup.sh', () => {
     assert.equal(job?.flags['attempt-deadline'], `${timeoutSeconds}s`);
   });
 
+  test('a target with windows or approval gets a release job every 5 minutes, posting {"target"} to /scheduler as the reconcile job does', () => {
+    const jobs = named(first.calls, 'scheduler jobs create http');
+    assert.deepEqual(jobs.map((j) => j.positionals[0]), ['gke-deployer-reconcile-web', 'gke-deployer-release-shop']);
+    const release = jobs[1];
+    assert.equal(release?.flags.schedule, '*/5 * * * *');
+    assert.deepEqual(JSON.parse(String(release?.flags['message-body'])), { target: 'shop' });
+    assert.equal(release?.flags['oidc-token-audience'], `${URL}/scheduler`);
+    assert.match(first.stdout, new RegExp(`approve: +\\{ audience: ${URL}/approve`));
+  });
+
   test('stores the config file once, and gives each webhook secret a random first version', () => {
     assert.deepEqual(first.state.resources['secrets:gke-deployer-config']?.versions, ['auth: { direct: none }\n']);
     const github = first.state.resources['secrets:gke-deployer-github-webhook-secret']?.versions ?? [];
@@ -164,7 +174,7 @@ describe('deploy/gcloud/setup.sh', () => {
     const creates = second.calls.filter((c) => c.command.includes('create') || c.command.join(' ') === 'run deploy' || c.command.join(' ') === 'secrets versions add');
     assert.deepEqual(creates.map((c) => c.command.join(' ')), []);
     assert.equal(named(second.calls, 'pubsub subscriptions update').length, 3);
-    assert.equal(named(second.calls, 'scheduler jobs update http').length, 1);
+    assert.equal(named(second.calls, 'scheduler jobs update http').length, 2);
     assert.equal(named(second.calls, 'scheduler jobs update http')[0]?.flags['update-headers'], 'Content-Type=application/json');
     assert.deepEqual(second.state.bindings, first.state.bindings);
   });

@@ -3,6 +3,7 @@
 // https://docs.github.com/en/rest/deployments/statuses#create-a-deployment-status):
 //   POST /repos/{owner}/{repo}/deployments                         201 {id, ref, sha, environment, …}; 422 without ref
 //   POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses 201 {id, state, …}; 404 unknown deployment; 422 bad state
+//   GET  /repos/{owner}/{repo}/deployments?sha=&environment=&per_page= 200 [{id, sha, environment, payload, …}], newest first
 // and the compare endpoint the ancestry of Git events asks (https://docs.github.com/en/rest/commits/commits#compare-two-commits),
 // over the commits the test puts in `graph`:
 //   GET  /repos/{owner}/{repo}/compare/{base}...{head}   200 {status: ahead|behind|identical|diverged, ahead_by,
@@ -38,6 +39,15 @@ export async function startGithubApi(token: string): Promise<GithubFake> {
         const id = ++seq;
         deployments.set(id, { repository: `${m[1]}/${m[2]}`, body: call.body, states: [] });
         return { status: 201, body: { id, node_id: `DE_${id}`, sha: ref, ref, task: 'deploy', environment: environment ?? 'production', payload: call.body.payload ?? {}, created_at: new Date().toISOString() } };
+      }],
+      ['GET', /^\/repos\/([^/]+)\/([^/]+)\/deployments$/, (call, m) => {
+        const [sha, environment] = [call.query.get('sha'), call.query.get('environment')];
+        const listed = [...deployments.entries()]
+          .filter(([, d]) => d.repository === `${m[1]}/${m[2]}` && (sha === null || d.body.ref === sha) && (environment === null || d.body.environment === environment))
+          .reverse()
+          .slice(0, Number(call.query.get('per_page') ?? 30))
+          .map(([id, d]) => ({ id, sha: d.body.ref, ref: d.body.ref, task: 'deploy', environment: d.body.environment, payload: d.body.payload ?? {} }));
+        return { status: 200, body: listed };
       }],
       ['POST', /^\/repos\/([^/]+)\/([^/]+)\/deployments\/(\d+)\/statuses$/, (call, m) => {
         const d = deployments.get(Number(m[3]));
