@@ -11,7 +11,11 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { REPO, configYaml, fixture, gkeCluster, webTarget } from './support/config.ts';
 import { startFunction, type RunningFunction } from './support/function.ts';
-import { exists, idToken, kubectlJson, namespace, useSandboxEnv } from './support/sandbox.ts';
+import { exists, idToken, kubectl, kubectlJson, namespace, useSandboxEnv } from './support/sandbox.ts';
+import { ClusterRegistry } from '../src/cluster/registry.ts';
+import { closeHold, readHold, writeHold } from '../src/control/holds.ts';
+import type { DeployError } from '../src/errors.ts';
+import { startChatWebhook, type ChatWebhook } from './support/chat-webhook.ts';
 
 const DIRECT = 'https://gke-deployer.example.run.app/deploy';
 const SCHEDULER = 'https://gke-deployer.example.run.app/scheduler';
@@ -45,6 +49,7 @@ async function image(ns: string): Promise<string | undefined> {
 
 describe('production controls', () => {
   let fn: RunningFunction;
+  let chat: ChatWebhook;
   let clockFile: string;
   const ns: Record<string, string> = {};
   const bearer = async (audience: string, email: string) => ({ authorization: `Bearer ${await idToken({ audience, email })}` });
@@ -59,6 +64,9 @@ describe('production controls', () => {
     clockFile = path.join(await mkdtemp(path.join(tmpdir(), 'clock-')), 'now');
     setClock(FROZEN);
     const approval = { approvers: [ALICE], expireAfter: '1h' };
+    chat = await startChatWebhook('/v1/spaces/CONTROLS/messages?key=k&token=t');
+    // Read when the configuration is loaded, as on Cloud Run.
+    process.env.TEST_CONTROLS_CHAT_URL = chat.url;
     fn = await startFunction(
       configYaml({
         auth: {
@@ -78,6 +86,7 @@ describe('production controls', () => {
           expiring: webTarget(ns.expiring!, { approval }),
           quarantine: webTarget(ns.quarantine!, { rollout: { timeout: '60s' } }),
         },
+        report: { chat: { webhookEnv: 'TEST_CONTROLS_CHAT_URL' } },
       }),
       { 'web.yaml': fixture('manifests/web.yaml') },
       { DEPLOYER_CLOCK_FILE: clockFile },
@@ -85,7 +94,10 @@ describe('production controls', () => {
     ci = await bearer(DIRECT, CI);
     sched = await bearer(SCHEDULER, SCHED);
   });
-  after(() => fn?.close());
+  after(async () => {
+    await fn?.close();
+    await chat?.close();
+  });
 
   test('a deny window holds the deploy in the namespace; once it opens, the /scheduler call deploys it', async () => {
     setClock(FROZEN);
@@ -228,5 +240,47 @@ describe('production controls', () => {
     assert.equal(refused.body.status, 'quarantined');
     const forced = await fn.post('/deploy', { target: 'quarantine', image: bad, eventId: 'q-forced', force: true }, ci);
     assert.equal(forced.body.status, 'rolled-back', JSON.stringify(forced.body));
+  });
+
+  test('chat: a message for each held, superseded, rejected, expired and quarantined outcome, with its reason', () => {
+    const texts = chat.posts.map((p) => (p.body as { text: string }).text);
+    const headed = (head: string) => texts.filter((t) => t.startsWith(`${head}`));
+    assert.equal(headed('*frozen: held*').length, 1);
+    assert.deepEqual(headed('*frozen: ready*').map((t) => /image: (.*)/.exec(t)?.[1]), [`\`${REPO}:1.0.0\``, `\`${REPO}:1.0.0\``], 'the release once deployed, then the plain reconcile');
+    assert.equal(headed('*superseded: held*').length, 3, 'sup-1, sup-2 and its redelivery');
+    assert.equal(headed('*superseded: superseded*').length, 2, 'sup-1 replaced, sup-0 too old');
+    assert.match(headed('*superseded: superseded*')[0]!, /reason: replaced by the newer event sup-2/);
+    assert.match(headed('*gated: held*')[0]!, /reason: awaits approval by one of alice@example\.com \(POST \/approve\)/);
+    assert.match(headed('*rejected: rejected*')[0]!, /reason: rejected by alice@example\.com/);
+    assert.equal(headed('*expiring: expired*').length, 1);
+    assert.equal(headed('*quarantine: quarantined*').length, 2);
+    assert.equal(headed('*quarantine: rolled-back*').length, 3);
+  });
+});
+
+describe('hold records: every change is conditional on what was read', () => {
+  test('a replace or close written against a record someone changed since is refused and changes nothing; closed, it reads as no hold', async (t) => {
+    const info = await useSandboxEnv();
+    const ns = await namespace('holdcas');
+    const registry = new ClusterRegistry(new Map([['c', { kubeconfig: { path: info.kubeconfig } }]]));
+    t.after(() => registry.close());
+    const client = await registry.client('c');
+    const intent = { target: 'web', image: `${REPO}:1.0.0`, dryRun: false, requestId: 'r1', source: 'direct', eventId: 'e1', eventTime: '2026-12-01T00:00:00Z' };
+    const hold = { intent, reason: 'held for a test', heldAt: '2026-12-01T00:00:00Z' };
+    assert.equal(await writeHold(client, hold, ns), true);
+    assert.equal(await writeHold(client, hold, ns), false, 'a second create finds it there');
+    const read = await readHold(client, 'web', ns);
+    assert.deepEqual(read?.hold, hold);
+    // Another instance replaces it meanwhile.
+    assert.equal(await writeHold(client, { ...hold, intent: { ...intent, eventId: 'e2' } }, ns, read!.live), true);
+    assert.equal(await writeHold(client, { ...hold, intent: { ...intent, eventId: 'e3' } }, ns, read!.live), false);
+    assert.equal(await closeHold(client, read!.live, 'released', '2026-12-01T00:01:00Z'), false);
+    const now = await readHold(client, 'web', ns);
+    assert.equal(now?.hold?.intent.eventId, 'e2');
+    assert.equal(await closeHold(client, now!.live, 'rejected', '2026-12-01T00:02:00Z'), true);
+    assert.equal((await readHold(client, 'web', ns))?.hold, undefined);
+    // A hand-edited record is refused, not acted on.
+    await kubectl(['-n', ns, 'patch', 'configmap', 'gke-deployer-hold-web', '--type=merge', '-p', '{"data":{"state":null,"intent":"{}","reason":"x","heldAt":"2026-12-01T00:00:00Z"}}']);
+    await assert.rejects(readHold(client, 'web', ns), (err: DeployError) => err.code === 'HOLD_INVALID');
   });
 });

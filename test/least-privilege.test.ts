@@ -15,7 +15,7 @@ import { parse, stringify } from 'yaml';
 import type { SandboxInfo } from '../sandbox/index.ts';
 import { configYaml, gkeCluster } from './support/config.ts';
 import { startFunction, type RunningFunction } from './support/function.ts';
-import { kubectl, kubectlJson, namespace, useSandboxEnv } from './support/sandbox.ts';
+import { idToken, kubectl, kubectlJson, namespace, useSandboxEnv } from './support/sandbox.ts';
 
 const exec = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '..');
@@ -86,7 +86,10 @@ describe('deploy/kubernetes/rbac.yaml grants what a deploy needs, in its namespa
   let repo: string;
   let identityUrl: string;
   let freshNs: string;
+  let gatedNs: string;
   let info: SandboxInfo;
+  const APPROVE = 'https://gke-deployer.example.run.app/approve';
+  const APPROVER = 'alice@example.com';
 
   before(async () => {
     info = await useSandboxEnv();
@@ -101,8 +104,11 @@ describe('deploy/kubernetes/rbac.yaml grants what a deploy needs, in its namespa
     const elsewhere = { ...example.target, namespace: other };
     freshNs = `lp-new-${randomBytes(4).toString('hex')}`;
     const fresh = { ...example.target, namespace: freshNs };
+    gatedNs = await namespace('lp-gated');
+    await applyRbac(gatedNs, serviceAccount);
+    const gated = { ...example.target, namespace: gatedNs, approval: { approvers: [APPROVER] } };
     fn = await startFunction(
-      configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { hello: example.target, elsewhere, fresh } }),
+      configYaml({ auth: { direct: 'none', approve: { audience: APPROVE }, certsUrl: info.certsUrl }, clusters: { sandbox: gkeCluster(info) }, targets: { hello: example.target, elsewhere, fresh, gated } }),
       example.files,
     );
   });
@@ -157,6 +163,18 @@ describe('deploy/kubernetes/rbac.yaml grants what a deploy needs, in its namespa
     assert.equal(res.status, 422, JSON.stringify(res.body));
     assert.equal(res.body.status, 'rolled-back', JSON.stringify(res.body));
     assert.equal(await liveImage(ns), before);
+  });
+
+  test('a held deploy: its hold is written, approved and closed with the ApplySet parent\'s verbs on configmaps (get, create, patch)', async () => {
+    const held = await fn.post('/deploy', { target: 'gated', image: `${repo}:lp-held`, eventId: 'lp-held-1' });
+    assert.equal(held.status, 202, JSON.stringify(held.body));
+    assert.equal(held.body.status, 'held');
+    const token = await idToken({ audience: APPROVE, email: APPROVER });
+    const approved = await fn.post('/approve', { target: 'gated', eventId: 'lp-held-1' }, { authorization: `Bearer ${token}` });
+    assert.equal(approved.status, 200, JSON.stringify(approved.body));
+    assert.equal(approved.body.status, 'ready');
+    const hold = await kubectlJson<{ data: Record<string, string> }>(['-n', gatedNs, 'get', 'configmap', 'gke-deployer-hold-gated']);
+    assert.deepEqual([hold.data.state, hold.data.eventId], ['released', 'lp-held-1']);
   });
 
   test('a first deploy that crashes: a rollback may delete what it created', async () => {
