@@ -272,12 +272,12 @@ describe('hold records: every change is conditional on what was read', () => {
     const read = await readHold(client, 'web', ns);
     assert.deepEqual(read?.hold, hold);
     // Another instance replaces it meanwhile.
-    assert.equal(await writeHold(client, { ...hold, intent: { ...intent, eventId: 'e2' } }, ns, read!.live), true);
-    assert.equal(await writeHold(client, { ...hold, intent: { ...intent, eventId: 'e3' } }, ns, read!.live), false);
-    assert.equal(await closeHold(client, read!.live, 'released', '2026-12-01T00:01:00Z'), false);
+    assert.equal(await writeHold(client, { ...hold, intent: { ...intent, eventId: 'e2' } }, ns, read.live), true);
+    assert.equal(await writeHold(client, { ...hold, intent: { ...intent, eventId: 'e3' } }, ns, read.live), false);
+    assert.equal(await closeHold(client, read.live, 'released', '2026-12-01T00:01:00Z'), false);
     const now = await readHold(client, 'web', ns);
     assert.equal(now?.hold?.intent.eventId, 'e2');
-    assert.equal(await closeHold(client, now!.live, 'rejected', '2026-12-01T00:02:00Z'), true);
+    assert.equal(await closeHold(client, now.live, 'rejected', '2026-12-01T00:02:00Z'), true);
     assert.equal((await readHold(client, 'web', ns))?.hold, undefined);
     // A hand-edited record is refused, not acted on.
     await kubectl(['-n', ns, 'patch', 'configmap', 'gke-deployer-hold-web', '--type=merge', '-p', '{"data":{"state":null,"intent":"{}","reason":"x","heldAt":"2026-12-01T00:00:00Z"}}']);
