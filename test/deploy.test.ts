@@ -32,17 +32,40 @@ describe('POST /deploy, gke target', () => {
   let fn: RunningFunction;
   let ns: string;
   let firstNs: string;
+  let slowNs: string;
 
   before(async () => {
     const info = await useSandboxEnv();
     ns = await namespace('web');
     firstNs = await namespace('web-first');
     // first: only the create/configure/unchanged test deploys it, so it starts from nothing in any test order.
-    fn = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns), first: webTarget(firstNs) } }), {
+    slowNs = await namespace('web-slow');
+    // Ready only 11 s after its Pods are: past the wait's first 10 s progress line.
+    const slow = fixture('manifests/web.yaml').replace('  replicas: 2\n', '  replicas: 2\n  minReadySeconds: 11\n');
+    fn = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns), first: webTarget(firstNs), slow: webTarget(slowNs, { manifests: ['slow.yaml'] }) } }), {
       'web.yaml': fixture('manifests/web.yaml'),
+      'slow.yaml': slow,
     });
   });
   after(() => fn.close());
+
+  test('a rollout over 10 s logs what it still waits on every 10 s at INFO; every line of the request carries its trace, span and sampled flag', async () => {
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const res = await fn.post('/deploy', { target: 'slow', image: `${REPO}:1.0.0` }, { traceparent: `00-${traceId}-00f067aa0ba902b7-01` });
+    assert.equal(res.body.status, 'ready', JSON.stringify(res.body));
+    const lines = fn.logs.filter((l) => l.requestId === res.body.requestId);
+    const waiting = lines.filter((l) => /^slow: still waiting on /.test(l.message));
+    assert.equal(waiting.length, 1, JSON.stringify(lines.map((l) => l.message)));
+    assert.equal(waiting[0]!.severity, 'INFO');
+    assert.match(waiting[0]!.message, /still waiting on Deployment web \(Waiting for rollout to finish: 0 of 2 updated replicas are available\)$/);
+    for (const line of lines) {
+      assert.deepEqual(
+        [line['logging.googleapis.com/trace'], line['logging.googleapis.com/spanId'], line['logging.googleapis.com/trace_sampled']],
+        [`projects/sandbox-project/traces/${traceId}`, '00f067aa0ba902b7', true],
+        line.message,
+      );
+    }
+  });
 
   test('creates, then configures, then reports unchanged — as the API server sees it', async () => {
     const traceId = '105445aa7843bc8bf206b12000100000';

@@ -25,7 +25,7 @@ import { directSource } from '../src/sources/direct.ts';
 import { eventHeader, header, isZeroSha, refTarget } from '../src/sources/git-event.ts';
 import { githubSource, mapGithubEvent } from '../src/sources/github.ts';
 import { gitlabSource, mapGitlabEvent } from '../src/sources/gitlab.ts';
-import { bearerToken, parseJson, rawBody, requireContentType, traceOf } from '../src/sources/http.ts';
+import { bearerToken, logTraceOf, parseJson, rawBody, requireContentType, traceparentOf } from '../src/sources/http.ts';
 import { decodeJson, interpretMessage } from '../src/sources/pubsub-messages.ts';
 import { decodeBase64, MESSAGE_PUBLISHED, pubsubSource } from '../src/sources/pubsub.ts';
 import { router } from '../src/sources/router.ts';
@@ -226,7 +226,7 @@ describe('request parsers: only DeployError escapes', () => {
         refusedOrDone(() => requireContentType(req, 'application/json'));
         refusedOrDone(() => parseJson(b ?? Buffer.alloc(0)));
         refusedOrDone(() => bearerToken(req));
-        refusedOrDone(() => traceOf(req.headers, "p"));
+        refusedOrDone(() => logTraceOf(traceparentOf(req.headers), "p"));
         refusedOrDone(() => eventHeader(req, s));
         refusedOrDone(() => header(req, s));
         refusedOrDone(() => refTarget(s));

@@ -1,7 +1,33 @@
 // Structured logs in the Cloud Logging JSON format: one line per event on stdout.
 // Callers pass fields, never credentials; `redact` is a second line of defence, over
 // field names, field values and the message text alike.
+import { AsyncLocalStorage } from 'node:async_hooks';
+
 export type Severity = 'DEBUG' | 'INFO' | 'NOTICE' | 'WARNING' | 'ERROR';
+
+/** The trace a request's lines belong to: set once per request, read by every line logged while it runs. */
+export interface LogTrace {
+  /** projects/P/traces/T */
+  trace?: string | undefined;
+  /** The span the line was logged in (16 hex digits): the request's own, or a stage's when tracing is on. */
+  spanId?: string | undefined;
+  sampled?: boolean | undefined;
+}
+
+const requestTrace = new AsyncLocalStorage<LogTrace>();
+
+/** Runs `fn` with every line it logs (progress, cluster access, reports) carrying `trace`. */
+export function withLogTrace<T>(trace: LogTrace, fn: () => T): T {
+  return requestTrace.run(trace, fn);
+}
+
+/** The trace of the request being served, if any (mutable: a queued delivery continues its sender's trace). */
+export function currentLogTrace(): LogTrace | undefined {
+  return requestTrace.getStore();
+}
+
+/** Error Reporting groups an ERROR line that has this type, even without a stack trace. */
+const REPORTED_ERROR = 'type.googleapis.com/google.devtools.clouderrorreporting.v1beta1.ReportedErrorEvent';
 
 export interface LogFields {
   requestId?: string;
@@ -64,14 +90,20 @@ function redactValue(v: unknown, depth: number): unknown {
   return proto === Object.prototype || proto === null ? redactRecord(v as Record<string, unknown>, depth) : v;
 }
 
-export function jsonLogger(write: (line: string) => void = (l) => process.stdout.write(l)): Logger {
+export function jsonLogger(write: (line: string) => void = (l) => process.stdout.write(l), env: NodeJS.ProcessEnv = process.env): Logger {
+  const serviceContext = { service: env.K_SERVICE ?? 'gke-deployer', ...(env.K_REVISION !== undefined && { version: env.K_REVISION }) };
   return (severity, message, fields = {}) => {
-    const { trace, ...rest } = fields;
+    const { trace: given, ...rest } = fields;
+    const t = requestTrace.getStore();
+    const trace = given ?? t?.trace;
     write(
       `${JSON.stringify({
         severity,
         message: redactText(message),
         ...(trace !== undefined && { 'logging.googleapis.com/trace': trace }),
+        ...(trace !== undefined && t?.spanId !== undefined && { 'logging.googleapis.com/spanId': t.spanId }),
+        ...(trace !== undefined && t?.sampled !== undefined && { 'logging.googleapis.com/trace_sampled': t.sampled }),
+        ...(severity === 'ERROR' && { '@type': REPORTED_ERROR, serviceContext }),
         ...redact(rest),
         time: new Date().toISOString(),
       })}\n`,

@@ -28,6 +28,8 @@ const payloadSchema = z.strictObject({
     eventId: id,
     eventTime: z.iso.datetime({ offset: true }),
     force: z.boolean().optional(),
+    /** Break-glass, checked against auth.direct.breakGlass when it was queued. */
+    override: z.strictObject({ by: text, reason: text }).optional(),
     commit: z.strictObject({ host: z.enum(['github', 'gitlab']), repository: text, sha: z.string().regex(/^[0-9a-f]{7,64}$/) }).optional(),
     gitRef: z.strictObject({ branch: text.optional(), tag: text.optional() }).optional(),
     report: z.strictObject({ queued: z.literal(true).optional(), githubDeployment: z.number().int().positive().optional() }).optional(),
@@ -48,11 +50,11 @@ export function proofAudience(payload: string): string {
 }
 
 export function queuedPayload(intent: DeployIntent): string {
-  const { target, image, source, eventId, eventTime, force, commit, gitRef, report, requestId } = intent;
+  const { target, image, source, eventId, eventTime, force, override, commit, gitRef, report, requestId } = intent;
   return JSON.stringify({
     v: 1,
     requestId,
-    intent: { target, ...(image !== undefined && { image }), source, eventId, eventTime, ...(force && { force }), ...(commit && { commit }), ...(gitRef && { gitRef }), ...(report && { report }) },
+    intent: { target, ...(image !== undefined && { image }), source, eventId, eventTime, ...(force && { force }), ...(override && { override }), ...(commit && { commit }), ...(gitRef && { gitRef }), ...(report && { report }) },
   });
 }
 

@@ -5,6 +5,7 @@ import type { Request, Response } from '@google-cloud/functions-framework';
 import type { z } from 'zod';
 import { DeployError } from '../errors.ts';
 import { LIMITS } from './limits.ts';
+import type { LogTrace } from '../core/log.ts';
 
 export interface ErrorBody {
   status: 'error';
@@ -79,10 +80,11 @@ export function traceparentOf(headers: Headers): string | undefined {
   return `00-${m[1]!.toLowerCase()}-${spanHex}-0${m[3] === '1' ? 1 : 0}`;
 }
 
-/** Cloud Logging trace of a request (traceparent or X-Cloud-Trace-Context). */
-export function traceOf(headers: Headers, project = process.env.GOOGLE_CLOUD_PROJECT): string | undefined {
-  const id = traceparentOf(headers)?.split('-')[1];
-  return id && project ? `projects/${project}/traces/${id}` : undefined;
+/** Cloud Logging's trace fields for a W3C traceparent: the trace, its span, whether it is sampled. */
+export function logTraceOf(traceparent: string | undefined, project = process.env.GOOGLE_CLOUD_PROJECT): LogTrace {
+  const [, id, spanId, flags] = traceparent?.split('-') ?? [];
+  if (!id || !project) return {};
+  return { trace: `projects/${project}/traces/${id}`, spanId, sampled: (parseInt(flags ?? '0', 16) & 1) === 1 };
 }
 
 export function sendJson(res: Response, status: number, body: unknown): void {

@@ -4,11 +4,11 @@ import type { Request, Response } from '@google-cloud/functions-framework';
 import type { Config } from '../config/load.ts';
 import type { DeployIntent, Deployer } from '../core/intent.ts';
 import { asDeployError, DeployError } from '../errors.ts';
-import type { Logger } from '../core/log.ts';
+import { currentLogTrace, withLogTrace, type Logger } from '../core/log.ts';
 import { retryable, type IntentOutcome, type Outcome } from '../report/outcome.ts';
 import { reportIntent, reportOutcome } from '../report/report.ts';
 import { OidcVerifier } from './auth/oidc.ts';
-import { errorBody, newRequestId, sendJson, traceOf, traceparentOf } from './http.ts';
+import { errorBody, logTraceOf, newRequestId, sendJson, traceparentOf } from './http.ts';
 import { sourceRoutes } from './routes.ts';
 import type { Source } from './source.ts';
 import type { Controls, Release } from '../control/controls.ts';
@@ -69,8 +69,9 @@ export function router({ config, deploy, queue, log, verifier = new OidcVerifier
       await delivery.proven?.();
       if (delivery.id !== undefined && SAFE_ID.test(delivery.id)) ctx.requestId = delivery.id;
       if (delivery.traceparent !== undefined) {
+        // A queued intent continues its sender's trace: every line from here on is in it.
         ctx.traceparent = delivery.traceparent;
-        ctx.fields.trace = traceOf({ traceparent: delivery.traceparent });
+        Object.assign(currentLogTrace() ?? {}, logTraceOf(delivery.traceparent));
       }
       const arrived = new Date(ctx.started).toISOString();
       if (delivery.reply) return { kind: 'replied', ...delivery.reply };
@@ -145,8 +146,14 @@ export function router({ config, deploy, queue, log, verifier = new OidcVerifier
   // /health; /healthz stays as an alias for local use.
   const HEALTH = new Set(['/health', '/healthz']);
 
-  return async (req, res) => {
-    const ctx: Ctx = { requestId: newRequestId(), started: Date.now(), fields: { trace: traceOf(req.headers), path: req.path }, traceparent: traceparentOf(req.headers) };
+  return (req, res) => {
+    const traceparent = traceparentOf(req.headers);
+    // Every line logged while the request runs carries its trace, wherever it is logged from.
+    return withLogTrace(logTraceOf(traceparent), () => serve(req, res, traceparent));
+  };
+
+  async function serve(req: Request, res: Response, traceparent: string | undefined): Promise<void> {
+    const ctx: Ctx = { requestId: newRequestId(), started: Date.now(), fields: { path: req.path }, traceparent };
     if (HEALTH.has(req.path)) {
       if (req.method === 'GET') return sendJson(res, 200, { status: 'ok' });
       res.set('Allow', 'GET');
@@ -164,5 +171,5 @@ export function router({ config, deploy, queue, log, verifier = new OidcVerifier
     const answer = source.answer(outcome, ctx.requestId);
     reportOutcome(log, outcome, answer.status, { requestId: ctx.requestId, ...ctx.fields, durationMs: Date.now() - ctx.started });
     sendJson(res, answer.status, answer.body);
-  };
+  }
 }

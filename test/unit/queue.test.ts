@@ -18,7 +18,7 @@ import type { IntentOutcome } from '../../src/report/outcome.ts';
 import type { Reporter } from '../../src/report/reporter.ts';
 import { queuedWithReporters } from '../../src/report/reporters.ts';
 import { OidcVerifier } from '../../src/sources/auth/oidc.ts';
-import { traceOf, traceparentOf } from '../../src/sources/http.ts';
+import { logTraceOf, traceparentOf } from '../../src/sources/http.ts';
 import { pubsubSource } from '../../src/sources/pubsub.ts';
 import type { Config } from '../../src/config/load.ts';
 
@@ -63,6 +63,11 @@ describe('the queued message', () => {
     assert.deepEqual(readPayload(parts.payload), intent);
   });
 
+  test('a break-glass override travels with the intent: queued, it is still deployed through a closed window', () => {
+    const overridden = { ...intent, override: { by: 'ops@p.iam.gserviceaccount.com', reason: 'incident 42' } };
+    assert.deepEqual(readPayload(queuedPayload(overridden)).override, overridden.override);
+  });
+
   test('the proof audience names the payload\'s bytes: any change gives another', () => {
     const payload = queuedPayload(intent);
     assert.equal(proofAudience(payload), proofAudience(queuedPayload({ ...intent })));
@@ -91,8 +96,9 @@ describe('the trace context', () => {
     // A malformed traceparent (all-zero trace id) is not carried; Google's header then is.
     assert.equal(traceparentOf({ traceparent: `00-${'0'.repeat(32)}-b7ad6b7169203331-01`, 'x-cloud-trace-context': '105445aa7843bc8bf206b12000100000' }), '00-105445aa7843bc8bf206b12000100000-0000000000000001-00');
     assert.equal(traceparentOf({ traceparent: 'garbage' }), undefined);
-    assert.equal(traceOf({ traceparent: tp }, 'p'), 'projects/p/traces/0af7651916cd43dd8448eb211c80319c');
-    assert.equal(traceOf({}, 'p'), undefined);
+    assert.deepEqual(logTraceOf(tp, 'p'), { trace: 'projects/p/traces/0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', sampled: true });
+    assert.deepEqual(logTraceOf(traceparentOf({ 'x-cloud-trace-context': '105445AA7843BC8BF206B12000100000/255' }), 'p'), { trace: 'projects/p/traces/105445aa7843bc8bf206b12000100000', spanId: '00000000000000ff', sampled: false });
+    assert.deepEqual(logTraceOf(undefined, 'p'), {});
   });
 });
 
