@@ -13,6 +13,8 @@ import { intentQueue } from './queue/queue.ts';
 import { Controls } from './control/controls.ts';
 import { controlClock } from './control/clock.ts';
 import { reportIntent } from './report/report.ts';
+import { installTracer, type Tracer } from './core/trace.ts';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 
 export interface App {
   config: Config;
@@ -20,7 +22,12 @@ export interface App {
   close(): Promise<void>;
 }
 
-export function createApp(config: Config, log: Logger = jsonLogger(), env = process.env): App {
+export interface AppOptions {
+  /** Tests: spans go to this exporter (tracing on whatever the environment says). */
+  spanExporter?: SpanExporter | undefined;
+}
+
+export function createApp(config: Config, log: Logger = jsonLogger(), env = process.env, options: AppOptions = {}): App {
   // Webhook secrets are blanked out of every log line, wherever a bug might put them.
   for (const name of [config.auth.github?.secretEnv, config.auth.gitlab?.tokenEnv]) {
     if (name) registerSecret(env[name]?.replace(/[\r\n]+$/, ''));
@@ -48,7 +55,8 @@ export function createApp(config: Config, log: Logger = jsonLogger(), env = proc
       await reporters.settle(intent, result);
     },
   });
-  const handler = router({
+  const tracing = tracingFor(env, log, options.spanExporter);
+  const handled = router({
     config,
     controls,
     deploy: reporters.wrap(deployer({ config, clusters, leases, ancestry, releases, controls })),
@@ -57,7 +65,37 @@ export function createApp(config: Config, log: Logger = jsonLogger(), env = proc
     deadlineMs: deadlineMs(env),
   });
   // The Leases go back first: handing them back needs the clusters' connections.
-  return { config, handler, close: async () => void (await Promise.all([leases.close().finally(() => clusters.close()), reporters.close(), queue?.close()])) };
+  // Tracing is loaded at start-up; a request that comes sooner waits for it.
+  const handler: Handler = tracing ? async (req, res) => void (await tracing, await handled(req, res)) : handled;
+  const closeTracing = async () => {
+    const t = await tracing;
+    installTracer(undefined);
+    await t?.close();
+  };
+  return { config, handler, close: async () => void (await Promise.all([leases.close().finally(() => clusters.close()), reporters.close(), queue?.close(), closeTracing()])) };
+}
+
+/**
+ * OTEL_TRACES_EXPORTER=gcp turns tracing on (spans to Cloud Trace); unset or `none` leaves it off,
+ * and OTEL_SDK_DISABLED=true turns it off whatever else is set (the OpenTelemetry variables).
+ */
+function tracingFor(env: NodeJS.ProcessEnv, log: Logger, exporter: SpanExporter | undefined): Promise<(Tracer & { close(): Promise<void> }) | undefined> | undefined {
+  const wanted = env.OTEL_TRACES_EXPORTER?.trim() ?? '';
+  if (!exporter && !['', 'none', 'gcp'].includes(wanted)) {
+    throw new ConfigError('OTEL_TRACES_EXPORTER', [`OTEL_TRACES_EXPORTER: "${wanted}" is not supported; use gcp (Cloud Trace) or none`]);
+  }
+  if (!exporter && (wanted !== 'gcp' || env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true')) return undefined;
+  return import('./telemetry/otel.ts')
+    .then(async ({ otelTracer }) => {
+      const tracer = await otelTracer({ service: env.OTEL_SERVICE_NAME ?? env.K_SERVICE ?? 'gke-deployer', version: env.K_REVISION, log, exporter });
+      installTracer(tracer, env.GOOGLE_CLOUD_PROJECT);
+      return tracer;
+    })
+    .catch((err: unknown) => {
+      // Serve untraced rather than not at all.
+      log('WARNING', `tracing is off: ${err instanceof Error ? err.message : String(err)}`);
+      return undefined;
+    });
 }
 
 /**

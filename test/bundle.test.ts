@@ -19,6 +19,7 @@ import { startGithubApi } from './support/github-api.ts';
 import { resultTopic } from './support/result-topic.ts';
 import { freePort, spawnFunction, type FunctionProcess } from './support/process.ts';
 import { kubectlJson, namespace, stats, useSandboxEnv } from './support/sandbox.ts';
+import { until } from './support/until.ts';
 
 interface Deployment {
   spec: { template: { spec: { containers: { name: string; image: string }[] } } };
@@ -108,6 +109,20 @@ describe('the lazily loaded libraries, through the production bundle', () => {
   const GITHUB_TOKEN = 'ghp_statusTokenForBundleTests0123456789';
   const push = fixture('events/github-push.json');
   const id = () => randomBytes(4).toString('hex');
+
+  test('OTEL_TRACES_EXPORTER=gcp: the lazily loaded OpenTelemetry SDK and Cloud Trace exporter trace a deploy and try to export it', async (t) => {
+    const entry = await ensureBundle();
+    const info = await useSandboxEnv();
+    const ns = await namespace('bundle-trace');
+    const config = configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns) } });
+    const fn = await spawnFunction(config, { 'web.yaml': fixture('manifests/web.yaml') }, { ...info.env, OTEL_TRACES_EXPORTER: 'gcp' }, entry);
+    t.after(() => fn.close());
+    const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.0.0` }, { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' });
+    assert.equal(res.body.status, 'ready', JSON.stringify(res.body));
+    // No network here: Cloud Trace cannot be reached, so the export of the deploy's spans fails, said as a WARNING.
+    await until('a trace export attempt', () => fn.logs.find((l) => typeof l.message === 'string' && l.message.startsWith('trace export failed: ')), { seen: () => fn.logs.filter((l) => l.severity !== 'INFO') });
+    assert.equal(fn.logs.find((l) => typeof l.message === 'string' && l.message.startsWith('tracing is off')), undefined, 'the SDK and exporter loaded');
+  });
 
   test('a GitHub push deploys to a gke cluster, posts the Deployment statuses and publishes its result on the topic', async (t) => {
     const entry = await ensureBundle();

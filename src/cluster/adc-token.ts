@@ -1,4 +1,5 @@
 // Application Default Credentials access tokens (the metadata server on Cloud Run).
+import { inSpan } from '../core/trace.ts';
 import { GoogleAuth } from 'google-auth-library';
 import { shared, type Credentials } from './connection.ts';
 
@@ -35,7 +36,7 @@ export class AdcToken implements Credentials {
       this.rejected = false;
     }
     const fetchedAt = Date.now();
-    const { token } = await client.getAccessToken();
+    const { token } = await inSpan('token', {}, () => client.getAccessToken());
     if (!token) throw new Error('Application Default Credentials returned no access token');
     // The library's fixed 5-minute eager-refresh margin would refetch a short-lived
     // token on every call; a quarter of the lifetime (at most 5 minutes) fits any lifetime.

@@ -1,4 +1,5 @@
 // `gke:` clusters: endpoint and CA from the Container API, access token from ADC.
+import { inSpan } from '../core/trace.ts';
 import type { ClusterManagerClient } from '@google-cloud/container';
 import { DeployError } from '../errors.ts';
 import type { Logger } from '../core/log.ts';
@@ -74,11 +75,11 @@ export class GkeAccess implements ClusterAccess {
       // Our own retries (the library's would keep at it for its whole timeout): a deploy
       // source would rather answer "retry later" soon (Pub/Sub redelivers).
       const grpcCode = (err: unknown) => (err as { code?: unknown }).code;
-      [cluster] = await retrying(() => client.getCluster({ name: this.resourceName }, { timeout: this.timing.attemptTimeoutMs, retry: null }), {
+      [cluster] = await inSpan('lookup', { 'gke_deployer.cluster': this.resourceName }, () => retrying(() => client.getCluster({ name: this.resourceName }, { timeout: this.timing.attemptTimeoutMs, retry: null }), {
         ...this.timing,
         deadline: Date.now() + this.timing.budgetMs,
         classify: (err) => ({ retry: RETRY_GRPC.has(grpcCode(err) as number) }),
-      });
+      }));
     } catch (err) {
       const { code, details } = err as { code?: unknown; details?: unknown };
       const detail = typeof details === 'string' && details !== '' ? details : (err as Error).message;

@@ -9,6 +9,8 @@ export type Severity = 'DEBUG' | 'INFO' | 'NOTICE' | 'WARNING' | 'ERROR';
 export interface LogTrace {
   /** projects/P/traces/T */
   trace?: string | undefined;
+  /** T of the trace (32 hex digits): what a child span continues. */
+  traceId?: string | undefined;
   /** The span the line was logged in (16 hex digits): the request's own, or a stage's when tracing is on. */
   spanId?: string | undefined;
   sampled?: boolean | undefined;

@@ -16,6 +16,7 @@ import { APPLYSET_ANNOTATIONS, applysetId, applysetParent, asMember, checkParent
 import { ANNOTATIONS, commitStamp, releaseKey, renderManifests, stampAnnotations, type Stamp } from '../apply/render.ts';
 import type { KubeClient } from '../cluster/client.ts';
 import { DeployError, asDeployError } from '../errors.ts';
+import { inSpan } from '../core/trace.ts';
 import { field, isRecord } from '../guards.ts';
 import { parseImage } from '../core/image-ref.ts';
 import { authorize, checkNamespaces } from '../policy/policy.ts';
@@ -299,11 +300,12 @@ export function clusterDeployer({ clusters, leases = new TargetLeases(), ancestr
       const early = await judged();
       if (early) return early;
       await plan(client);
-      applied = await apply(client);
+      applied = await inSpan('apply', { 'gke_deployer.cluster': target.cluster, 'gke_deployer.namespace': target.namespace, 'gke_deployer.dry_run': true }, () => apply(client));
       const pruned = set && target.prune ? await pruneSet(client, true) : [];
       return result('dry-run', { objects: applied.map((a) => ({ ...a.report, diff: objectDiff(a.change.before, a.change.after) })), ...(pruned.length > 0 && { pruned }) });
     }
-    const guarded = await guardedApply(leases, client, { ...ref, deadline, anchor: anchorRef, event, force: intent.force === true, ancestry }, turn);
+    const guarded = await inSpan('apply', { 'gke_deployer.cluster': target.cluster, 'gke_deployer.namespace': target.namespace }, () =>
+      guardedApply(leases, client, { ...ref, deadline, anchor: anchorRef, event, force: intent.force === true, ancestry }, turn));
     if ('verdict' in guarded) return (await settle(guarded))!;
     if ('result' in guarded) return guarded.result;
     applied = guarded.applied;

@@ -8,6 +8,7 @@ import type { Config } from '../config/load.ts';
 import type { DeployIntent, Deployer } from '../core/intent.ts';
 import type { TargetResult } from '../core/result.ts';
 import { asDeployError } from '../errors.ts';
+import { inSpan } from '../core/trace.ts';
 import { CHAT_KINDS } from '../config/schema.ts';
 import { chatReporter } from './chat.ts';
 import { githubReporter } from './github-status.ts';
@@ -123,7 +124,8 @@ export function withReporters(deploy: Deployer, reporters: readonly Reporter[], 
         return [];
       }
     });
-    const finish = async (outcome: IntentOutcome) => {
+    const finish = (outcome: IntentOutcome) => inSpan('report', { 'gke_deployer.reporters': runs.map(({ r }) => r.name).join(',') }, () => finishAll(outcome));
+    const finishAll = async (outcome: IntentOutcome) => {
       if (runs.length === 0) return;
       const signal = AbortSignal.timeout(REPORT_LIMITS.callTimeoutMs);
       const all = Promise.all(runs.map(({ r, run }) => run.finish(outcome, signal).catch((err: unknown) => failed(r, intent, err))));

@@ -1,6 +1,7 @@
 // The rollout stage: wait for what was applied; when it fails, roll back and wait for
 // that; say how it ended (a paused Deployment: `paused`, not rolled back). Knows nothing of
 // where the deploy came from.
+import { inSpan } from '../core/trace.ts';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { KubeClient } from '../cluster/client.ts';
 import type { Applied } from '../apply/apply.ts';
@@ -40,7 +41,11 @@ export type RolloutOutcome = Pick<DeployResult, 'status' | 'stage' | 'reason' | 
 
 export async function rollOut(client: KubeClient, applied: readonly Applied[], o: RolloutOptions): Promise<RolloutOutcome> {
   const reports = applied.map((a) => a.report);
-  const waited = await waitForRollout(client, applied.map((a) => a.change.after), o);
+  const waited = await inSpan('wait', { 'gke_deployer.namespace': o.namespace }, async (set) => {
+    const w = await waitForRollout(client, applied.map((a) => a.change.after), o);
+    set({ 'gke_deployer.state': w.state });
+    return w;
+  });
   const objects = merge(reports, waited);
   if (waited.state === 'ready') {
     return { status: applied.some((a) => RESTORABLE.has(a.report.kind) || a.report.kind === 'Job') ? 'ready' : 'applied', objects };
@@ -63,11 +68,14 @@ export async function rollOut(client: KubeClient, applied: readonly Applied[], o
   const restoredImage = release ? release.image : imageBefore(changes[0]!, o.container);
   // One deadline for the rollback and its wait (a StatefulSet's broken Pods are replaced within it).
   const rollbackEnd = Math.min(Date.now() + o.timeoutMs, o.requestDeadline);
-  const undone = release
-    ? await restoreRelease(client, applied.map((a) => a.change), release, o.fieldManager, { deadline: rollbackEnd, namespace: o.namespace })
-    : await rollback(client, changes, o.fieldManager, { deadline: rollbackEnd });
-  if (!undone.ok) return failed({ reason: `${reason}; ${undone.reason}` });
-  const again = await waitForRollout(client, undone.restored, { ...o, deadline: rollbackEnd });
+  const done = await inSpan('rollback', { 'gke_deployer.namespace': o.namespace, 'gke_deployer.reason': reason }, async () => {
+    const undone = release
+      ? await restoreRelease(client, applied.map((a) => a.change), release, o.fieldManager, { deadline: rollbackEnd, namespace: o.namespace })
+      : await rollback(client, changes, o.fieldManager, { deadline: rollbackEnd });
+    return undone.ok ? { ...undone, again: await waitForRollout(client, undone.restored, { ...o, deadline: rollbackEnd }) } : undone;
+  });
+  if (!done.ok) return failed({ reason: `${reason}; ${done.reason}` });
+  const { again, ...undone } = done;
   const rolledBack = merge(
     undone.restored.map((obj) => ({ kind: obj.kind ?? '', name: obj.metadata?.name ?? '', namespace: o.namespace, action: 'configured' as const })),
     again,

@@ -83,8 +83,8 @@ export function traceparentOf(headers: Headers): string | undefined {
 /** Cloud Logging's trace fields for a W3C traceparent: the trace, its span, whether it is sampled. */
 export function logTraceOf(traceparent: string | undefined, project = process.env.GOOGLE_CLOUD_PROJECT): LogTrace {
   const [, id, spanId, flags] = traceparent?.split('-') ?? [];
-  if (!id || !project) return {};
-  return { trace: `projects/${project}/traces/${id}`, spanId, sampled: (parseInt(flags ?? '0', 16) & 1) === 1 };
+  if (!id) return {};
+  return { ...(project && { trace: `projects/${project}/traces/${id}` }), traceId: id, spanId, sampled: (parseInt(flags ?? '0', 16) & 1) === 1 };
 }
 
 export function sendJson(res: Response, status: number, body: unknown): void {

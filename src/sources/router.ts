@@ -5,6 +5,7 @@ import type { Config } from '../config/load.ts';
 import type { DeployIntent, Deployer } from '../core/intent.ts';
 import { asDeployError, DeployError } from '../errors.ts';
 import { currentLogTrace, withLogTrace, type Logger } from '../core/log.ts';
+import { flushTraces, inSpan } from '../core/trace.ts';
 import { retryable, type IntentOutcome, type Outcome } from '../report/outcome.ts';
 import { reportIntent, reportOutcome } from '../report/report.ts';
 import { OidcVerifier } from './auth/oidc.ts';
@@ -116,7 +117,13 @@ export function router({ config, deploy, queue, log, verifier = new OidcVerifier
       if (release) intent = { ...release.intent, requestId: ctx.requestId };
       const progress = (message: string) => log('INFO', `${intent.target}: ${message}`, { requestId: ctx.requestId, target: intent.target });
       if (intent.override) log('WARNING', `${intent.target}: deploy windows overridden by ${intent.override.by}: ${intent.override.reason}`, { requestId: ctx.requestId, target: intent.target, override: intent.override });
-      outcome = { ok: true, result: await deploy(intent, { deadline: ctx.started + deadlineMs, progress }) };
+      const span = { 'gke_deployer.target': intent.target, 'gke_deployer.source': intent.source, 'gke_deployer.event_id': intent.eventId, 'gke_deployer.image': intent.image, 'gke_deployer.request_id': ctx.requestId };
+      const result = await inSpan('deploy', span, async (set) => {
+        const r = await deploy(intent, { deadline: ctx.started + deadlineMs, progress });
+        set({ 'gke_deployer.status': r.status });
+        return r;
+      });
+      outcome = { ok: true, result };
     } catch (err) {
       outcome = { ok: false, target: intent.target, error: asDeployError(err) };
     }
@@ -168,6 +175,7 @@ export function router({ config, deploy, queue, log, verifier = new OidcVerifier
       return sendJson(res, status, errorBody(error, ctx.requestId));
     }
     const outcome = await run(source, req, ctx);
+    await flushTraces();
     const answer = source.answer(outcome, ctx.requestId);
     reportOutcome(log, outcome, answer.status, { requestId: ctx.requestId, ...ctx.fields, durationMs: Date.now() - ctx.started });
     sendJson(res, answer.status, answer.body);

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as ff from '@google-cloud/functions-framework';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
-import { createApp } from '../../src/app.ts';
+import { createApp, type AppOptions } from '../../src/app.ts';
 import { loadConfigFile } from '../../src/config/load.ts';
 import { jsonLogger } from '../../src/core/log.ts';
 import { guardServer } from '../../src/sources/body-limit.ts';
@@ -26,7 +26,7 @@ export interface RunningFunction {
 let seq = 0;
 
 /** `files` are written next to deployer.yaml (manifests, token files…); `env` adds to the function's environment. */
-export async function startFunction(configYaml: string, files: Record<string, string> = {}, env: Record<string, string> = {}): Promise<RunningFunction> {
+export async function startFunction(configYaml: string, files: Record<string, string> = {}, env: Record<string, string> = {}, options: AppOptions = {}): Promise<RunningFunction> {
   const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-fn-'));
   for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
   await writeFile(path.join(dir, 'deployer.yaml'), configYaml);
@@ -40,7 +40,7 @@ export async function startFunction(configYaml: string, files: Record<string, st
     logs.push(JSON.parse(line) as RunningFunction['logs'][number]);
   });
   rememberConfiguredSecrets(configYaml, { ...process.env, ...env });
-  const app = createApp(loadConfigFile(path.join(dir, 'deployer.yaml')), log, { ...process.env, ...env });
+  const app = createApp(loadConfigFile(path.join(dir, 'deployer.yaml')), log, { ...process.env, ...env }, options);
   const name = `deploy-test-${++seq}`;
   ff.http(name, app.handler);
   const server: Server = getTestServer(name);

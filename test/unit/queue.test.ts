@@ -96,8 +96,8 @@ describe('the trace context', () => {
     // A malformed traceparent (all-zero trace id) is not carried; Google's header then is.
     assert.equal(traceparentOf({ traceparent: `00-${'0'.repeat(32)}-b7ad6b7169203331-01`, 'x-cloud-trace-context': '105445aa7843bc8bf206b12000100000' }), '00-105445aa7843bc8bf206b12000100000-0000000000000001-00');
     assert.equal(traceparentOf({ traceparent: 'garbage' }), undefined);
-    assert.deepEqual(logTraceOf(tp, 'p'), { trace: 'projects/p/traces/0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', sampled: true });
-    assert.deepEqual(logTraceOf(traceparentOf({ 'x-cloud-trace-context': '105445AA7843BC8BF206B12000100000/255' }), 'p'), { trace: 'projects/p/traces/105445aa7843bc8bf206b12000100000', spanId: '00000000000000ff', sampled: false });
+    assert.deepEqual(logTraceOf(tp, 'p'), { trace: 'projects/p/traces/0af7651916cd43dd8448eb211c80319c', traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', sampled: true });
+    assert.deepEqual(logTraceOf(traceparentOf({ 'x-cloud-trace-context': '105445AA7843BC8BF206B12000100000/255' }), 'p'), { trace: 'projects/p/traces/105445aa7843bc8bf206b12000100000', traceId: '105445aa7843bc8bf206b12000100000', spanId: '00000000000000ff', sampled: false });
     assert.deepEqual(logTraceOf(undefined, 'p'), {});
   });
 });
