@@ -1,11 +1,13 @@
 // The report stage: one log line per deploy, and one per request that deployed nothing.
+// A deploy's line is also what the log-based metrics count (deploy/gcloud/setup.sh): its
+// `target`, `cluster`, `status`, `elapsedMs` and `readyMs` are their labels and values.
 import type { DeployResult, FanOutResult } from '../core/result.ts';
 import type { LogFields, Logger } from '../core/log.ts';
 import { severityOf, type IntentOutcome, type Outcome } from './outcome.ts';
 
 export function reportIntent(log: Logger, o: IntentOutcome, fields: LogFields): void {
   if (!o.ok) {
-    log(severityOf(o), `deploy to ${o.target} failed: ${o.error.message}`, { ...fields, target: o.target, code: o.error.code, retryable: o.error.retryable });
+    log(severityOf(o), `deploy to ${o.target} failed: ${o.error.message}`, { ...fields, target: o.target, status: 'error', code: o.error.code, retryable: o.error.retryable });
     return;
   }
   const r = o.result;
@@ -21,7 +23,14 @@ export function reportIntent(log: Logger, o: IntentOutcome, fields: LogFields): 
     ...released(r),
     objects: r.objects.map(({ diff: _diff, ...rest }) => rest),
     elapsedMs: r.elapsedMs,
+    ...readyMsOf(r),
   });
+}
+
+/** How long the release took to be Ready: its slowest object's time (a metric's value). */
+function readyMsOf(r: DeployResult): { readyMs?: number } {
+  const times = r.status === 'ready' ? r.objects.flatMap((o) => (o.readyMs === undefined ? [] : [o.readyMs])) : [];
+  return times.length > 0 ? { readyMs: Math.max(...times) } : {};
 }
 
 /** A target on several clusters: still one line, with each cluster's outcome in it. */
