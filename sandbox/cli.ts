@@ -16,7 +16,7 @@ Sandbox is up (state in ${info.dir}/sandbox.json).
   GKE cluster        projects/${info.project}/locations/${info.location}/clusters/${info.cluster}
   private cluster    projects/${info.project}/locations/${info.location}/clusters/${info.privateCluster}
   API fronts         dns ${info.fronts.dns}, internal ${info.fronts.internal}, gateway ${info.fronts.connectGateway}   (public CA ${info.publicCaFile})
-  Container API      ${info.env.CONTAINER_API_ENDPOINT} (gRPC, plaintext)
+  Container API      ${info.env.CONTAINER_API_ENDPOINT} (gRPC over TLS, public CA; access token checked)
   Metadata/identity  ${info.identity}   (stats: ${info.stats})
   Pub/Sub emulator   ${info.pubsub ?? '(off)'}
   OCI registry       ${info.registry.host}   (TLS with the public CA; as Artifact Registry: user oauth2accesstoken, password a metadata-server access token)

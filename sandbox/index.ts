@@ -56,6 +56,8 @@ export interface SandboxInfo {
   privateCluster: string;
   /** The "public" CA: what the DNS front and the gateway front chain to (stands in for the system trust store). */
   publicCaFile: string;
+  /** The serving certificate the public CA signed (127.0.0.1, localhost): a test's own TLS fake can present it. */
+  publicCert: { certFile: string; keyFile: string };
   /** The API fronts to the same apiserver. dns and internal are host:port; connectGateway is the gateway's base URL. */
   fronts: { dns: string; internal: string; connectGateway: string };
   /** Fleet memberships (projects/P/locations/L/memberships/M) of `cluster` and `privateCluster`. */
@@ -151,6 +153,9 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     }
 
     const certs = await makeFrontCerts(controlPlane.dir, controlPlane);
+    // The Container API as Google serves it: TLS (the public CA, like Google's roots) and the caller's access token checked on every call.
+    const containerApiEndpoint = await google.containerApi.serveTls(certs.public);
+    google.containerApi.requireTokens((t) => google.identity.accessTokenOwner(t));
     const fronts = await startFronts({ upstream: controlPlane.server, upstreamCa: controlPlane.caPem, certs, memberships: () => Object.values(MEMBERSHIPS) });
     stops.push(() => fronts.close());
     google.identity.attachFronts(fronts);
@@ -198,14 +203,18 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       serviceAccount: DEPLOYER_SA,
       privateCluster: PRIVATE_CLUSTER,
       publicCaFile: certs.publicCaFile,
+      publicCert: { certFile: path.join(controlPlane.dir, 'front-public.crt'), keyFile: path.join(controlPlane.dir, 'front-public.key') },
       fronts: { dns: fronts.dns, internal: fronts.internal, connectGateway: fronts.connectGateway },
       memberships: MEMBERSHIPS,
       env: {
         GCE_METADATA_HOST: google.identity.metadataHost,
         GOOGLE_CLOUD_PROJECT: PROJECT,
-        CONTAINER_API_ENDPOINT: google.containerApiEndpoint,
+        CONTAINER_API_ENDPOINT: containerApiEndpoint,
         CONNECT_GATEWAY_ENDPOINT: fronts.connectGateway,
         NODE_EXTRA_CA_CERTS: certs.publicCaFile,
+        // gRPC's own roots file: grpc-js does not verify against Node's store with NODE_EXTRA_CA_CERTS (measured), so its
+        // Container API connection trusts the public CA through this, as Google's roots are trusted on Cloud Run.
+        GRPC_DEFAULT_SSL_ROOTS_FILE_PATH: certs.publicCaFile,
         // The sandbox's registry: the function pins images there and fetches releases from it with its ADC token.
         REGISTRY_HOST: registry.host,
         ...(pubsub && { PUBSUB_EMULATOR_HOST: pubsub.host }),

@@ -7,12 +7,12 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startContainerApi, type ContainerApi } from '../sandbox/google/container-api.ts';
 import { REPO, configYaml, fixture, webTarget } from './support/config.ts';
 import { ClusterRegistry } from '../src/cluster/registry.ts';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.ts';
 import { startFunction, type RunningFunction } from './support/function.ts';
-import { kubectl, kubectlJson, sandbox, useSandboxEnv } from './support/sandbox.ts';
+import { kubectl, kubectlJson, sandbox, startTlsContainerApi, useSandboxEnv } from './support/sandbox.ts';
+import type { ContainerApi } from '../sandbox/google/container-api.ts';
 import { until } from './support/until.ts';
 
 /** web.yaml scaled to zero: many Deployments here, and their Pods would only load the sandbox for later tests. */
@@ -40,7 +40,6 @@ async function liveImages(nss: string[]): Promise<(string | undefined)[]> {
   return nss.map((ns) => images.get(ns));
 }
 
-
 describe('client lifetime: 20 concurrent deploys through a gke cluster', () => {
   let proxy: FaultProxy;
   let containerApi: ContainerApi;
@@ -49,7 +48,7 @@ describe('client lifetime: 20 concurrent deploys through a gke cluster', () => {
   before(async () => {
     const info = await useSandboxEnv();
     proxy = await startFaultProxy({ upstream: info.server, upstreamCaPem: await readFile(info.caFile, 'utf8') });
-    containerApi = await startContainerApi();
+    containerApi = await startTlsContainerApi();
     containerApi.addCluster({ project: info.project, location: info.location, name: info.cluster, endpoint: new URL(proxy.server).host, caPem: proxy.caPem });
     savedEndpoint = process.env.CONTAINER_API_ENDPOINT;
     process.env.CONTAINER_API_ENDPOINT = containerApi.endpoint;

@@ -6,11 +6,10 @@ import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { test } from 'node:test';
 import { AdcToken } from '../src/cluster/adc-token.ts';
-import { startContainerApi } from '../sandbox/google/container-api.ts';
 import { startIdentityServer } from '../sandbox/google/identity.ts';
 import { REPO, configYaml, fixture, gkeCluster, webTarget } from './support/config.ts';
 import { startFunction } from './support/function.ts';
-import { control, namespace, stats, useSandboxEnv } from './support/sandbox.ts';
+import { control, namespace, startTlsContainerApi, stats, useSandboxEnv } from './support/sandbox.ts';
 
 /** A TCP proxy to `port` that can be closed, like an endpoint that moved away. */
 async function proxyTo(port: number): Promise<{ port: number; close(): Promise<void> }> {
@@ -123,7 +122,7 @@ test('gke: when the endpoint stops answering, the failed call looks the cluster 
   const apiserverPort = Number(new URL(info.server).port);
   const caPem = await readFile(info.caFile, 'utf8');
   // A Container API of this test's own, so the cluster's endpoint can be moved.
-  const containerApi = await startContainerApi();
+  const containerApi = await startTlsContainerApi();
   const saved = process.env.CONTAINER_API_ENDPOINT;
   process.env.CONTAINER_API_ENDPOINT = containerApi.endpoint;
   const first = await proxyTo(apiserverPort);

@@ -8,7 +8,6 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { startContainerApi } from '../sandbox/google/container-api.ts';
 import { ApiException, type KubeClient } from '../src/cluster/client.ts';
 import { containerApiClient } from '../src/cluster/container-api.ts';
 import { GkeAccess } from '../src/cluster/gke.ts';
@@ -18,7 +17,7 @@ import { REPO, configYaml, fixture, webTarget } from './support/config.ts';
 import { startFaultProxy, type FaultKind, type FaultProxy } from './support/fault-proxy.ts';
 import { startFunction } from './support/function.ts';
 import { until } from './support/until.ts';
-import { accessToken, namespace, sandbox } from './support/sandbox.ts';
+import { accessToken, namespace, sandbox, startTlsContainerApi, useSandboxEnv } from './support/sandbox.ts';
 
 
 const configMap = (ns: string, name: string, data: Record<string, string> = { k: 'v' }) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: ns }, data });
@@ -161,7 +160,8 @@ describe('Container API getCluster', () => {
   const credentials = { authorization: () => Promise.resolve(undefined), invalidate: () => {} };
 
   async function setup(timing = { budgetMs: 3_000 }) {
-    const api = await startContainerApi();
+    await useSandboxEnv(); // the client's ADC: the sandbox's metadata server
+    const api = await startTlsContainerApi();
     api.addCluster({ ...spec, endpoint: '127.0.0.1:6443', caPem: await readFile((await sandbox()).caFile, 'utf8') });
     const client = containerApiClient({ CONTAINER_API_ENDPOINT: api.endpoint });
     const access = new GkeAccess(spec, () => client, credentials, timing);

@@ -22,13 +22,16 @@ export async function globalSetup(): Promise<void> {
   if (reuse && (await alive(reuse))) {
     console.error(`[test] reusing the sandbox in ${reuse}`);
     resetLeakCheck(reuse);
-    return;
+  } else {
+    const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-test-'));
+    const started = Date.now();
+    sandbox = await startSandbox({ dir, log: (l) => console.error(`[sandbox] ${l}`) });
+    console.error(`[test] sandbox up in ${((Date.now() - started) / 1000).toFixed(1)}s at ${dir}`);
+    process.env.SANDBOX_DIR = dir;
   }
-  const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-test-'));
-  const started = Date.now();
-  sandbox = await startSandbox({ dir, log: (l) => console.error(`[sandbox] ${l}`) });
-  console.error(`[test] sandbox up in ${((Date.now() - started) / 1000).toFixed(1)}s at ${dir}`);
-  process.env.SANDBOX_DIR = dir;
+  // Read by gRPC once, when it loads (which may be before a test asks for the sandbox's env):
+  // every test process starts with it, so a function run in it trusts the Container API.
+  process.env.GRPC_DEFAULT_SSL_ROOTS_FILE_PATH = (await readSandboxInfo(process.env.SANDBOX_DIR!)).env.GRPC_DEFAULT_SSL_ROOTS_FILE_PATH;
 }
 
 export async function globalTeardown(): Promise<void> {

@@ -59,6 +59,16 @@ export interface ContainerApi {
    */
   setFailure(code: string | null): void;
   getFailure(): string | null;
+  /**
+   * Also serves over TLS with this certificate (as Google does), on a port of its own: resolves
+   * to its 'host:port'. The function reaches the sandbox's Container API there, with its real
+   * channel credentials (TLS and the ADC token), never an insecure channel.
+   */
+  serveTls(pair: { cert: string; key: string }): Promise<string>;
+  /** From now on every call must carry `authorization: Bearer <token>` with a token `owner` knows (UNAUTHENTICATED otherwise). */
+  requireTokens(owner: (token: string) => string | undefined): void;
+  /** Calls refused for a missing or unknown token. */
+  unauthenticatedCount(): number;
   close(): Promise<void>;
 }
 
@@ -171,8 +181,21 @@ export async function startContainerApi(): Promise<ContainerApi> {
   let getClusterCalls = 0;
   let failure: { name: string; code: number } | null = null;
 
+  let tokenOwner: ((token: string) => string | undefined) | undefined;
+  let unauthenticated = 0;
+
   const getCluster: grpc.handleUnaryCall<GetClusterRequest, Record<string, unknown>> = (call, callback) => {
     getClusterCalls++;
+    if (tokenOwner) {
+      // As Google answers a call without valid credentials.
+      const header = call.metadata.get('authorization')[0];
+      const token = typeof header === 'string' ? /^Bearer (\S+)$/.exec(header)?.[1] : undefined;
+      if (token === undefined || tokenOwner(token) === undefined) {
+        unauthenticated++;
+        callback({ code: grpc.status.UNAUTHENTICATED, details: 'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.' });
+        return;
+      }
+    }
     const req = call.request;
     const asked = requestedName(req);
     if (failure) {
@@ -228,6 +251,15 @@ export async function startContainerApi(): Promise<ContainerApi> {
       failure = { name: name.trim().toUpperCase(), code };
     },
     getFailure: () => failure?.name ?? null,
+    serveTls: (pair) =>
+      new Promise<string>((resolve, reject) => {
+        const creds = grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(pair.cert), private_key: Buffer.from(pair.key) }], false);
+        server.bindAsync(`${host}:0`, creds, (err, p) => (err ? reject(err) : resolve(`${host}:${p}`)));
+      }),
+    requireTokens(owner) {
+      tokenOwner = owner;
+    },
+    unauthenticatedCount: () => unauthenticated,
     async close() {
       // Graceful first; force after a moment so a stuck client cannot hold a test open.
       await new Promise<void>((resolve) => {

@@ -14,7 +14,7 @@ import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } fr
 import { selfSignedCertPem } from './x509.ts';
 
 export interface GoogleStats {
-  containerApi: { getCluster: number };
+  containerApi: { getCluster: number; unauthenticated: number };
   /** `lastExpiresAt`: when the last metadata-server token expires (ms since the epoch; 0 before the first). */
   metadata: { token: number; lastExpiresAt: number };
   /** TokenReviews answered unauthenticated because of rejectNextTokenReviews. */
@@ -28,6 +28,8 @@ export interface GoogleStats {
 /** How /control and /stats reach the Container API fake (wired by startGoogleFakes). */
 export interface ContainerApiLink {
   getClusterCount(): number;
+  /** Calls refused for a missing or unknown access token. */
+  unauthenticatedCount(): number;
   /** Throws on an unknown gRPC status name. */
   setFailure(code: string | null): void;
   getFailure(): string | null;
@@ -341,7 +343,7 @@ export async function startIdentityServer(opts: IdentityServerOptions): Promise<
   }
 
   const stats = (): GoogleStats => ({
-    containerApi: { getCluster: containerApi?.getClusterCount() ?? 0 },
+    containerApi: { getCluster: containerApi?.getClusterCount() ?? 0, unauthenticated: containerApi?.unauthenticatedCount() ?? 0 },
     metadata: { token: metadataTokenFetches, lastExpiresAt },
     tokenReview: { rejected },
     ...(fronts && { fronts: fronts.counts() }),

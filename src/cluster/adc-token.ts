@@ -7,7 +7,8 @@ const SCOPES = ['https://www.googleapis.com/auth/cloud-platform'];
 const MAX_MARGIN_MS = 5 * 60_000;
 
 export class AdcToken implements Credentials {
-  private readonly auth: GoogleAuth;
+  /** Shared with the Container API client: one token for the instance, fetched once. */
+  readonly auth: GoogleAuth;
   private cached: { header: string; refreshAt: number } | undefined;
   /** Set by a 401: the library's own cached copy must be dropped too. */
   private rejected = false;

@@ -103,7 +103,7 @@ export class ClusterRegistry {
       // All GKE clusters are reached as the instance's own service account.
       const adc = this.adcToken();
       const { budgetMs, baseMs, capMs } = this.timing;
-      return new GkeAccess(spec.gke, () => (this.containerApi ??= containerApiClient()), adc, { budgetMs, baseMs, capMs }, {
+      return new GkeAccess(spec.gke, () => (this.containerApi ??= containerApiClient(this.opts.env ?? process.env, adc.auth)), adc, { budgetMs, baseMs, capMs }, {
         ...(this.opts.log && { log: this.opts.log }),
         connectGateway: (this.opts.env ?? process.env).CONNECT_GATEWAY_ENDPOINT,
       });

@@ -52,7 +52,8 @@ export function productionProblems(raw: unknown, env: NodeJS.ProcessEnv): string
     if (typeof name === 'string') overTls(`report.${kind}.webhookEnv`, env[name]?.trim(), `an http:// URL in ${name}`);
   }
   if (env.CONTAINER_API_ENDPOINT) {
-    problems.push(`CONTAINER_API_ENDPOINT: a plaintext Container API endpoint ${why}; unset it to use Google's`);
+    // It receives the ADC token too: only Google's own Container API may.
+    problems.push(`CONTAINER_API_ENDPOINT: a Container API endpoint other than Google's ${why}; unset it`);
   }
   if (env.CONNECT_GATEWAY_ENDPOINT) {
     // It receives the ADC access token: only Google's own gateway may.

@@ -38,8 +38,20 @@ import { GoogleAuth } from 'google-auth-library';
 import * as grpc from '@grpc/grpc-js';
 import https from 'node:https';
 const [host, port] = process.env.CONTAINER_API_ENDPOINT.split(':');
-const client = new ClusterManagerClient({ apiEndpoint: host, port: Number(port), sslCreds: grpc.credentials.createInsecure(), universeDomain: 'googleapis.com' });
+// As Google is reached: TLS (the sandbox's roots through GRPC_DEFAULT_SSL_ROOTS_FILE_PATH) and the ADC token.
+const client = new ClusterManagerClient({ apiEndpoint: host, port: Number(port), universeDomain: 'googleapis.com' });
 const [cluster] = await client.getCluster({ name: process.argv[1] });
+// A token the sandbox never minted, over the same TLS: refused, as Google refuses it.
+const forged = new ClusterManagerClient({ apiEndpoint: host, port: Number(port), universeDomain: 'googleapis.com',
+  sslCreds: grpc.credentials.combineChannelCredentials(grpc.credentials.createSsl(), grpc.credentials.createFromMetadataGenerator((_p, cb) => {
+    const md = new grpc.Metadata(); md.set('authorization', 'Bearer ya29.forged'); cb(null, md);
+  })) });
+const refused = await forged.getCluster({ name: process.argv[1] }, { retry: null }).then(() => 0, (e) => e.code);
+await forged.close();
+// Without TLS: no answer at all.
+const plain = new ClusterManagerClient({ apiEndpoint: host, port: Number(port), universeDomain: 'googleapis.com', sslCreds: grpc.credentials.createInsecure() });
+const plaintext = await plain.getCluster({ name: process.argv[1] }, { retry: null, timeout: 3000 }).then(() => 0, (e) => e.code);
+await plain.close();
 const token = await new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/cloud-platform'] }).getAccessToken();
 const get = (path, bearer) => new Promise((resolve, reject) => https.get({
   host: cluster.endpoint.split(':')[0], port: cluster.endpoint.split(':')[1], path,
@@ -47,19 +59,21 @@ const get = (path, bearer) => new Promise((resolve, reject) => https.get({
 }, (res) => { res.resume(); resolve(res.statusCode); }).on('error', reject));
 console.log(JSON.stringify({ status: cluster.status, endpoint: cluster.endpoint,
   withToken: await get('/api/v1/namespaces/default/configmaps', token),
-  expired: await get('/api/v1/namespaces/default/configmaps', 'ya29.not-a-token') }));
+  expired: await get('/api/v1/namespaces/default/configmaps', 'ya29.not-a-token'), refused, plaintext }));
 await client.close();
 `;
 
-test('with only the sandbox env: getCluster finds the cluster and an ADC token is accepted by its apiserver', async () => {
+test('with only the sandbox env: getCluster over TLS with the ADC token finds the cluster (a forged token is UNAUTHENTICATED, plaintext unanswered), and the token is accepted by its apiserver', async () => {
   const info = await sandbox();
   const name = `projects/${info.project}/locations/${info.location}/clusters/${info.cluster}`;
   const { stdout } = await exec(process.execPath, ['--input-type=module', '-e', CHILD, name], {
     cwd: new URL('../..', import.meta.url).pathname,
     env: { PATH: process.env.PATH, HOME: '/nonexistent', ...info.env },
   });
-  const got = JSON.parse(stdout) as { status: string; endpoint: string; withToken: number; expired: number };
+  const got = JSON.parse(stdout) as { status: string; endpoint: string; withToken: number; expired: number; refused: number; plaintext: number };
   assert.equal(got.status, 'RUNNING');
+  assert.equal(got.refused, 16, 'UNAUTHENTICATED');
+  assert.equal(got.plaintext, 14, 'UNAVAILABLE: a TLS port does not speak plaintext');
   assert.equal(`https://${got.endpoint}`, info.server);
   assert.equal(got.withToken, 200);
   assert.equal(got.expired, 401);

@@ -4,12 +4,11 @@
 // line; each call uses a registry config of its own, so nothing from ~/.docker is read or written.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import tls from 'node:tls';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { accessToken, sandbox } from './sandbox.ts';
+import { accessToken, sandbox, trustPublicCa } from './sandbox.ts';
 
 const exec = promisify(execFile);
 
@@ -30,9 +29,7 @@ export type ManifestsFormat = 'flux' | 'oras-yaml' | 'oras-tar';
  * Node's default store here (what global fetch and https use), as it would be there.
  */
 export async function trustRegistryCa(): Promise<void> {
-  const ca = await readFile((await sandbox()).registry.caFile, 'utf8');
-  const known = tls.getCACertificates('default');
-  if (!known.includes(ca)) tls.setDefaultCACertificates([...known, ca]);
+  await trustPublicCa(await sandbox());
 }
 
 /** `HOST/PATH`: a repository in the sandbox registry. */

@@ -1,8 +1,11 @@
 // What tests use of the running sandbox (see test/setup.ts).
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { readSandboxInfo, type SandboxInfo } from '../../sandbox/index.ts';
+import { startContainerApi, type ContainerApi } from '../../sandbox/google/container-api.ts';
 import { rememberSecret } from './leaks.ts';
 
 const exec = promisify(execFile);
@@ -19,7 +22,19 @@ export async function sandbox(): Promise<SandboxInfo> {
 export async function useSandboxEnv(): Promise<SandboxInfo> {
   const info = await sandbox();
   Object.assign(process.env, info.env);
+  await trustPublicCa(info);
   return info;
+}
+
+/**
+ * A function run in this test process trusts the sandbox's "public" CA (its Container API, API
+ * fronts and registry) as a function process does through NODE_EXTRA_CA_CERTS, which Node reads
+ * only at process start: added to Node's default store here (what gRPC, fetch and https use).
+ */
+export async function trustPublicCa(info: SandboxInfo): Promise<void> {
+  const ca = await readFile(info.publicCaFile, 'utf8');
+  const known = tls.getCACertificates('default');
+  if (!known.includes(ca)) tls.setDefaultCACertificates([...known, ca]);
 }
 
 /** Runs kubectl as the sandbox admin; `input` is piped to stdin (for `-f -`). */
@@ -54,7 +69,7 @@ export async function namespace(prefix = 't'): Promise<string> {
 }
 
 export interface Stats {
-  containerApi: { getCluster: number };
+  containerApi: { getCluster: number; unauthenticated: number };
   metadata: { token: number; lastExpiresAt: number };
   tokenReview: { rejected: number };
   /** Requests per API front (sandbox/fronts.ts). */
@@ -105,4 +120,18 @@ export async function leasesHandedBack(namespaces: string[], timeoutMs = 30_000)
     if (Date.now() > end) throw new Error(`Leases still held after ${timeoutMs} ms: ${held.join(', ')}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * A Container API fake of the test's own (to move or fail a cluster), reached as the function
+ * reaches Google's: over TLS with the sandbox's public certificate, whose CA every test process
+ * trusts through GRPC_DEFAULT_SSL_ROOTS_FILE_PATH. (The sandbox's own fake also checks each call's
+ * token: test/sandbox/sandbox.test.ts.) `endpoint` is the TLS one.
+ */
+export async function startTlsContainerApi(): Promise<ContainerApi> {
+  const info = await sandbox();
+  const api = await startContainerApi();
+  const [cert, key] = await Promise.all([readFile(info.publicCert.certFile, 'utf8'), readFile(info.publicCert.keyFile, 'utf8')]);
+  const endpoint = await api.serveTls({ cert, key });
+  return { ...api, endpoint, port: Number(endpoint.split(':')[1]) };
 }
