@@ -261,8 +261,9 @@ $queue_config
 Grant it rights in each target namespace (with cluster credentials):
   export NAMESPACE=<namespace> SERVICE_ACCOUNT=$RUNTIME_SA
   envsubst < deploy/kubernetes/rbac.yaml | kubectl apply -f -
-Build and deploy the service:
+Build and deploy the service (from the clone, whose commit tags the image):
   gcloud builds submit --config=cloudbuild.yaml --project=$PROJECT --region=$REGION \\
     --service-account=projects/$PROJECT/serviceAccounts/$BUILD_SA \\
-    --gcs-source-staging-dir=$SOURCE_BUCKET/source --substitutions=_REGION=$REGION,_REPOSITORY=$REPOSITORY,_SERVICE=$SERVICE
+    --gcs-source-staging-dir=$SOURCE_BUCKET/source \\
+    --substitutions=_REGION=$REGION,_REPOSITORY=$REPOSITORY,_SERVICE=$SERVICE,_COMMIT="\$(git rev-parse --short HEAD)"
 EOF

@@ -4,7 +4,7 @@
 // substitution) against the gcloud stub, giving a valid service.yaml for the built image.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFile, mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -32,6 +32,7 @@ interface Build {
 
 const build = parse(await readFile(path.join(root, 'cloudbuild.yaml'), 'utf8')) as Build;
 const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as {
+  version: string;
   main: string;
   scripts: Record<string, string>;
   devDependencies: Record<string, string>;
@@ -120,6 +121,51 @@ describe('cloudbuild.yaml', () => {
     assert.ok(pkg.devDependencies.esbuild, 'esbuild is a devDependency');
   });
 
+  test('the image is tagged with the build id (what the deploy step deploys), the version and the commit', () => {
+    const args = step('image').args;
+    const repository = '${_REGION}-docker.pkg.dev/${_PROJECT}/${_REPOSITORY}/${_SERVICE}';
+    assert.equal(args[1], `${repository}:\${BUILD_ID}`);
+    assert.deepEqual(args.filter((a) => a.startsWith('--tag')), [`--tag=${repository}:\${_VERSION}`, `--tag=${repository}:\${_COMMIT}`]);
+    assert.equal(build.substitutions._VERSION, pkg.version, "_VERSION is package.json's version");
+    // Triggered builds know their commit; `gcloud builds submit` passes _COMMIT.
+    assert.equal(build.substitutions._COMMIT, '${SHORT_SHA}');
+    assert.ok(step('deploy').args.join('\n').includes(args[1]), 'the deploy step deploys the build id tag');
+  });
+
+  describe('the test step, before anything else, refuses', () => {
+    /** Runs the test step's script as Cloud Build would, in a folder holding package.json at `version`, with an `npm` that records it ran and stops there. */
+    async function runTestStep(version: string, substitutions: Record<string, string>): Promise<{ code: number; stderr: string; npmRan: boolean }> {
+      const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-cb-test-'));
+      await writeFile(path.join(dir, 'package.json'), JSON.stringify({ version }));
+      await writeFile(path.join(dir, 'npm'), `#!/bin/sh\ntouch ${JSON.stringify(path.join(dir, 'npm-ran'))}\nexit 97\n`, { mode: 0o755 });
+      const s = step('test');
+      const args = s.args.map((a) => substitute(a, { ...build.substitutions, ...substitutions }));
+      const result = await exec(s.entrypoint!, args, { cwd: dir, env: { PATH: `${dir}:${process.env.PATH}` } }).then(
+        () => ({ code: 0, stderr: '' }),
+        (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }),
+      );
+      const npmRan = await stat(path.join(dir, 'npm-ran')).then(() => true, () => false);
+      return { ...result, npmRan };
+    }
+
+    test("a _VERSION other than package.json's", async () => {
+      const r = await runTestStep('0.2.0', { _VERSION: '0.1.0', _COMMIT: 'abc1234' });
+      assert.deepEqual([r.code, r.npmRan], [1, false], r.stderr);
+      assert.match(r.stderr, /_VERSION is not the version in package\.json/);
+    });
+
+    test('an empty _COMMIT (a `gcloud builds submit` without it)', async () => {
+      const r = await runTestStep('0.1.0', { _VERSION: '0.1.0', _COMMIT: '' });
+      assert.deepEqual([r.code, r.npmRan], [1, false], r.stderr);
+      assert.match(r.stderr, /_COMMIT is empty: pass _COMMIT=\$\(git rev-parse --short HEAD\)/);
+    });
+
+    test('and goes on to npm ci when both are right', async () => {
+      const r = await runTestStep('0.1.0', { _VERSION: '0.1.0', _COMMIT: 'abc1234' });
+      assert.deepEqual([r.code, r.npmRan], [97, true], r.stderr);
+    });
+  });
+
   test('project, region, repository and service are substitutions, and every one used is defined and used', () => {
     for (const k of ['_PROJECT', '_REGION', '_REPOSITORY', '_SERVICE']) assert.ok(k in build.substitutions, k);
     const used = new Set(build.steps.flatMap((s) => strings(s).flatMap(references)));
@@ -136,7 +182,7 @@ describe('cloudbuild.yaml', () => {
   test('the deploy step, run as Cloud Build runs it, replaces the service with a valid service.yaml for the built image', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-cb-'));
     await copyFile(path.join(root, 'service.yaml'), path.join(dir, 'service.yaml'));
-    const builtIns = { PROJECT_ID: 'my-proj-1234', BUILD_ID: '3f1c0a4e-1d2b-4c5d-8e9f-0a1b2c3d4e5f' };
+    const builtIns = { PROJECT_ID: 'my-proj-1234', BUILD_ID: '3f1c0a4e-1d2b-4c5d-8e9f-0a1b2c3d4e5f', SHORT_SHA: 'abc1234' };
     const values: Record<string, string> = { ...builtIns, _REGION: 'europe-west4' };
     for (const [k, v] of Object.entries(build.substitutions)) values[k] ??= substitute(v, builtIns);
     const image = substitute(step('image').args[1]!, values);

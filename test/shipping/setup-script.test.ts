@@ -11,7 +11,7 @@ import path from 'node:path';
 import { before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
-import { checkCall, type Call } from './support/gcloud-help.ts';
+import { checkCall, gcloudCommands, type Call } from './support/gcloud-help.ts';
 import { PROJECT_NUMBER, installGcloudStub, readState, type StubState } from './support/gcloud-stub.ts';
 
 const exec = promisify(execFile);
@@ -181,9 +181,11 @@ describe('deploy/gcloud/setup.sh', () => {
 
   test('prints the audiences for deployer.yaml and a build command whose flags exist', () => {
     assert.match(first.stdout, new RegExp(`pubsub: +\\{ audience: ${URL}/pubsub`));
-    const submit = /gcloud (builds submit[^\n]*(?:\\\n[^\n]*)*)/.exec(first.stdout)?.[1];
-    assert.ok(submit, first.stdout);
-    const args = submit.replace(/\\\n/g, ' ').split(/\s+/).filter(Boolean);
-    assert.equal(checkCall(args).flags.config, 'cloudbuild.yaml');
+    const [args] = gcloudCommands(first.stdout).filter((c) => c[0] === 'builds');
+    assert.ok(args, first.stdout);
+    const submit = checkCall(args);
+    assert.equal(submit.flags.config, 'cloudbuild.yaml');
+    // The commit tags the image (cloudbuild.yaml's _COMMIT): the shell fills it in from the clone.
+    assert.match(String(submit.flags.substitutions), /,_COMMIT=\$\(git rev-parse --short HEAD\)$/);
   });
 });
