@@ -4,7 +4,7 @@
 // substitution) against the gcloud stub, giving a valid service.yaml for the built image.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFile, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { installGcloudStub, readState } from './support/gcloud-stub.ts';
 import { cloudRunService } from './support/knative.ts';
+import { RENDER_SCRIPT, secretsState } from './support/render.ts';
 
 const exec = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '../..');
@@ -64,6 +65,9 @@ function substitute(s: string, values: Record<string, string>): string {
     return v;
   });
 }
+
+/** The secrets service.yaml's env takes (each `secretKeyRef`), in order. */
+const SERVICE_SECRETS = [...(await readFile(path.join(root, 'service.yaml'), 'utf8')).matchAll(/secretKeyRef:\n\s+name: (\S+)/g)].map((m) => m[1]!);
 
 const strings = (s: Step): string[] => [s.name, s.entrypoint ?? '', s.dir ?? '', ...s.args, ...(s.env ?? [])];
 
@@ -179,31 +183,51 @@ describe('cloudbuild.yaml', () => {
     if (Object.values(build.substitutions).some((v) => references(v).length > 0)) assert.equal(build.options?.dynamicSubstitutions, true);
   });
 
-  test('the deploy step, run as Cloud Build runs it, replaces the service with a valid service.yaml for the built image', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-cb-'));
-    await copyFile(path.join(root, 'service.yaml'), path.join(dir, 'service.yaml'));
-    const builtIns = { PROJECT_ID: 'my-proj-1234', BUILD_ID: '3f1c0a4e-1d2b-4c5d-8e9f-0a1b2c3d4e5f', SHORT_SHA: 'abc1234' };
-    const values: Record<string, string> = { ...builtIns, _REGION: 'europe-west4' };
-    for (const [k, v] of Object.entries(build.substitutions)) values[k] ??= substitute(v, builtIns);
-    const image = substitute(step('image').args[1]!, values);
-    assert.equal(image, `europe-west4-docker.pkg.dev/my-proj-1234/${values._REPOSITORY}/${values._SERVICE}:${builtIns.BUILD_ID}`);
+  describe('the deploy step, run as Cloud Build runs it (render-service.sh, then the replace, against the gcloud stub)', () => {
+    /** Runs the deploy step with `substitutions` in a folder holding service.yaml and the render script; the stub's secrets hold versions. */
+    async function runDeploy(substitutions: Record<string, string>) {
+      const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-cb-'));
+      await copyFile(path.join(root, 'service.yaml'), path.join(dir, 'service.yaml'));
+      await mkdir(path.join(dir, 'deploy/gcloud'), { recursive: true });
+      await copyFile(RENDER_SCRIPT, path.join(dir, 'deploy/gcloud/render-service.sh'));
+      const builtIns = { PROJECT_ID: 'my-proj-1234', BUILD_ID: '3f1c0a4e-1d2b-4c5d-8e9f-0a1b2c3d4e5f', SHORT_SHA: 'abc1234' };
+      const values: Record<string, string> = { ...builtIns, ...substitutions };
+      for (const [k, v] of Object.entries(build.substitutions)) values[k] ??= substitute(v, builtIns);
+      const state = path.join(dir, 'gcloud-state.json');
+      // As setup.sh leaves them, the GitHub status token stored since.
+      const secrets = Object.fromEntries(SERVICE_SECRETS.map((s) => [s, s.endsWith('webhook-secret') || s.endsWith('webhook-token') ? 1 : s === 'gke-deployer-github-token' ? 2 : 0]));
+      await writeFile(state, JSON.stringify(secretsState(secrets)));
+      installGcloudStub(dir, state);
+      const deploy = step('deploy');
+      assert.equal(deploy.entrypoint, 'bash');
+      await exec('bash', deploy.args.map((a) => substitute(a, values)), { cwd: dir, env: { PATH: `${dir}:${process.env.PATH}`, HOME: dir } });
+      const { calls, resources } = readState(state);
+      const rendered = resources['run services:replaced']?.text ?? '';
+      return { values, calls, rendered, service: cloudRunService.parse(parse(rendered)), image: substitute(step('image').args[1]!, values) };
+    }
 
-    const deploy = step('deploy');
-    assert.equal(deploy.entrypoint, 'bash');
-    const state = path.join(dir, 'gcloud-state.json');
-    installGcloudStub(dir, state);
-    await exec('bash', deploy.args.map((a) => substitute(a, values)), { cwd: dir, env: { PATH: `${dir}:${process.env.PATH}`, HOME: dir } });
+    test('replaces the service with a valid service.yaml for the built image, each secret pinned to its newest version', async () => {
+      const { values, calls, rendered, service, image } = await runDeploy({ _REGION: 'europe-west4' });
+      assert.equal(image, `europe-west4-docker.pkg.dev/my-proj-1234/${values._REPOSITORY}/${values._SERVICE}:${values.BUILD_ID}`);
+      assert.deepEqual(calls.map((c) => c.command.join(' ')), [...SERVICE_SECRETS.map(() => 'secrets versions list'), 'run services replace']);
+      const replace = calls.at(-1)!;
+      assert.deepEqual([replace.flags.region, replace.flags.project], ['europe-west4', 'my-proj-1234']);
+      assert.doesNotMatch(rendered, /__[A-Z0-9_]+__/);
+      assert.equal(service.metadata.name, values._SERVICE);
+      assert.equal(service.metadata.labels?.['cloud.googleapis.com/location'], 'europe-west4');
+      const container = service.spec.template.spec.containers[0]!;
+      assert.equal(container.image, image);
+      assert.equal(service.spec.template.spec.serviceAccountName, 'gke-deployer@my-proj-1234.iam.gserviceaccount.com');
+      const secretEnv = Object.fromEntries((container.env ?? []).filter((e) => e.valueFrom).map((e) => [e.name, e.valueFrom!.secretKeyRef.key]));
+      assert.deepEqual(secretEnv, { GITHUB_WEBHOOK_SECRET: '1', GITLAB_WEBHOOK_TOKEN: '1', GITHUB_STATUS_TOKEN: '2' });
+      assert.equal(service.spec.template.metadata?.annotations?.['run.googleapis.com/network-interfaces'], undefined);
+    });
 
-    const { calls, resources } = readState(state);
-    assert.deepEqual(calls.map((c) => c.command.join(' ')), ['run services replace']);
-    assert.equal(calls[0]!.flags.region, 'europe-west4');
-    assert.equal(calls[0]!.flags.project, 'my-proj-1234');
-    const rendered = resources['run services:replaced']?.text ?? '';
-    assert.doesNotMatch(rendered, /__[A-Z_]+__/);
-    const service = cloudRunService.parse(parse(rendered));
-    assert.equal(service.metadata.name, values._SERVICE);
-    assert.equal(service.metadata.labels?.['cloud.googleapis.com/location'], 'europe-west4');
-    assert.equal(service.spec.template.spec.containers[0]?.image, image);
-    assert.equal(service.spec.template.spec.serviceAccountName, 'gke-deployer@my-proj-1234.iam.gserviceaccount.com');
+    test('_NETWORK and _SUBNET give the revision Direct VPC egress to private ranges', async () => {
+      const { service } = await runDeploy({ _REGION: 'europe-west4', _NETWORK: 'prod-vpc', _SUBNET: 'run-europe-west4' });
+      const annotations = service.spec.template.metadata?.annotations ?? {};
+      assert.deepEqual(JSON.parse(annotations['run.googleapis.com/network-interfaces'] ?? ''), [{ network: 'prod-vpc', subnetwork: 'run-europe-west4' }]);
+      assert.equal(annotations['run.googleapis.com/vpc-access-egress'], 'private-ranges-only');
+    });
   });
 });
