@@ -26,16 +26,26 @@
 #                       both of this name (gke-deployer-queue; "" for none). Webhooks and
 #                       Scheduler jobs publish their deploys there and are answered at once
 #                       (`queue` in deployer.yaml, see the README)
+#   REPORT_TOPIC        a topic every finished deploy is published to (report.topic):
+#                       created, and gke-deployer@ may publish to it ("": none)
+#   NETWORK, SUBNET     Direct VPC egress, for clusters reached by their `internal`
+#                       endpoint: the VPC network and its subnet in REGION (SUBNET defaults
+#                       to NETWORK). The placeholder service gets it, and the printed build
+#                       command passes it on (cloudbuild.yaml's _NETWORK, _SUBNET). A Shared
+#                       VPC's host project must let Cloud Run's service agent use the subnet
+#                       (roles/compute.networkUser), which this script does not grant. ("": none)
 #
 # Identities it creates (and the only roles it grants them):
-#   gke-deployer@            runtime: roles/container.clusterViewer on CLUSTER_PROJECTS,
+#   gke-deployer@            runtime: roles/container.clusterViewer on CLUSTER_PROJECTS (getCluster,
+#                            and container.clusters.connect, which `dns` endpoints check),
 #                            roles/artifactregistry.reader on REGISTRY_PROJECTS,
-#                            secretAccessor on its three secrets, roles/pubsub.publisher
-#                            on the QUEUE topic only. Rights inside clusters
+#                            secretAccessor on its own secrets, roles/pubsub.publisher
+#                            on the QUEUE and REPORT_TOPIC topics only. Rights inside clusters
 #                            come from deploy/kubernetes/rbac.yaml, per namespace.
 #   gke-deployer-push@       signs Pub/Sub push requests (OIDC); run.invoker on the service
 #   gke-deployer-scheduler@  signs Cloud Scheduler requests (OIDC); run.invoker on the service
-#   gke-deployer-build@      runs cloudbuild.yaml: writes the image, replaces the service
+#   gke-deployer-build@      runs cloudbuild.yaml: writes the image, replaces the service,
+#                            lists (never reads) the versions of the env secrets it pins
 set -euo pipefail
 
 PROJECT=${PROJECT:?set PROJECT to the Google Cloud project id}
@@ -61,6 +71,9 @@ MAX_DELIVERY_ATTEMPTS=5
 MIN_RETRY_DELAY=10s
 MAX_RETRY_DELAY=600s
 QUEUE=${QUEUE-gke-deployer-queue}
+REPORT_TOPIC=${REPORT_TOPIC:-}
+NETWORK=${NETWORK:-}
+SUBNET=${SUBNET:-$NETWORK}
 # A queued deploy is retried longer before it is parked: the events queued after it for
 # the same target wait meanwhile (ordering), and move on once it is dead-lettered.
 QUEUE_MAX_DELIVERY_ATTEMPTS=10
@@ -74,6 +87,10 @@ SCHEDULER_SA=gke-deployer-scheduler@$PROJECT.iam.gserviceaccount.com
 BUILD_SA=gke-deployer-build@$PROJECT.iam.gserviceaccount.com
 CONFIG_SECRET=gke-deployer-config  # names as in service.yaml
 WEBHOOK_SECRETS=(gke-deployer-github-webhook-secret gke-deployer-gitlab-webhook-token)
+# report.github/gitlab tokens and report.chat/slack webhook URLs (service.yaml: GITHUB_STATUS_TOKEN,
+# GITLAB_STATUS_TOKEN, CHAT_WEBHOOK_URL, SLACK_WEBHOOK_URL), created empty: the build wires each
+# one once it has a version.
+REPORT_SECRETS=(gke-deployer-github-token gke-deployer-gitlab-token gke-deployer-chat-webhook gke-deployer-slack-webhook)
 SOURCE_BUCKET=gs://$PROJECT-gke-deployer-source
 DEAD_LETTER=gke-deployer-dead-letter
 QUEUE_DEAD_LETTER=gke-deployer-queue-dead-letter  # only queued deploys: replayed apart
@@ -112,10 +129,17 @@ ensure_topic() { # name
   exists gc pubsub topics describe "$1" || gc pubsub topics create "$1"
 }
 
+# Every API this script, cloudbuild.yaml, the guide's steps and the function use:
+# cloudresourcemanager (projects describe, project IAM), iam (service accounts), iamcredentials
+# (the guide's impersonated ID token), storage (the source bucket), cloudbuild, artifactregistry
+# (the image; the function reads images and manifests), run, secretmanager, pubsub (triggers,
+# queue, results), cloudscheduler, container (getCluster), logging (`run services logs read`),
+# cloudtrace (OTEL_TRACES_EXPORTER=gcp), monitoring (the README's alert policy), and compute for a
+# VPC network.
+APIS=(cloudresourcemanager iam iamcredentials storage cloudbuild artifactregistry run secretmanager pubsub cloudscheduler container logging cloudtrace monitoring)
+[ -z "$NETWORK" ] || APIS+=(compute)
 step "APIs"
-gc services enable run.googleapis.com artifactregistry.googleapis.com cloudbuild.googleapis.com \
-  secretmanager.googleapis.com pubsub.googleapis.com cloudscheduler.googleapis.com \
-  container.googleapis.com iam.googleapis.com storage.googleapis.com
+gc services enable "${APIS[@]/%/.googleapis.com}"
 PROJECT_NUMBER=$(gc projects describe "$PROJECT" --format='value(projectNumber)')
 PUBSUB_AGENT=service-$PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com
 
@@ -125,6 +149,9 @@ ensure_sa gke-deployer-push "gke-deployer Pub/Sub push"
 ensure_sa gke-deployer-scheduler "gke-deployer Cloud Scheduler"
 ensure_sa gke-deployer-build "gke-deployer Cloud Build"
 
+# roles/container.clusterViewer: getCluster (container.clusters.get) for the endpoint and CA, and
+# container.clusters.connect, which a `dns` endpoint checks before Kubernetes RBAC; it grants
+# nothing inside a cluster.
 step "runtime: roles/container.clusterViewer on ${CLUSTER_PROJECTS}"
 for p in $CLUSTER_PROJECTS; do
   bind projects add-iam-policy-binding "$p" --member="serviceAccount:$RUNTIME_SA" --role=roles/container.clusterViewer --condition=None
@@ -140,12 +167,13 @@ for p in $REGISTRY_PROJECTS; do
 done
 
 step "secrets"
+config_version=
 ensure_secret "$CONFIG_SECRET"
 if [ -n "$CONFIG_FILE" ]; then
   if has_version "$CONFIG_SECRET" && gc secrets versions access latest --secret="$CONFIG_SECRET" | cmp -s - "$CONFIG_FILE"; then
     echo "    $CONFIG_SECRET: latest version already holds $CONFIG_FILE" >&2
   else
-    gc secrets versions add "$CONFIG_SECRET" --data-file="$CONFIG_FILE"
+    config_version=$(gc secrets versions add "$CONFIG_SECRET" --data-file="$CONFIG_FILE" --format='value(name.basename())')
   fi
 elif ! has_version "$CONFIG_SECRET"; then
   echo "    $CONFIG_SECRET has no version yet: write deployer.yaml and run again with CONFIG_FILE=deployer.yaml" >&2
@@ -155,6 +183,12 @@ for s in "${WEBHOOK_SECRETS[@]}"; do
   # A random secret to start with (GitHub/GitLab are given the same value): read it with
   #   gcloud secrets versions access latest --secret=NAME
   has_version "$s" || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | gc secrets versions add "$s" --data-file=-
+done
+for s in "${REPORT_SECRETS[@]}"; do ensure_secret "$s"; done
+# The build pins each env secret to its newest enabled version (deploy/gcloud/render-service.sh):
+# it lists the versions, it never reads a value.
+for s in "${WEBHOOK_SECRETS[@]}" "${REPORT_SECRETS[@]}"; do
+  bind secrets add-iam-policy-binding "$s" --member="serviceAccount:$BUILD_SA" --role=roles/secretmanager.viewer
 done
 
 step "build: image repository, source bucket, rights to deploy the service"
@@ -169,8 +203,15 @@ bind projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$BUILD_
 bind iam service-accounts add-iam-policy-binding "$RUNTIME_SA" --member="serviceAccount:$BUILD_SA" --role=roles/iam.serviceAccountUser
 
 step "Cloud Run service $SERVICE"
+vpc=()
+[ -z "$NETWORK" ] || vpc=(--network="$NETWORK" --subnet="$SUBNET" --vpc-egress=private-ranges-only)
 if ! exists gc run services describe "$SERVICE" --region="$REGION"; then
-  gc run deploy "$SERVICE" --image="$PLACEHOLDER_IMAGE" --region="$REGION" --service-account="$RUNTIME_SA" --no-invoker-iam-check
+  gc run deploy "$SERVICE" --image="$PLACEHOLDER_IMAGE" --region="$REGION" --service-account="$RUNTIME_SA" --no-invoker-iam-check "${vpc[@]}"
+elif [ -n "$config_version" ]; then
+  # The config is read at start-up: a new revision of the same image reads the new version.
+  # A config change is this, not a rebuild (the next build's revision reads it too).
+  echo "    a new revision reads $CONFIG_SECRET version $config_version" >&2
+  gc run services update "$SERVICE" --region="$REGION" --update-labels="gke-deployer-config=$config_version"
 fi
 URL=$(gc run services describe "$SERVICE" --region="$REGION" --format='value(status.url)')
 # run.admin on this one service only: service.yaml turns the invoker IAM check off,
@@ -227,6 +268,12 @@ if [ -n "$QUEUE" ]; then
   bind pubsub subscriptions add-iam-policy-binding "$QUEUE" --member="serviceAccount:$PUBSUB_AGENT" --role=roles/pubsub.subscriber
 fi
 
+if [ -n "$REPORT_TOPIC" ]; then
+  step "report topic $REPORT_TOPIC: every finished deploy is published there"
+  ensure_topic "$REPORT_TOPIC"
+  bind pubsub topics add-iam-policy-binding "$REPORT_TOPIC" --member="serviceAccount:$RUNTIME_SA" --role=roles/pubsub.publisher
+fi
+
 # One job per target: POST {"target"} to /scheduler, with the scheduler identity's OIDC token.
 scheduler_job() { # NAME SCHEDULE TARGET
   local http=(--location="$REGION" --schedule="$2" --uri="$URL/scheduler" --http-method=POST
@@ -247,6 +294,11 @@ for target in $RELEASE_TARGETS; do scheduler_job "gke-deployer-release-$target" 
 queue_config=
 [ -z "$QUEUE" ] ||
   queue_config="  queue: { topic: projects/$PROJECT/topics/$QUEUE, subscription: projects/$PROJECT/subscriptions/$QUEUE }"
+report_config="  # report:"
+[ -z "$REPORT_TOPIC" ] || report_config="  report:
+    topic: projects/$PROJECT/topics/$REPORT_TOPIC"
+build_vpc=
+[ -z "$NETWORK" ] || build_vpc=",_NETWORK=$NETWORK,_SUBNET=$SUBNET"
 
 cat <<EOF
 
@@ -258,11 +310,19 @@ gke-deployer is set up in $PROJECT. In deployer.yaml (then run again with CONFIG
     github:    { secretEnv: GITHUB_WEBHOOK_SECRET }   # secret ${WEBHOOK_SECRETS[0]}
     gitlab:    { tokenEnv: GITLAB_WEBHOOK_TOKEN }     # secret ${WEBHOOK_SECRETS[1]}
 $queue_config
+$report_config
+  #   github: { tokenEnv: GITHUB_STATUS_TOKEN }   (secret ${REPORT_SECRETS[0]})
+  #   gitlab: { tokenEnv: GITLAB_STATUS_TOKEN }   (secret ${REPORT_SECRETS[1]})
+  #   chat:   { webhookEnv: CHAT_WEBHOOK_URL }    (secret ${REPORT_SECRETS[2]})
+  #   slack:  { webhookEnv: SLACK_WEBHOOK_URL }   (secret ${REPORT_SECRETS[3]})
+  #   each once its secret holds the token or webhook URL, stored before the build wires it in:
+  #   printf %s "\$TOKEN" | gcloud secrets versions add ${REPORT_SECRETS[0]} --data-file=- --project=$PROJECT
 Grant it rights in each target namespace (with cluster credentials):
   export NAMESPACE=<namespace> SERVICE_ACCOUNT=$RUNTIME_SA
   envsubst < deploy/kubernetes/rbac.yaml | kubectl apply -f -
-Build and deploy the service:
+Build and deploy the service (from the clone, whose commit tags the image):
   gcloud builds submit --config=cloudbuild.yaml --project=$PROJECT --region=$REGION \\
     --service-account=projects/$PROJECT/serviceAccounts/$BUILD_SA \\
-    --gcs-source-staging-dir=$SOURCE_BUCKET/source --substitutions=_REGION=$REGION,_REPOSITORY=$REPOSITORY,_SERVICE=$SERVICE
+    --gcs-source-staging-dir=$SOURCE_BUCKET/source \\
+    --substitutions=_REGION=$REGION,_REPOSITORY=$REPOSITORY,_SERVICE=$SERVICE$build_vpc,_COMMIT="\$(git rev-parse --short HEAD)"
 EOF

@@ -4,7 +4,7 @@
 // substitution) against the gcloud stub, giving a valid service.yaml for the built image.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFile, mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { installGcloudStub, readState } from './support/gcloud-stub.ts';
 import { cloudRunService } from './support/knative.ts';
+import { RENDER_SCRIPT, secretsState } from './support/render.ts';
 
 const exec = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '../..');
@@ -32,6 +33,7 @@ interface Build {
 
 const build = parse(await readFile(path.join(root, 'cloudbuild.yaml'), 'utf8')) as Build;
 const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as {
+  version: string;
   main: string;
   scripts: Record<string, string>;
   devDependencies: Record<string, string>;
@@ -63,6 +65,9 @@ function substitute(s: string, values: Record<string, string>): string {
     return v;
   });
 }
+
+/** The secrets service.yaml's env takes (each `secretKeyRef`), in order. */
+const SERVICE_SECRETS = [...(await readFile(path.join(root, 'service.yaml'), 'utf8')).matchAll(/secretKeyRef:\n\s+name: (\S+)/g)].map((m) => m[1]!);
 
 const strings = (s: Step): string[] => [s.name, s.entrypoint ?? '', s.dir ?? '', ...s.args, ...(s.env ?? [])];
 
@@ -120,6 +125,51 @@ describe('cloudbuild.yaml', () => {
     assert.ok(pkg.devDependencies.esbuild, 'esbuild is a devDependency');
   });
 
+  test('the image is tagged with the build id (what the deploy step deploys), the version and the commit', () => {
+    const args = step('image').args;
+    const repository = '${_REGION}-docker.pkg.dev/${_PROJECT}/${_REPOSITORY}/${_SERVICE}';
+    assert.equal(args[1], `${repository}:\${BUILD_ID}`);
+    assert.deepEqual(args.filter((a) => a.startsWith('--tag')), [`--tag=${repository}:\${_VERSION}`, `--tag=${repository}:\${_COMMIT}`]);
+    assert.equal(build.substitutions._VERSION, pkg.version, "_VERSION is package.json's version");
+    // Triggered builds know their commit; `gcloud builds submit` passes _COMMIT.
+    assert.equal(build.substitutions._COMMIT, '${SHORT_SHA}');
+    assert.ok(step('deploy').args.join('\n').includes(args[1]), 'the deploy step deploys the build id tag');
+  });
+
+  describe('the test step, before anything else, refuses', () => {
+    /** Runs the test step's script as Cloud Build would, in a folder holding package.json at `version`, with an `npm` that records it ran and stops there. */
+    async function runTestStep(version: string, substitutions: Record<string, string>): Promise<{ code: number; stderr: string; npmRan: boolean }> {
+      const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-cb-test-'));
+      await writeFile(path.join(dir, 'package.json'), JSON.stringify({ version }));
+      await writeFile(path.join(dir, 'npm'), `#!/bin/sh\ntouch ${JSON.stringify(path.join(dir, 'npm-ran'))}\nexit 97\n`, { mode: 0o755 });
+      const s = step('test');
+      const args = s.args.map((a) => substitute(a, { ...build.substitutions, ...substitutions }));
+      const result = await exec(s.entrypoint!, args, { cwd: dir, env: { PATH: `${dir}:${process.env.PATH}` } }).then(
+        () => ({ code: 0, stderr: '' }),
+        (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }),
+      );
+      const npmRan = await stat(path.join(dir, 'npm-ran')).then(() => true, () => false);
+      return { ...result, npmRan };
+    }
+
+    test("a _VERSION other than package.json's", async () => {
+      const r = await runTestStep('0.2.0', { _VERSION: '0.1.0', _COMMIT: 'abc1234' });
+      assert.deepEqual([r.code, r.npmRan], [1, false], r.stderr);
+      assert.match(r.stderr, /_VERSION is not the version in package\.json/);
+    });
+
+    test('an empty _COMMIT (a `gcloud builds submit` without it)', async () => {
+      const r = await runTestStep('0.1.0', { _VERSION: '0.1.0', _COMMIT: '' });
+      assert.deepEqual([r.code, r.npmRan], [1, false], r.stderr);
+      assert.match(r.stderr, /_COMMIT is empty: pass _COMMIT=\$\(git rev-parse --short HEAD\)/);
+    });
+
+    test('and goes on to npm ci when both are right', async () => {
+      const r = await runTestStep('0.1.0', { _VERSION: '0.1.0', _COMMIT: 'abc1234' });
+      assert.deepEqual([r.code, r.npmRan], [97, true], r.stderr);
+    });
+  });
+
   test('project, region, repository and service are substitutions, and every one used is defined and used', () => {
     for (const k of ['_PROJECT', '_REGION', '_REPOSITORY', '_SERVICE']) assert.ok(k in build.substitutions, k);
     const used = new Set(build.steps.flatMap((s) => strings(s).flatMap(references)));
@@ -133,31 +183,51 @@ describe('cloudbuild.yaml', () => {
     if (Object.values(build.substitutions).some((v) => references(v).length > 0)) assert.equal(build.options?.dynamicSubstitutions, true);
   });
 
-  test('the deploy step, run as Cloud Build runs it, replaces the service with a valid service.yaml for the built image', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-cb-'));
-    await copyFile(path.join(root, 'service.yaml'), path.join(dir, 'service.yaml'));
-    const builtIns = { PROJECT_ID: 'my-proj-1234', BUILD_ID: '3f1c0a4e-1d2b-4c5d-8e9f-0a1b2c3d4e5f' };
-    const values: Record<string, string> = { ...builtIns, _REGION: 'europe-west4' };
-    for (const [k, v] of Object.entries(build.substitutions)) values[k] ??= substitute(v, builtIns);
-    const image = substitute(step('image').args[1]!, values);
-    assert.equal(image, `europe-west4-docker.pkg.dev/my-proj-1234/${values._REPOSITORY}/${values._SERVICE}:${builtIns.BUILD_ID}`);
+  describe('the deploy step, run as Cloud Build runs it (render-service.sh, then the replace, against the gcloud stub)', () => {
+    /** Runs the deploy step with `substitutions` in a folder holding service.yaml and the render script; the stub's secrets hold versions. */
+    async function runDeploy(substitutions: Record<string, string>) {
+      const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-cb-'));
+      await copyFile(path.join(root, 'service.yaml'), path.join(dir, 'service.yaml'));
+      await mkdir(path.join(dir, 'deploy/gcloud'), { recursive: true });
+      await copyFile(RENDER_SCRIPT, path.join(dir, 'deploy/gcloud/render-service.sh'));
+      const builtIns = { PROJECT_ID: 'my-proj-1234', BUILD_ID: '3f1c0a4e-1d2b-4c5d-8e9f-0a1b2c3d4e5f', SHORT_SHA: 'abc1234' };
+      const values: Record<string, string> = { ...builtIns, ...substitutions };
+      for (const [k, v] of Object.entries(build.substitutions)) values[k] ??= substitute(v, builtIns);
+      const state = path.join(dir, 'gcloud-state.json');
+      // As setup.sh leaves them, the GitHub status token stored since.
+      const secrets = Object.fromEntries(SERVICE_SECRETS.map((s) => [s, s.endsWith('webhook-secret') || s.endsWith('webhook-token') ? 1 : s === 'gke-deployer-github-token' ? 2 : 0]));
+      await writeFile(state, JSON.stringify(secretsState(secrets)));
+      installGcloudStub(dir, state);
+      const deploy = step('deploy');
+      assert.equal(deploy.entrypoint, 'bash');
+      await exec('bash', deploy.args.map((a) => substitute(a, values)), { cwd: dir, env: { PATH: `${dir}:${process.env.PATH}`, HOME: dir } });
+      const { calls, resources } = readState(state);
+      const rendered = resources['run services:replaced']?.text ?? '';
+      return { values, calls, rendered, service: cloudRunService.parse(parse(rendered)), image: substitute(step('image').args[1]!, values) };
+    }
 
-    const deploy = step('deploy');
-    assert.equal(deploy.entrypoint, 'bash');
-    const state = path.join(dir, 'gcloud-state.json');
-    installGcloudStub(dir, state);
-    await exec('bash', deploy.args.map((a) => substitute(a, values)), { cwd: dir, env: { PATH: `${dir}:${process.env.PATH}`, HOME: dir } });
+    test('replaces the service with a valid service.yaml for the built image, each secret pinned to its newest version', async () => {
+      const { values, calls, rendered, service, image } = await runDeploy({ _REGION: 'europe-west4' });
+      assert.equal(image, `europe-west4-docker.pkg.dev/my-proj-1234/${values._REPOSITORY}/${values._SERVICE}:${values.BUILD_ID}`);
+      assert.deepEqual(calls.map((c) => c.command.join(' ')), [...SERVICE_SECRETS.map(() => 'secrets versions list'), 'run services replace']);
+      const replace = calls.at(-1)!;
+      assert.deepEqual([replace.flags.region, replace.flags.project], ['europe-west4', 'my-proj-1234']);
+      assert.doesNotMatch(rendered, /__[A-Z0-9_]+__/);
+      assert.equal(service.metadata.name, values._SERVICE);
+      assert.equal(service.metadata.labels?.['cloud.googleapis.com/location'], 'europe-west4');
+      const container = service.spec.template.spec.containers[0]!;
+      assert.equal(container.image, image);
+      assert.equal(service.spec.template.spec.serviceAccountName, 'gke-deployer@my-proj-1234.iam.gserviceaccount.com');
+      const secretEnv = Object.fromEntries((container.env ?? []).filter((e) => e.valueFrom).map((e) => [e.name, e.valueFrom!.secretKeyRef.key]));
+      assert.deepEqual(secretEnv, { GITHUB_WEBHOOK_SECRET: '1', GITLAB_WEBHOOK_TOKEN: '1', GITHUB_STATUS_TOKEN: '2' });
+      assert.equal(service.spec.template.metadata?.annotations?.['run.googleapis.com/network-interfaces'], undefined);
+    });
 
-    const { calls, resources } = readState(state);
-    assert.deepEqual(calls.map((c) => c.command.join(' ')), ['run services replace']);
-    assert.equal(calls[0]!.flags.region, 'europe-west4');
-    assert.equal(calls[0]!.flags.project, 'my-proj-1234');
-    const rendered = resources['run services:replaced']?.text ?? '';
-    assert.doesNotMatch(rendered, /__[A-Z_]+__/);
-    const service = cloudRunService.parse(parse(rendered));
-    assert.equal(service.metadata.name, values._SERVICE);
-    assert.equal(service.metadata.labels?.['cloud.googleapis.com/location'], 'europe-west4');
-    assert.equal(service.spec.template.spec.containers[0]?.image, image);
-    assert.equal(service.spec.template.spec.serviceAccountName, 'gke-deployer@my-proj-1234.iam.gserviceaccount.com');
+    test('_NETWORK and _SUBNET give the revision Direct VPC egress to private ranges', async () => {
+      const { service } = await runDeploy({ _REGION: 'europe-west4', _NETWORK: 'prod-vpc', _SUBNET: 'run-europe-west4' });
+      const annotations = service.spec.template.metadata?.annotations ?? {};
+      assert.deepEqual(JSON.parse(annotations['run.googleapis.com/network-interfaces'] ?? ''), [{ network: 'prod-vpc', subnetwork: 'run-europe-west4' }]);
+      assert.equal(annotations['run.googleapis.com/vpc-access-egress'], 'private-ranges-only');
+    });
   });
 });

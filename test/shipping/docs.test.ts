@@ -5,47 +5,12 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { checkCall } from './support/gcloud-help.ts';
+import { checkCall, gcloudCommands } from './support/gcloud-help.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const guide = readFileSync(path.join(root, 'docs/deploying.md'), 'utf8');
 const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
 const deploySection = /^## Deploying to Google Cloud\n[\s\S]*?(?=^## )/m.exec(readme)?.[0] ?? '';
-
-/** The arguments of every `gcloud …` command in `text`, split as a shell would (quotes kept together). */
-function gcloudCommands(text: string): string[][] {
-  const joined = text.replace(/\\\n\s*/g, ' ');
-  const commands: string[][] = [];
-  for (const m of joined.matchAll(/\bgcloud (?=[a-z])/g)) {
-    const args: string[] = [];
-    let word = '';
-    let quote: string | undefined;
-    let i = m.index + m[0].length;
-    for (; i < joined.length; i++) {
-      const c = joined[i]!;
-      if (quote) {
-        if (c === quote) quote = undefined;
-        else word += c;
-        continue;
-      }
-      if (c === '"' || c === "'") {
-        quote = c;
-        continue;
-      }
-      // The command ends where the shell (or the Markdown around it) ends it.
-      if (/[\n`)|;#<>]/.test(c) || (c === '&' && joined[i + 1] === '&')) break;
-      if (c === ' ') {
-        if (word) args.push(word);
-        word = '';
-        continue;
-      }
-      word += c;
-    }
-    if (word) args.push(word);
-    commands.push(args);
-  }
-  return commands;
-}
 
 /** The codes src/errors.ts declares (as a union of literals or as keys of a table). */
 function errorCodes(): string[] {

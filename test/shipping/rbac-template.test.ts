@@ -1,7 +1,7 @@
 // deploy/kubernetes/rbac.yaml as a file: a template with exactly two placeholders, one
 // Role and its RoleBinding to a Google identity, no wildcard, nothing cluster-wide, every
 // kind the shipped examples deploy, and the verbs the rollout, rollback and pre-deploy Jobs
-// use. (test/least-privilege.test.ts applies it to a real API server.)
+// use, and the guide's table of them. (test/least-privilege.test.ts applies it to a real API server.)
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -106,5 +106,15 @@ describe('deploy/kubernetes/rbac.yaml', () => {
     assert.deepEqual([...verbs('', 'pods/log')], ['get']);
     assert.deepEqual([...verbs('coordination.k8s.io', 'leases')].sort(), ['create', 'delete', 'get', 'update']);
     assert.match(text, /# per-target deploy lock\n\s+- apiGroups: \["coordination\.k8s\.io"\]/);
+  });
+
+  test("docs/deploying.md's RBAC table names exactly the resources the Role grants (it listed events after the Role dropped them)", () => {
+    const guide = readFileSync(path.join(root, 'docs/deploying.md'), 'utf8');
+    const table = /^\| for \| resources \| verbs \|\n\|[-|]+\|\n((?:\|.*\|\n)+)/m.exec(guide)?.[1];
+    assert.ok(table, 'the guide has the RBAC table');
+    // The resources column's backticked names (group names and object names have dots or brackets).
+    const named = new Set(table.split('\n').flatMap((row) => [...(row.split('|')[2] ?? '').matchAll(/`([a-z]+(?:\/[a-z]+)?)`/g)].map((m) => m[1]!)));
+    const granted = new Set(role.rules!.flatMap((r) => r.resources));
+    assert.deepEqual([...named].sort(), [...granted].sort());
   });
 });

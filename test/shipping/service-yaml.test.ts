@@ -7,32 +7,35 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { parse } from 'yaml';
 import { loadConfigFile } from '../../src/config/load.ts';
-import { cloudRunService, render, type CloudRunService } from './support/knative.ts';
+import { cloudRunService, type CloudRunService } from './support/knative.ts';
+import { renderService, secretsState } from './support/render.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
-const text = readFileSync(path.join(root, 'service.yaml'), 'utf8');
+const SERVICE_FILE = path.join(root, 'service.yaml');
+const text = readFileSync(SERVICE_FILE, 'utf8');
 const setupScript = readFileSync(path.join(root, 'deploy/gcloud/setup.sh'), 'utf8');
-const rendered = render(text, {
-  __IMAGE__: 'europe-west1-docker.pkg.dev/my-proj/gke-deployer/gke-deployer:b1',
-  __PROJECT_ID__: 'my-proj',
-  __REGION__: 'europe-west1',
-  __SERVICE__: 'gke-deployer',
-});
 
-function service(): CloudRunService {
-  const parsed = cloudRunService.safeParse(parse(rendered));
-  assert.ok(parsed.success, parsed.success ? '' : JSON.stringify(parsed.error.issues, null, 2));
-  return parsed.data;
-}
-
-const container = () => service().spec.template.spec.containers[0]!;
-const env = (name: string) => container().env?.find((e) => e.name === name);
 /** A shell variable's value as setup.sh sets it (`NAME=value`, `NAME=(a b)`). */
 function setupValue(name: string): string {
   const m = new RegExp(`^${name}=(\\(([^)]*)\\)|\\S+)`, 'm').exec(setupScript);
   assert.ok(m, `setup.sh sets ${name}`);
   return (m[2] ?? m[1]!).replace(/\$PROJECT/g, 'my-proj');
 }
+const WEBHOOK_SECRETS = setupValue('WEBHOOK_SECRETS').split(/\s+/);
+const REPORT_SECRETS = setupValue('REPORT_SECRETS').split(/\s+/);
+const PLACES = { IMAGE: 'europe-west1-docker.pkg.dev/my-proj/gke-deployer/gke-deployer:b1', PROJECT: 'my-proj', REGION: 'europe-west1', SERVICE: 'gke-deployer' };
+/** As right after setup.sh: the webhook secrets have versions (3 and 1 here), the report secrets none. */
+const FRESH = { [WEBHOOK_SECRETS[0]!]: 3, [WEBHOOK_SECRETS[1]!]: 1, ...Object.fromEntries(REPORT_SECRETS.map((r) => [r, 0])) };
+const rendered = renderService(SERVICE_FILE, PLACES, secretsState(FRESH)).yaml;
+
+function parseService(yaml: string): CloudRunService {
+  const parsed = cloudRunService.safeParse(parse(yaml));
+  assert.ok(parsed.success, parsed.success ? '' : JSON.stringify(parsed.error.issues, null, 2));
+  return parsed.data;
+}
+const service = () => parseService(rendered);
+const container = (s = service()) => s.spec.template.spec.containers[0]!;
+const env = (name: string, s = service()) => container(s).env?.find((e) => e.name === name);
 
 describe('service.yaml', () => {
   test('is a Knative serving.knative.dev/v1 Service with the fields Cloud Run requires, all placeholders filled', () => {
@@ -74,12 +77,48 @@ describe('service.yaml', () => {
     assert.equal(env('DEPLOYER_CONFIG')?.value, path.posix.join(mount.mountPath, item.path));
   });
 
-  test('takes the webhook secrets from Secret Manager env refs, the secrets setup.sh creates', () => {
+  test('takes the webhook secrets from Secret Manager env refs, the secrets setup.sh creates, each pinned to its newest version', () => {
     const refs = ['GITHUB_WEBHOOK_SECRET', 'GITLAB_WEBHOOK_TOKEN'].map((n) => env(n)?.valueFrom?.secretKeyRef);
-    assert.deepEqual(refs.map((r) => r?.name), setupValue('WEBHOOK_SECRETS').split(/\s+/));
-    for (const r of refs) assert.equal(r?.key, 'latest');
+    assert.deepEqual(refs.map((r) => r?.name), WEBHOOK_SECRETS);
+    // Google advises a fixed version for secrets in env vars (read when an instance starts).
+    assert.deepEqual(refs.map((r) => r?.key), ['3', '1']);
+    // In service.yaml each is the placeholder render-service.sh pins, __<VAR>_VERSION__ (never `latest`).
+    const raw = parse(text) as { spec: { template: { spec: { containers: { env: { name: string; valueFrom?: { secretKeyRef: { key: string } } }[] }[] } } } };
+    const secretEnv = raw.spec.template.spec.containers[0]!.env.filter((e) => e.valueFrom);
+    assert.ok(secretEnv.length >= 2);
+    for (const e of secretEnv) assert.equal(e.valueFrom?.secretKeyRef.key, `__${e.name}_VERSION__`, e.name);
     // No secret is written into the file.
-    for (const e of container().env ?? []) if (/SECRET|TOKEN/.test(e.name)) assert.equal(e.value, undefined, e.name);
+    for (const e of container().env ?? []) if (/SECRET|TOKEN|WEBHOOK/.test(e.name)) assert.equal(e.value, undefined, e.name);
+  });
+
+  test('wires the report tokens and chat webhooks from the secrets setup.sh creates, each left out until its secret has a version', () => {
+    const names = ['GITHUB_STATUS_TOKEN', 'GITLAB_STATUS_TOKEN', 'CHAT_WEBHOOK_URL', 'SLACK_WEBHOOK_URL'];
+    // Fresh from setup.sh: no report secret has a version, so none is set (a report.* naming one fails start-up, naming it).
+    for (const n of names) assert.equal(env(n), undefined, n);
+    const withToken = parseService(renderService(SERVICE_FILE, PLACES, secretsState({ ...FRESH, [REPORT_SECRETS[0]!]: 2, [REPORT_SECRETS[2]!]: 1 })).yaml);
+    assert.deepEqual(
+      names.map((n) => env(n, withToken)?.valueFrom?.secretKeyRef ?? null),
+      [{ name: REPORT_SECRETS[0], key: '2' }, null, { name: REPORT_SECRETS[2], key: '1' }, null],
+    );
+    // The other entries are untouched.
+    assert.equal(env('GITHUB_WEBHOOK_SECRET', withToken)?.valueFrom?.secretKeyRef.key, '3');
+  });
+
+  test('a secret the build cannot list fails the render, naming it', () => {
+    const { [WEBHOOK_SECRETS[1]!]: _missing, ...rest } = FRESH;
+    assert.throws(() => renderService(SERVICE_FILE, PLACES, secretsState(rest)), new RegExp(`cannot list the versions of secret ${WEBHOOK_SECRETS[1]} \\(GITLAB_WEBHOOK_TOKEN\\)`));
+  });
+
+  test('Direct VPC egress (for internal endpoints) only with NETWORK: private ranges through the VPC', () => {
+    const annotations = (s: CloudRunService) => s.spec.template.metadata?.annotations ?? {};
+    const vpc = (s: CloudRunService) => [annotations(s)['run.googleapis.com/network-interfaces'], annotations(s)['run.googleapis.com/vpc-access-egress']];
+    assert.deepEqual(vpc(service()), [undefined, undefined]);
+    const withSubnet = parseService(renderService(SERVICE_FILE, { ...PLACES, NETWORK: 'prod-vpc', SUBNET: 'run-europe-west1' }, secretsState(FRESH)).yaml);
+    assert.deepEqual(JSON.parse(vpc(withSubnet)[0] ?? ''), [{ network: 'prod-vpc', subnetwork: 'run-europe-west1' }]);
+    assert.equal(vpc(withSubnet)[1], 'private-ranges-only');
+    // Cloud Run's own default: a subnet named as the network.
+    const networkOnly = parseService(renderService(SERVICE_FILE, { ...PLACES, NETWORK: 'prod-vpc' }, secretsState(FRESH)).yaml);
+    assert.deepEqual(JSON.parse(vpc(networkOnly)[0] ?? ''), [{ network: 'prod-vpc', subnetwork: 'prod-vpc' }]);
   });
 
   test('memory fits the measured worst case at its concurrency, and the heap cap leaves room outside the heap', () => {

@@ -2,17 +2,19 @@
 // as Cloud Run runs it: `npm start` (the production entry point), and the web process the
 // functions-framework buildpack writes into the image (node_modules/.bin/functions-framework
 // with FUNCTION_TARGET from GOOGLE_FUNCTION_TARGET, loading package.json's main). Both must
-// serve the health route Cloud Run probes, with OIDC auth settings (no `none`).
+// serve the health route Cloud Run probes, with OIDC auth settings (no `none`). In a fresh clone
+// `npm start` builds dist/ first (its prestart), and only when dist/ is missing or stale.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { freePort } from '../../sandbox/process.ts';
+import { distIsStale } from '../../scripts/prestart.ts';
 import { ensureBundle } from '../support/bundle.ts';
 
 const exec = promisify(execFile);
@@ -66,10 +68,10 @@ interface Started {
  * NODE_ENV=production functions-framework prints nothing when it listens, so this probes
  * the health route as Cloud Run's startup probe does, after the function logged it is ready.
  */
-async function start(command: string, args: string[], env: Record<string, string>): Promise<Started> {
+async function start(command: string, args: string[], env: Record<string, string>, cwd = root): Promise<Started> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(command, args, { cwd: root, env: { ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(command, args, { cwd, env: { ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
   const exited = once(child, 'exit');
   const ready = new Promise<void>((resolve, reject) => {
@@ -151,6 +153,42 @@ describe('the image start command', () => {
     } finally {
       await s.stop();
     }
+  });
+
+  test('in a fresh clone (no dist/), npm start builds dist/ first, then serves', async () => {
+    const clone = await mkdtemp(path.join(tmpdir(), 'gke-deployer-clone-'));
+    for (const f of ['package.json', 'package-lock.json', 'service.yaml', 'src', 'scripts']) await cp(path.join(root, f), path.join(clone, f), { recursive: true });
+    // The dependencies `npm ci` would install; nothing of dist/.
+    await symlink(path.join(root, 'node_modules'), path.join(clone, 'node_modules'));
+    const s = await start('npm', ['start'], env, clone);
+    try {
+      await checkServes(s);
+      assert.match(s.output(), /dist\/ is missing or older than src\/: building it first/);
+      assert.ok((await stat(path.join(clone, 'dist/index.mjs'))).isFile());
+    } finally {
+      await s.stop();
+      await rm(clone, { recursive: true, force: true });
+    }
+  });
+
+  test('the prestart build runs only when dist/ is missing or older than one of its inputs', async () => {
+    const tree = await mkdtemp(path.join(tmpdir(), 'gke-deployer-stale-'));
+    const at = (f: string) => path.join(tree, f);
+    await mkdir(at('src/config'), { recursive: true });
+    await mkdir(at('scripts'));
+    for (const f of ['package-lock.json', 'service.yaml', 'scripts/build.ts', 'src/index.ts', 'src/config/load.ts']) await writeFile(at(f), '');
+    const set = (f: string, seconds: number) => utimes(at(f), seconds, seconds);
+    for (const f of ['package-lock.json', 'service.yaml', 'scripts/build.ts', 'src/index.ts', 'src/config/load.ts']) await set(f, 1000);
+    assert.equal(await distIsStale(tree), true, 'no dist/');
+    await mkdir(at('dist'));
+    await writeFile(at('dist/index.mjs'), '');
+    await set('dist/index.mjs', 2000);
+    assert.equal(await distIsStale(tree), false, 'dist/ newer than every input');
+    await set('src/config/load.ts', 3000);
+    assert.equal(await distIsStale(tree), true, 'a source file changed since');
+    await set('dist/index.mjs', 4000);
+    await set('service.yaml', 5000);
+    assert.equal(await distIsStale(tree), true, 'service.yaml (NODE_OPTIONS of the compile cache) changed since');
   });
 
   test("the buildpack's web process (functions-framework, FUNCTION_TARGET, package.json main) serves the same", async () => {

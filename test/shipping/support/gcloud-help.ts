@@ -124,3 +124,38 @@ export function checkCall(args: string[]): Call {
   }
   return { command: known.words, positionals, flags };
 }
+
+/** The arguments of every `gcloud …` command in `text`, split as a shell would (quotes kept together). */
+export function gcloudCommands(text: string): string[][] {
+  const joined = text.replace(/\\\n\s*/g, ' ');
+  const commands: string[][] = [];
+  for (const m of joined.matchAll(/\bgcloud (?=[a-z])/g)) {
+    const args: string[] = [];
+    let word = '';
+    let quote: string | undefined;
+    let i = m.index + m[0].length;
+    for (; i < joined.length; i++) {
+      const c = joined[i]!;
+      if (quote) {
+        if (c === quote) quote = undefined;
+        else word += c;
+        continue;
+      }
+      if (c === '"' || c === "'") {
+        quote = c;
+        continue;
+      }
+      // The command ends where the shell (or the Markdown around it) ends it.
+      if (/[\n`)|;#<>]/.test(c) || (c === '&' && joined[i + 1] === '&')) break;
+      if (c === ' ') {
+        if (word) args.push(word);
+        word = '';
+        continue;
+      }
+      word += c;
+    }
+    if (word) args.push(word);
+    commands.push(args);
+  }
+  return commands;
+}

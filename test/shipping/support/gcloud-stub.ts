@@ -96,7 +96,8 @@ function run(args: string[], state: StubState, stdin: () => string): string {
     must(true);
     const file = String(call.flags['data-file']);
     resource!.versions!.push(file === '-' ? stdin() : readFileSync(file, 'utf8'));
-    return '';
+    // The new version's number with `--format='value(name.basename())'`; gcloud's own message goes to stderr.
+    return call.flags.format === undefined ? '' : `${resource!.versions!.length}\n`;
   }
   if (command === 'run services replace') {
     state.resources[`run services:replaced`] = { text: readFileSync(call.positionals[0]!, 'utf8') };

@@ -86,12 +86,3 @@ export const cloudRunService = z.strictObject({
 });
 
 export type CloudRunService = z.infer<typeof cloudRunService>;
-
-/** What cloudbuild.yaml's deploy step fills in; any other `__X__` left over is a bug. */
-export const PLACEHOLDERS = ['__IMAGE__', '__PROJECT_ID__', '__REGION__', '__SERVICE__'] as const;
-
-export function render(text: string, values: Record<(typeof PLACEHOLDERS)[number], string>): string {
-  let out = text;
-  for (const p of PLACEHOLDERS) out = out.replaceAll(p, values[p]);
-  return out;
-}
