@@ -78,7 +78,7 @@ export function readable(result: TargetResult): string {
   const parts = 'clusters' in result
     ? [`Target ${result.target}, namespace ${result.namespace}, ${plural(result.clusters.length, 'cluster')} (${result.strategy}): ${result.status}`, '', ...result.clusters.flatMap((c) => clusterPart(c.cluster, c))]
     : clusterPart(result.cluster, result, result.target, result.namespace);
-  return `${parts.join('\n')}\n`;
+  return `${parts.join('\n').trimEnd()}\n`;
 }
 
 function clusterPart(cluster: string, r: DeployResult | ClusterResult, target?: string, namespace?: string): string[] {
