@@ -101,6 +101,7 @@ describe('npx gke-deployer from a fresh clone, with no build (in-process where o
     const r = await npx(['--version']);
     const version = (JSON.parse(readFileSync(path.join(clone, 'package.json'), 'utf8')) as { version: string }).version;
     assert.deepEqual(r, { code: 0, stdout: `gke-deployer ${version}\n`, stderr: '' });
+    assert.deepEqual(await cli(['--version']), r);
     assert.equal(existsSync(path.join(clone, 'dist')), false, 'nothing was built');
   });
 
@@ -225,17 +226,22 @@ describe('npx gke-deployer from a fresh clone, with no build (in-process where o
   });
 
   test("check --production refuses what Cloud Run's start-up refuses", async () => {
-    const r = await cli(['check', '--production', path.join(root, 'examples/deployer.yaml')]);
+    const dir = configDir(readFileSync(path.join(root, 'examples/deployer.yaml'), 'utf8'), { 'manifests/hello.yaml': readFileSync(path.join(root, 'examples/manifests/hello.yaml'), 'utf8') });
+    const r = await cli(['check', '--production', path.join(dir, 'deployer.yaml')]);
     assert.equal(r.code, 1);
     assert.equal(
       r.stderr,
-      `${path.join(root, 'examples/deployer.yaml')}: 1 problem\n  - auth.direct: "none" is refused in production (K_SERVICE is set): it lets anyone call /deploy; give it an OIDC audience and serviceAccounts\n`,
+      `${path.join(dir, 'deployer.yaml')}: 1 problem\n  - auth.direct: "none" is refused in production (K_SERVICE is set): it lets anyone call /deploy; give it an OIDC audience and serviceAccounts\n`,
     );
   });
 
   test('--help for each command: usage line, description, every flag, examples; exit 0', async () => {
     const main = await npx(['--help']);
     assert.equal(main.code, 0);
+    assert.deepEqual(await cli(['-h']), main);
+    assert.deepEqual(await cli(['help']), main);
+    // No command: the same page, on stderr, as a usage error.
+    assert.deepEqual(await cli([]), { code: 2, stdout: '', stderr: main.stdout });
     assert.match(main.stdout, /^Usage: gke-deployer <command> \[flags\]\n/);
     for (const c of COMMANDS) assert.match(main.stdout, new RegExp(`^  ${c.name} +${c.summary}$`, 'm'));
     assert.deepEqual(COMMANDS.map((c) => c.name), ['check', 'rbac', 'plan']);
