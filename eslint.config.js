@@ -19,8 +19,8 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-floating-promises': 'off' },
   },
   {
-    // The bench's baseline programs and the dev install step are plain JavaScript run by Node, outside the TS project.
-    files: ['bench/**/*.mjs', 'scripts/**/*.mjs'],
+    // The bench's baseline programs, the dev install step and the CLI's launcher are plain JavaScript run by Node, outside the TS project.
+    files: ['bench/**/*.mjs', 'scripts/**/*.mjs', 'bin/**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: { parserOptions: { projectService: false, project: false }, globals: { process: 'readonly', Buffer: 'readonly', URL: 'readonly', console: 'readonly' } },
   },

@@ -17,7 +17,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { build, type Plugin } from 'esbuild';
+import { build, type BuildOptions, type Plugin } from 'esbuild';
 import { parse } from 'yaml';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -155,9 +155,8 @@ const lazyProtoReflection: Plugin = {
 };
 
 await rm(dist, { recursive: true, force: true });
-const { metafile } = await build({
-  entryPoints: { index: path.join(root, 'src/index.ts') },
-  outdir: path.join(dist, 'bundle'),
+/** What both bundles share: the function's (dist/bundle/) and the CLI's (dist/cli/). */
+const bundling = {
   outExtension: { '.js': '.mjs' },
   bundle: true,
   splitting: true,
@@ -170,7 +169,6 @@ const { metafile } = await build({
   keepNames: true,
   minifyWhitespace: true,
   minifySyntax: true,
-  external: ['@google-cloud/functions-framework'],
   // CommonJS libraries inside an ESM bundle still call require() for Node's built-ins,
   // and google-gax computes a (here unused) proto folder from __dirname at load time.
   banner: {
@@ -183,9 +181,18 @@ const { metafile } = await build({
     ].join(' '),
   },
   plugins: [lazyCommonJs, containerV1Protos, lazyProtoReflection],
-  metafile: true,
   logLevel: 'warning',
+} satisfies BuildOptions;
+const { metafile } = await build({
+  ...bundling,
+  entryPoints: { index: path.join(root, 'src/index.ts') },
+  outdir: path.join(dist, 'bundle'),
+  external: ['@google-cloud/functions-framework'],
+  metafile: true,
 });
+// The CLI as an installed package runs it (bin/gke-deployer.mjs): Node strips no types under
+// node_modules. No compile cache: it is not on a cold-start path.
+await build({ ...bundling, entryPoints: { 'gke-deployer': path.join(root, 'src/cli/main.ts') }, outdir: path.join(dist, 'cli') });
 // The Container API's generated message classes (protos.js, 6 MB) are dead weight for the
 // gRPC client: src/cluster/container-api.ts imports the v1 client alone so they stay out.
 const deadWeight = Object.keys(metafile.inputs).filter((f) => /@google-cloud[\\/]container[\\/]build[\\/](protos[\\/]protos\.js$|src[\\/]v1beta1[\\/])/.test(f));

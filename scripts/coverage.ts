@@ -25,6 +25,8 @@ const FULL: Floors = {
   // Set 2026-12-04 from a fresh clone's full run (.ci/run at b2e8cc5): lines 3 and branches 5 points under it.
   src: { lines: 94, branches: 86 },
   'src/apply': { lines: 95, branches: 82 },
+  // Set 2026-12-04 from test/cli.test.ts (96.7% lines, 80.6% branches; its npx runs are child processes, not counted).
+  'src/cli': { lines: 93, branches: 75 },
   'src/cluster': { lines: 95, branches: 84 },
   'src/config': { lines: 95, branches: 85 },
   'src/core': { lines: 97, branches: 90 },

@@ -65,6 +65,22 @@ class ObjectApi extends KubernetesObjectApi {
     return (await this.resource(apiVersion, kind))?.namespaced;
   }
 
+  /**
+   * The kind's resource name (its plural, as RBAC rules name it) and scope, as discovery lists
+   * it; undefined when the server does not serve the kind at that apiVersion.
+   */
+  async resourceOf(apiVersion: string, kind: string): Promise<{ name: string; namespaced: boolean } | undefined> {
+    try {
+      await this.resource(apiVersion, kind);
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 404) return undefined;
+      throw err;
+    }
+    // Subresources (deployments/scale) carry their parent's kind: the resource itself has no slash.
+    const found = this.apiVersionResourceCache[apiVersion]?.resources.find((r) => r.kind === kind && !r.name.includes('/'));
+    return found && { name: found.name, namespaced: found.namespaced };
+  }
+
   /** GET /apis, kept per instance like the library's resource lists: each group's versions, the preferred one first. */
   private groups: Promise<Map<string, string[]>> | undefined;
 
@@ -367,6 +383,11 @@ export class KubeClient {
 
   isNamespaced(apiVersion: string, kind: string): Promise<boolean | undefined> {
     return this.call((api) => api.isNamespaced(apiVersion, kind));
+  }
+
+  /** Discovery (GET /api/v1, /apis/GROUP/VERSION, open to every authenticated user): the kind's resource name and scope, or undefined when not served. */
+  resourceOf(apiVersion: string, kind: string): Promise<{ name: string; namespaced: boolean } | undefined> {
+    return this.call((api) => api.resourceOf(apiVersion, kind));
   }
 
   /** The versions the cluster serves of an API group (`''` is the core group), preferred first; `[]` when it serves no such group. Kept per connection; `fresh` asks again. */

@@ -55,7 +55,17 @@ export class ConfigError extends Error {
   }
 }
 
-export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Config {
+export interface LoadOptions {
+  /**
+   * Given: a secret the config names but this environment does not hold (an unset
+   * secretEnv, tokenEnv or webhookEnv variable, an endpoint's tokenFile) goes here instead of
+   * failing the load. Only `gke-deployer check` passes it: CI has no secrets, and start-up
+   * must still refuse to run without them.
+   */
+  missingSecret?: (problem: string) => void;
+}
+
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env, opts: LoadOptions = {}): Config {
   const abs = path.resolve(file);
   let text: string;
   try {
@@ -63,14 +73,14 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
   } catch (err) {
     throw new ConfigError(abs, [`cannot read the file: ${(err as Error).message}`]);
   }
-  return parseConfig(text, abs, env);
+  return parseConfig(text, abs, env, opts);
 }
 
 /**
  * `file` names where `text` came from; relative paths in it resolve against its folder.
  * `env` is where webhook secrets are looked up and tells a Cloud Run start (K_SERVICE).
  */
-export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env, opts: LoadOptions = {}): Config {
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) throw new ConfigError(file, doc.errors.map((e) => `YAML: ${e.message}`));
   const raw: unknown = doc.toJS();
@@ -78,6 +88,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const problems = parsed.success
     ? []
     : parsed.error.issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : '(top level)'}: ${i.message}`);
+  const missingSecret = opts.missingSecret ?? ((problem: string) => void problems.push(problem));
 
   // Cross-references and files are checked even when the schema failed elsewhere,
   // so one start lists every problem.
@@ -93,7 +104,9 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     if (isRecord(spec.endpoint)) {
       for (const key of ['caFile', 'tokenFile'] as const) {
         const f = spec.endpoint[key];
-        if (typeof f === 'string' && !existsSync(resolve(f))) problems.push(`${at}.endpoint.${key}: file not found: ${resolve(f)}`);
+        // The token is a credential (a mounted secret); the CA is not.
+        const report = key === 'tokenFile' ? missingSecret : (p: string) => void problems.push(p);
+        if (typeof f === 'string' && !existsSync(resolve(f))) report(`${at}.endpoint.${key}: file not found: ${resolve(f)}`);
       }
     }
     if (isRecord(spec.kubeconfig) && typeof spec.kubeconfig.path === 'string') {
@@ -159,13 +172,13 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   for (const [source, key] of [['github', 'secretEnv'], ['gitlab', 'tokenEnv']] as const) {
     const settings = rawAuth[source];
     const name = isRecord(settings) ? settings[key] : undefined;
-    if (typeof name === 'string' && !env[name]?.trim()) problems.push(`auth.${source}.${key}: environment variable ${name} is not set`);
+    if (typeof name === 'string' && !env[name]?.trim()) missingSecret(`auth.${source}.${key}: environment variable ${name} is not set`);
   }
   const rawReport = isRecord(raw) && isRecord(raw.report) ? raw.report : {};
   for (const host of ['github', 'gitlab'] as const) {
     const settings = rawReport[host];
     const name = isRecord(settings) ? settings.tokenEnv : undefined;
-    if (typeof name === 'string' && !env[name]?.trim()) problems.push(`report.${host}.tokenEnv: environment variable ${name} is not set`);
+    if (typeof name === 'string' && !env[name]?.trim()) missingSecret(`report.${host}.tokenEnv: environment variable ${name} is not set`);
   }
   for (const kind of CHAT_KINDS) {
     const settings = rawReport[kind];
@@ -174,7 +187,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     const url = env[name]?.trim();
     // The URL is the secret: a problem names its variable, never quotes it.
     const checked = url ? httpsOrLoopback.safeParse(url) : undefined;
-    if (!checked) problems.push(`report.${kind}.webhookEnv: environment variable ${name} is not set`);
+    if (!checked) missingSecret(`report.${kind}.webhookEnv: environment variable ${name} is not set`);
     else if (!checked.success) problems.push(`report.${kind}.webhookEnv: the URL in ${name} ${checked.error.issues[0]?.message ?? 'is refused'}`);
   }
   for (const source of ['github', 'gitlab', 'artifact-registry', 'cloud-build'] as const) {
