@@ -2,9 +2,11 @@
 // failing image is rolled back, a preDeploy Job gates the workloads, a dry run diffs.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { RUN_OF, runName } from '../src/rollout/pre-deploy.ts';
 import { REPO, configYaml, fixture, gkeCluster, webTarget } from './support/config.ts';
 import { startFunction, type RunningFunction } from './support/function.ts';
 import { exists, kubectl, kubectlJson, namespace, useSandboxEnv } from './support/sandbox.ts';
+import { until } from './support/until.ts';
 
 interface Deployment {
   metadata: { resourceVersion: string; generation: number; annotations?: Record<string, string> };
@@ -339,6 +341,59 @@ describe('preDeploy Jobs', () => {
     } finally {
       await fn.close();
     }
+  });
+});
+
+describe('a preDeploy redelivery', () => {
+  // README (preDeploy Jobs): each run is named after the request ("so a redelivery finds its
+  // own run"). A Pub/Sub redelivery carries the same message id, so the same request id.
+  test('finds its own run, still going or finished, where another request is refused', async (t) => {
+    const info = await useSandboxEnv();
+    const ns = await namespace('ro');
+    // The run's Pod waits for a Node with this label: the run outlives its first deploy.
+    const label = `gke-deployer.test/${ns}`;
+    const held = fixture('manifests/migrate.yaml').replace('restartPolicy: Never', `restartPolicy: Never\n      nodeSelector: { ${label}: "true" }`);
+    const fn = await startFunction(
+      configYaml({
+        auth: { direct: 'none', pubsub: 'none' },
+        clusters: { sandbox: gkeCluster(info) },
+        targets: { web: webTarget(ns, { preDeploy: ['migrate.yaml'], rollout: { timeout: '3s' } }) },
+        rules: [{ source: 'artifact-registry', repository: REPO, targets: ['web'] }],
+      }),
+      { 'web.yaml': fixture('manifests/web.yaml'), 'migrate.yaml': held },
+    );
+    const node = (await kubectl(['get', 'nodes', '-o', 'name'])).trim().split('\n')[0]!;
+    t.after(async () => {
+      await fn.close();
+      await kubectl(['label', node, `${label}-`]);
+    });
+    const push = (tag: string, id: string) => ({
+      message: { data: Buffer.from(JSON.stringify({ action: 'INSERT', tag: `${REPO}:${tag}` })).toString('base64'), messageId: id, publishTime: new Date().toISOString() },
+      subscription: 'projects/sandbox-project/subscriptions/gke-deployer-predeploy',
+    });
+    const runs = async () => (await kubectlJson<{ items: { metadata: { name: string } }[] }>(['-n', ns, 'get', 'jobs', '-l', `${RUN_OF}=web`])).items.map((j) => j.metadata.name);
+    const resultOf = (res: { body: Record<string, unknown> }) => (res.body.results as Result[] | undefined)?.[0];
+    const ours = runName('migrate', '8000001');
+
+    const first = await fn.post('/pubsub', push('1.0.0', '8000001'));
+    assert.equal(resultOf(first)?.status, 'timed-out', JSON.stringify(first.body));
+    assert.equal(resultOf(first)?.stage, 'preDeploy');
+    assert.deepEqual(await runs(), [ours]);
+
+    // Still running: the redelivery waits on its own run; another request is refused.
+    const again = await fn.post('/pubsub', push('1.0.0', '8000001'));
+    assert.equal(resultOf(again)?.status, 'timed-out', JSON.stringify(again.body));
+    const other = await fn.post('/pubsub', push('1.0.0', '8000002'));
+    assert.equal((resultOf(other) as { error?: { code?: string } } | undefined)?.error?.code, 'JOB_RUNNING', JSON.stringify(other.body));
+    assert.deepEqual(await runs(), [ours], 'no second run');
+
+    await kubectl(['label', node, `${label}=true`]);
+    await until('the held run has completed', async () => (await kubectlJson<{ status: { succeeded?: number } }>(['-n', ns, 'get', 'job', ours])).status.succeeded === 1);
+    // Finished: the redelivery takes its run's success and deploys, running nothing new.
+    const done = await fn.post('/pubsub', push('1.0.0', '8000001'));
+    assert.equal(resultOf(done)?.status, 'ready', JSON.stringify(done.body));
+    assert.deepEqual(await runs(), [ours]);
+    assert.equal(image(await deployment(ns)), `${REPO}:1.0.0`);
   });
 });
 
