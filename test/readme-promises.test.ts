@@ -1,15 +1,21 @@
 // What the README promises and no other test showed through the sandbox: the health
 // route, the start-up WARNING for "none", the NOT_FOUND, CLUSTER_ERROR and CONTAINER_NOT_FOUND answers,
 // the clusterScoped allow path, reconcile of an image-only target and of a deleted
-// Deployment, and a kubeconfig credential asked for again after a 401.
+// Deployment, a kubeconfig credential asked for again after a 401, and the report libraries
+// left unloaded unless configured.
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { stringify } from 'yaml';
 import { REPO, configYaml, fixture, gkeCluster, webTarget } from './support/config.ts';
 import { startFunction, type RunningFunction } from './support/function.ts';
+import { startGithubApi } from './support/github-api.ts';
+import { spawnFunction } from './support/process.ts';
+import { resultTopic } from './support/result-topic.ts';
 import { accessToken, exists, idToken, kubectl, kubectlJson, namespace, sandbox, useSandboxEnv } from './support/sandbox.ts';
 
 interface Deployment {
@@ -243,4 +249,53 @@ test('a refusal the deployer has no name for (413 from the API server) → 502 C
   assert.equal(codeOf(res.body), 'CLUSTER_ERROR');
   assert.equal(await exists('deployment', 'web', ns), false, 'the whole target is refused, the valid Deployment too');
   assert.equal(await exists('configmap', 'big', ns), false);
+});
+
+test('the report libraries (@google-cloud/pubsub, @octokit/core) are not imported unless configured', async (t) => {
+  // README (report): "Nothing is imported (@google-cloud/pubsub, @octokit/core) unless configured".
+  // The same GitHub push deployed twice, each by a process that records every module it resolves:
+  // without `report`, then with a topic and GitHub statuses (which shows the record would see them).
+  const GHCR = 'ghcr.io/codertocat/hello-world';
+  const SECRET = 'gh-webhook-secret-for-import-tests';
+  const TOKEN = 'ghp_statusTokenForImportTests0123456789';
+  const { info, topic } = await resultTopic(t, 'import-results');
+  const api = await startGithubApi(TOKEN);
+  t.after(() => api.close());
+  const recorder = pathToFileURL(path.join(import.meta.dirname, 'support/record-modules.ts')).href;
+  const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-imports-'));
+  const push = fixture('events/github-push.json');
+  const signature = `sha256=${createHmac('sha256', SECRET).update(push).digest('hex')}`;
+
+  /** The package folders under node_modules/ a process deploying the push resolved modules in. */
+  const packagesLoaded = async (name: string, report?: Record<string, unknown>): Promise<Set<string>> => {
+    const ns = await namespace('imports');
+    const file = path.join(dir, name);
+    const config = configYaml({
+      auth: { direct: 'none', github: { secretEnv: 'IMPORT_GITHUB_SECRET' } },
+      clusters: { sandbox: gkeCluster(info) },
+      targets: { web: webTarget(ns, { images: [GHCR], rollout: { wait: false } }) },
+      rules: [{ source: 'github', repository: 'Codertocat/Hello-World', branch: 'master', image: `${GHCR}:\${sha}`, targets: ['web'] }],
+      ...(report && { report }),
+    });
+    const env = { ...info.env, IMPORT_GITHUB_SECRET: SECRET, IMPORT_GITHUB_TOKEN: TOKEN, LOADED_MODULES_FILE: file, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${recorder}` };
+    const fn = await spawnFunction(config, { 'web.yaml': fixture('manifests/web.yaml') }, env);
+    try {
+      const res = await fn.post('/webhooks/github', push, { 'x-github-event': 'push', 'x-github-delivery': `d-${name}`, 'x-hub-signature-256': signature });
+      assert.equal(res.body.status, 'applied', JSON.stringify(res.body));
+    } finally {
+      await fn.close();
+    }
+    const urls = (await readFile(file, 'utf8')).split('\n');
+    return new Set(urls.flatMap((u) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(u)?.[1] ?? []));
+  };
+
+  const bare = await packagesLoaded('bare');
+  assert.ok(bare.has('@kubernetes/client-node'), 'the record sees the packages the process loads');
+  assert.equal(bare.has('@google-cloud/pubsub'), false);
+  assert.equal(bare.has('@octokit/core'), false);
+
+  const reporting = await packagesLoaded('reporting', { topic, github: { tokenEnv: 'IMPORT_GITHUB_TOKEN', apiUrl: api.url } });
+  assert.ok(reporting.has('@google-cloud/pubsub'), 'configured, it is loaded');
+  assert.ok(reporting.has('@octokit/core'), 'configured, it is loaded');
+  assert.equal([...api.deployments.values()].length, 1, 'the GitHub Deployment was posted');
 });
