@@ -1,8 +1,8 @@
 // What the README promises and no other test showed through the sandbox: the health
 // route, the start-up WARNING for "none", the NOT_FOUND, CLUSTER_ERROR and CONTAINER_NOT_FOUND answers,
 // the clusterScoped allow path, reconcile of an image-only target and of a deleted
-// Deployment, a kubeconfig credential asked for again after a 401, and the report libraries
-// left unloaded unless configured.
+// Deployment, a kubeconfig credential asked for again after a 401, kubeconfig client-certificate
+// auth, and the report libraries left unloaded unless configured.
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
@@ -11,6 +11,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { stringify } from 'yaml';
+import { makeCerts } from '../sandbox/kube/certs.ts';
 import { REPO, configYaml, fixture, gkeCluster, webTarget } from './support/config.ts';
 import { startFunction, type RunningFunction } from './support/function.ts';
 import { startGithubApi } from './support/github-api.ts';
@@ -232,6 +233,37 @@ test('kubeconfig: an exec credential is kept until the cluster answers 401, then
   } finally {
     await fn.close();
   }
+});
+
+test('kubeconfig: client-certificate auth, the cluster taking the certificate\'s CN as the user', async (t) => {
+  const info = await sandbox();
+  const ns = await namespace('kc-cert');
+  const b64 = async (file: string) => (await readFile(file)).toString('base64');
+  const kubeconfig = async (cert: { certFile: string; keyFile: string }) => stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'sandbox', cluster: { server: info.server, 'certificate-authority-data': await b64(info.caFile) } }],
+    users: [{ name: 'cert', user: { 'client-certificate-data': await b64(cert.certFile), 'client-key-data': await b64(cert.keyFile) } }],
+    contexts: [{ name: 'sandbox', context: { cluster: 'sandbox', user: 'cert' } }],
+    'current-context': 'sandbox',
+  });
+  // The same user, certified by a CA the cluster does not trust: what shows the certificate is the credential.
+  const stranger = await makeCerts(await mkdtemp(path.join(tmpdir(), 'gke-deployer-stranger-')), 'stranger', info.serviceAccount);
+  const config = configYaml({
+    clusters: { trusted: { kubeconfig: { path: 'trusted' } }, untrusted: { kubeconfig: { path: 'untrusted' } } },
+    targets: { web: webTarget(ns, { cluster: 'trusted' }), other: webTarget(ns, { cluster: 'untrusted' }) },
+  });
+  const fn = await startFunction(config, { 'web.yaml': fixture('manifests/web.yaml'), trusted: await kubeconfig(info.clientCert), untrusted: await kubeconfig(stranger.client!) });
+  t.after(() => fn.close());
+  const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:1` });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.equal(res.body.status, 'ready');
+  assert.equal(await imageOf(ns), `${REPO}:1`);
+  const refused = await fn.post('/deploy', { target: 'other', image: `${REPO}:2` });
+  assert.equal(refused.status, 502, JSON.stringify(refused.body));
+  assert.equal(codeOf(refused.body), 'CLUSTER_FORBIDDEN');
+  assert.match(String((refused.body.error as { message: string }).message), /\(Unauthorized\)/, 'a 401: the certificate is not taken');
+  assert.equal(await imageOf(ns), `${REPO}:1`);
 });
 
 test('a refusal the deployer has no name for (413 from the API server) → 502 CLUSTER_ERROR, nothing applied', async (t) => {
