@@ -184,6 +184,37 @@ describe('rollout timeout', () => {
     assert.equal(image(await deployment(ns)), `${REPO}:by-hand`, "the person's change stands");
   });
 
+  test('a quarter of DEPLOY_DEADLINE_SECONDS is kept for a rollback: the wait ends at three quarters, and a rollback before then fits', async () => {
+    // README (DEPLOY_DEADLINE_SECONDS): "The rollout wait ends early enough to leave a quarter
+    // of it (at most 60 s) for a rollback". 10 s: the wait ends 7.5 s after the request arrived.
+    const info = await useSandboxEnv();
+    const ns = { cut: await namespace('ro'), late: await namespace('ro') };
+    const stuck = (namespace: string, timeout: string) => webTarget(namespace, { manifests: ['web-stuck.yaml'], rollout: { timeout }, force: true });
+    const targets = { 'web-cut': webTarget(ns.cut), 'web-late': webTarget(ns.late), cut: stuck(ns.cut, '60s'), late: stuck(ns.late, '7s') };
+    const fn = await startFunction(
+      configYaml({ clusters: { sandbox: gkeCluster(info) }, targets }),
+      { 'web.yaml': fixture('manifests/web.yaml'), 'web-stuck.yaml': fixture('manifests/web-stuck.yaml') },
+      { DEPLOY_DEADLINE_SECONDS: '10' },
+    );
+    try {
+      for (const t of ['web-cut', 'web-late']) assert.equal((await fn.post('/deploy', { target: t, image: `${REPO}:1.0.0` })).status, 200);
+      // rollout.timeout past three quarters: the wait is cut there, the rest kept.
+      const cut = await fn.post('/deploy', { target: 'cut', image: `${REPO}:1.1.0` });
+      assert.equal(cut.body.status, 'timed-out', JSON.stringify(cut.body));
+      const waited = Number(cut.body.elapsedMs);
+      assert.ok(waited >= 7_000 && waited <= 8_000, `the wait ended ${waited} ms in, not at 7.5 s`);
+      // rollout.timeout (7 s) within three quarters: its rollback and the rollback's wait fit in the rest.
+      const late = await fn.post('/deploy', { target: 'late', image: `${REPO}:1.1.0` });
+      assert.equal(late.body.status, 'rolled-back', JSON.stringify(late.body));
+      assert.ok(Number(late.body.elapsedMs) < 10_000, `answered ${String(late.body.elapsedMs)} ms in`);
+      const live = await deployment(ns.late);
+      assert.equal(image(live), `${REPO}:1.0.0`);
+      assert.ok(rolledOut(live));
+    } finally {
+      await fn.close();
+    }
+  });
+
   test('the request deadline ends the wait first: 504 timed-out, nothing rolled back', async () => {
     const info = await useSandboxEnv();
     const ns = await namespace('ro');
