@@ -50,6 +50,8 @@ export interface SandboxInfo {
   location: string;
   cluster: string;
   serviceAccount: string;
+  /** A client certificate and key (PEM files) of serviceAccount, signed by caFile's CA: the deployer's RBAC without a token. */
+  clientCert: { certFile: string; keyFile: string };
   /** Environment that makes the function use the sandbox (NODE_EXTRA_CA_CERTS: the public CA, read at process start). */
   env: Record<string, string>;
   /** The cluster whose public endpoint is disabled (DNS endpoint open to external traffic, internal endpoint). */
@@ -129,7 +131,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     // The extra clusters start alongside the first; each has its own folder, ports and CA.
     const startKube = (i: number) => {
       const tag = i === 0 ? '' : `${CLUSTER}-${i + 1}: `;
-      return startControlPlane({ dir: path.join(dir, i === 0 ? 'kube' : `kube-${i + 1}`), binDir, tokenWebhookUrl: `${google.identityUrl}/tokenreview`, log: (l) => log(tag + l) }).then((cp) => {
+      return startControlPlane({ dir: path.join(dir, i === 0 ? 'kube' : `kube-${i + 1}`), binDir, tokenWebhookUrl: `${google.identityUrl}/tokenreview`, clientUser: DEPLOYER_SA, log: (l) => log(tag + l) }).then((cp) => {
         stops.push(() => cp.stop());
         return cp;
       });
@@ -201,6 +203,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       location: LOCATION,
       cluster: CLUSTER,
       serviceAccount: DEPLOYER_SA,
+      clientCert: { certFile: controlPlane.clientCert!.certFile, keyFile: controlPlane.clientCert!.keyFile },
       privateCluster: PRIVATE_CLUSTER,
       publicCaFile: certs.publicCaFile,
       publicCert: { certFile: path.join(controlPlane.dir, 'front-public.crt'), keyFile: path.join(controlPlane.dir, 'front-public.key') },

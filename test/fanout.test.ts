@@ -5,7 +5,7 @@
 // second control plane through every other file.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -13,7 +13,9 @@ import { startSandbox, type Sandbox } from '../sandbox/index.ts';
 import type { ControlPlane } from '../sandbox/kube/index.ts';
 import { freePort } from '../sandbox/process.ts';
 import { REPO, configYaml, fixture } from './support/config.ts';
+import { startFaultProxy, type FaultProxy, type FaultSettings } from './support/fault-proxy.ts';
 import { startFunction, type RunningFunction } from './support/function.ts';
+import { accessToken, namespace, sandbox } from './support/sandbox.ts';
 
 interface ClusterEntry {
   cluster: string;
@@ -219,5 +221,76 @@ describe('fan-out to two sandbox clusters', () => {
     assert.equal(good.status, 200, JSON.stringify(good.body));
     assert.deepEqual((good.body.clusters as ClusterEntry[]).map((c) => [c.cluster, c.status]), [['eu', 'ready'], ['us', 'ready']]);
     assert.equal(await liveImage(us, names.seq), `${REPO}:4.0.0`);
+  });
+});
+
+// Several cluster entries on the suite's one sandbox cluster, each through a proxy of its
+// own: what each entry sends is seen apart. (They share the target's objects and Lease, so
+// only one entry applies an event; the others find it recorded: `duplicate`.)
+describe('several cluster entries on one cluster', () => {
+  const proxies: FaultProxy[] = [];
+  let token: string;
+  let upstream: { server: string; caPem: string };
+
+  before(async () => {
+    const info = await sandbox();
+    upstream = { server: info.server, caPem: await readFile(info.caFile, 'utf8') };
+    token = await accessToken(info.serviceAccount);
+  });
+  after(async () => {
+    for (const p of proxies) await p.close();
+  });
+
+  /** `n` endpoint clusters c1…cn, each through its own proxy. */
+  async function entries(n: number, settings: Partial<FaultSettings> = {}): Promise<{ clusters: Record<string, unknown>; proxies: FaultProxy[] }> {
+    const mine = await Promise.all(Array.from({ length: n }, () => startFaultProxy({ upstream: upstream.server, upstreamCaPem: upstream.caPem, ...settings })));
+    proxies.push(...mine);
+    return { clusters: Object.fromEntries(mine.map((p, i) => [`c${i + 1}`, { endpoint: { server: p.server, caFile: p.caFile, tokenFile: 'token' } }])), proxies: mine };
+  }
+  const idle = () => fixture('manifests/web.yaml').split('\n---\n')[0]!.replace('replicas: 2\n', 'replicas: 0\n');
+
+  test('rollout.maxParallel: at most that many clusters are deployed to at once', async () => {
+    // README: "parallel deploys to every cluster at once (at most rollout.maxParallel at a time)".
+    // Every request held 300 ms, so a cluster being deployed to always has one in flight.
+    const { clusters, proxies: mine } = await entries(4, { delayMs: 300 });
+    const ns = await namespace('wide');
+    const target = { namespace: ns, manifests: ['web.yaml'], container: 'web', images: [REPO], clusters: Object.keys(clusters), rollout: { wait: false, maxParallel: 2 } };
+    const fn = await startFunction(configYaml({ clusters, targets: { wide: target } }), { 'web.yaml': idle(), token });
+    let peak = 0;
+    const sampler = setInterval(() => (peak = Math.max(peak, mine.filter((p) => p.inFlight() > 0).length)), 5);
+    try {
+      const res = await fn.post('/deploy', { target: 'wide', image: `${REPO}:1` });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.status, 'applied');
+      assert.deepEqual((res.body.clusters as ClusterEntry[]).map((c) => c.cluster), ['c1', 'c2', 'c3', 'c4']);
+      assert.equal(peak, 2, 'clusters with a request in flight at once');
+    } finally {
+      clearInterval(sampler);
+      await fn.close();
+    }
+  });
+
+  test('an unanswering cluster fails alone (CLUSTER_UNAVAILABLE), the other is not held up', async () => {
+    // README: "each with the request's deadline (DEPLOY_DEADLINE_SECONDS), so a slow or
+    // unreachable cluster holds up only its own result"; a request already sent ends at its own
+    // 15 s timeout, up to 15 s past the deadline. The first entry's proxy never answers.
+    const { clusters, proxies: [stalled] } = await entries(2);
+    stalled!.set({ rate: 1, kinds: { stall: 1 }, stallMs: Number.POSITIVE_INFINITY });
+    const ns = await namespace('deadline');
+    const target = { namespace: ns, manifests: ['web.yaml'], container: 'web', images: [REPO], clusters: ['c1', 'c2'], rollout: { wait: false } };
+    const fn = await startFunction(configYaml({ clusters, targets: { two: target } }), { 'web.yaml': idle(), token }, { DEPLOY_DEADLINE_SECONDS: '10' });
+    try {
+      const started = Date.now();
+      const res = await fn.post('/deploy', { target: 'two', image: `${REPO}:1` });
+      const took = Date.now() - started;
+      const [hung, fine] = res.body.clusters as ClusterEntry[];
+      assert.equal(hung?.status, 'failed', JSON.stringify(res.body));
+      assert.equal(hung.error?.code, 'CLUSTER_UNAVAILABLE');
+      assert.equal(fine?.status, 'applied', JSON.stringify(res.body));
+      assert.ok(fine.elapsedMs < 5_000, `the answering cluster took ${fine.elapsedMs} ms`);
+      assert.ok(took <= 10_000 + 15_000, `answered ${took} ms after the request: past the 10 s deadline and a request's 15 s timeout`);
+    } finally {
+      await fn.close();
+    }
   });
 });

@@ -4,7 +4,7 @@
 // parser (1 GiB limit) and not by us.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,6 +14,7 @@ import { LIMITS } from '../src/sources/limits.ts';
 import { rawRequest, type RawAnswer } from './hostile/client.ts';
 import { REPO, configYaml, fixture, gkeCluster, webTarget } from './support/config.ts';
 import { exists, namespace, useSandboxEnv } from './support/sandbox.ts';
+import { until } from './support/until.ts';
 
 const MiB = 1024 * 1024;
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -37,11 +38,16 @@ describe('bodies over the limit, functions-framework serving src/index.ts', { ti
   let fn: Proc;
   let port: number;
   let ns: string;
+  /** What the function read of each connection, by the client's port (test/support/socket-bytes.ts). */
+  let socketBytes: string;
 
   before(async () => {
     const info = await useSandboxEnv();
     ns = await namespace('body');
     const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-body-'));
+    socketBytes = path.join(dir, 'socket-bytes');
+    await writeFile(socketBytes, '');
+    const counter = path.join(ROOT, 'test/support/socket-bytes.ts');
     await writeFile(path.join(dir, 'web.yaml'), fixture('manifests/web.yaml'));
     await writeFile(path.join(dir, 'deployer.yaml'), configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns) } }));
     port = await freePort();
@@ -50,7 +56,7 @@ describe('bodies over the limit, functions-framework serving src/index.ts', { ti
       command: process.execPath,
       args: [path.join(ROOT, 'node_modules/.bin/functions-framework'), '--target=deploy', '--source=src/index.ts'],
       cwd: ROOT,
-      env: { ...process.env, ...info.env, DEPLOYER_CONFIG: path.join(dir, 'deployer.yaml'), PORT: String(port) },
+      env: { ...process.env, ...info.env, DEPLOYER_CONFIG: path.join(dir, 'deployer.yaml'), PORT: String(port), SOCKET_BYTES_FILE: socketBytes, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${counter}` },
       logFile: path.join(dir, 'function.log'),
     });
     await waitFor('the function', async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok, { timeoutMs: 30_000, proc: fn });
@@ -112,6 +118,49 @@ describe('bodies over the limit, functions-framework serving src/index.ts', { ti
     assert.match(answer, /"code":"PAYLOAD_TOO_LARGE"/);
     // It reads at most the limit plus the drain bound; the kernel's socket buffers hold some more.
     assert.ok(sent < 10 * MiB, `the whole body was accepted (${sent} bytes)`);
+  });
+
+  test('after a 413 at most 1 MiB more is read, and the connection is closed within 2 s', { timeout: 20_000 }, async (t) => {
+    // README: "after a 413 at most 1 MiB more is read and dropped, and the connection is closed
+    // within 2 s". A client that never stops sending; what the server read is its socket's
+    // bytesRead, counted in the function process.
+    const socket = net.connect(port, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const clientPort = socket.localPort;
+    let answer = '';
+    let answeredAt = 0;
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => {
+      answer += d;
+      answeredAt ||= performance.now();
+    });
+    let closedAt = 0;
+    const closed = new Promise<void>((resolve) => {
+      const done = () => ((closedAt ||= performance.now()), resolve());
+      socket.on('error', done);
+      socket.on('close', done);
+    });
+    socket.write('POST /deploy HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n');
+    const size = 64 * 1024;
+    const chunk = Buffer.concat([Buffer.from(`${size.toString(16)}\r\n`), Buffer.alloc(size, 0x61), Buffer.from('\r\n')]);
+    let sent = 0;
+    while (closedAt === 0) {
+      sent += size;
+      if (!socket.write(chunk)) await Promise.race([new Promise((resolve) => socket.once('drain', resolve)), closed]);
+    }
+    await closed;
+    assert.match(answer, /^HTTP\/1\.1 413 /);
+    const line = await until('the function to count the connection', async () => (await readFile(socketBytes, 'utf8')).split('\n').find((l) => l.startsWith(`${clientPort} `)));
+    const read = Number(line.split(' ')[1]);
+    // The body up to the limit, then the drain; slack for one 64 KiB read past each bound, the
+    // stream's read-ahead, and the headers and chunk framing.
+    const bound = LIMITS.maxBodyBytes + MiB + 256 * 1024;
+    assert.ok(sent > bound, `the client offered more than the bound (${sent} bytes)`);
+    assert.ok(read <= bound, `the function read ${read} bytes of the ${sent} offered`);
+    // 2 s after the answer, and what the loopback and two event loops add (< 0.2 s).
+    const lingered = closedAt - answeredAt;
+    t.diagnostic(`read ${read} of ${sent} bytes offered; closed ${lingered.toFixed(0)} ms after the 413`);
+    assert.ok(lingered <= 2_200, `closed ${lingered.toFixed(0)} ms after the 413`);
   });
 
   test('20 concurrent 10 MiB bodies (chunked and declared) do not grow the process by their size', { timeout: 30_000 }, async (t) => {

@@ -1,15 +1,22 @@
 // What the README promises and no other test showed through the sandbox: the health
 // route, the start-up WARNING for "none", the NOT_FOUND, CLUSTER_ERROR and CONTAINER_NOT_FOUND answers,
 // the clusterScoped allow path, reconcile of an image-only target and of a deleted
-// Deployment, and a kubeconfig credential asked for again after a 401.
+// Deployment, a kubeconfig credential asked for again after a 401, kubeconfig client-certificate
+// auth, and the report libraries left unloaded unless configured.
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { stringify } from 'yaml';
+import { makeCerts } from '../sandbox/kube/certs.ts';
 import { REPO, configYaml, fixture, gkeCluster, webTarget } from './support/config.ts';
 import { startFunction, type RunningFunction } from './support/function.ts';
+import { startGithubApi } from './support/github-api.ts';
+import { spawnFunction } from './support/process.ts';
+import { resultTopic } from './support/result-topic.ts';
 import { accessToken, exists, idToken, kubectl, kubectlJson, namespace, sandbox, useSandboxEnv } from './support/sandbox.ts';
 
 interface Deployment {
@@ -228,6 +235,37 @@ test('kubeconfig: an exec credential is kept until the cluster answers 401, then
   }
 });
 
+test('kubeconfig: client-certificate auth, the cluster taking the certificate\'s CN as the user', async (t) => {
+  const info = await sandbox();
+  const ns = await namespace('kc-cert');
+  const b64 = async (file: string) => (await readFile(file)).toString('base64');
+  const kubeconfig = async (cert: { certFile: string; keyFile: string }) => stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'sandbox', cluster: { server: info.server, 'certificate-authority-data': await b64(info.caFile) } }],
+    users: [{ name: 'cert', user: { 'client-certificate-data': await b64(cert.certFile), 'client-key-data': await b64(cert.keyFile) } }],
+    contexts: [{ name: 'sandbox', context: { cluster: 'sandbox', user: 'cert' } }],
+    'current-context': 'sandbox',
+  });
+  // The same user, certified by a CA the cluster does not trust: what shows the certificate is the credential.
+  const stranger = await makeCerts(await mkdtemp(path.join(tmpdir(), 'gke-deployer-stranger-')), 'stranger', info.serviceAccount);
+  const config = configYaml({
+    clusters: { trusted: { kubeconfig: { path: 'trusted' } }, untrusted: { kubeconfig: { path: 'untrusted' } } },
+    targets: { web: webTarget(ns, { cluster: 'trusted' }), other: webTarget(ns, { cluster: 'untrusted' }) },
+  });
+  const fn = await startFunction(config, { 'web.yaml': fixture('manifests/web.yaml'), trusted: await kubeconfig(info.clientCert), untrusted: await kubeconfig(stranger.client!) });
+  t.after(() => fn.close());
+  const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:1` });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.equal(res.body.status, 'ready');
+  assert.equal(await imageOf(ns), `${REPO}:1`);
+  const refused = await fn.post('/deploy', { target: 'other', image: `${REPO}:2` });
+  assert.equal(refused.status, 502, JSON.stringify(refused.body));
+  assert.equal(codeOf(refused.body), 'CLUSTER_FORBIDDEN');
+  assert.match(String((refused.body.error as { message: string }).message), /\(Unauthorized\)/, 'a 401: the certificate is not taken');
+  assert.equal(await imageOf(ns), `${REPO}:1`);
+});
+
 test('a refusal the deployer has no name for (413 from the API server) → 502 CLUSTER_ERROR, nothing applied', async (t) => {
   const info = await useSandboxEnv();
   const ns = await namespace('cluster-error');
@@ -243,4 +281,53 @@ test('a refusal the deployer has no name for (413 from the API server) → 502 C
   assert.equal(codeOf(res.body), 'CLUSTER_ERROR');
   assert.equal(await exists('deployment', 'web', ns), false, 'the whole target is refused, the valid Deployment too');
   assert.equal(await exists('configmap', 'big', ns), false);
+});
+
+test('the report libraries (@google-cloud/pubsub, @octokit/core) are not imported unless configured', async (t) => {
+  // README (report): "Nothing is imported (@google-cloud/pubsub, @octokit/core) unless configured".
+  // The same GitHub push deployed twice, each by a process that records every module it resolves:
+  // without `report`, then with a topic and GitHub statuses (which shows the record would see them).
+  const GHCR = 'ghcr.io/codertocat/hello-world';
+  const SECRET = 'gh-webhook-secret-for-import-tests';
+  const TOKEN = 'ghp_statusTokenForImportTests0123456789';
+  const { info, topic } = await resultTopic(t, 'import-results');
+  const api = await startGithubApi(TOKEN);
+  t.after(() => api.close());
+  const recorder = pathToFileURL(path.join(import.meta.dirname, 'support/record-modules.ts')).href;
+  const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-imports-'));
+  const push = fixture('events/github-push.json');
+  const signature = `sha256=${createHmac('sha256', SECRET).update(push).digest('hex')}`;
+
+  /** The package folders under node_modules/ a process deploying the push resolved modules in. */
+  const packagesLoaded = async (name: string, report?: Record<string, unknown>): Promise<Set<string>> => {
+    const ns = await namespace('imports');
+    const file = path.join(dir, name);
+    const config = configYaml({
+      auth: { direct: 'none', github: { secretEnv: 'IMPORT_GITHUB_SECRET' } },
+      clusters: { sandbox: gkeCluster(info) },
+      targets: { web: webTarget(ns, { images: [GHCR], rollout: { wait: false } }) },
+      rules: [{ source: 'github', repository: 'Codertocat/Hello-World', branch: 'master', image: `${GHCR}:\${sha}`, targets: ['web'] }],
+      ...(report && { report }),
+    });
+    const env = { ...info.env, IMPORT_GITHUB_SECRET: SECRET, IMPORT_GITHUB_TOKEN: TOKEN, LOADED_MODULES_FILE: file, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${recorder}` };
+    const fn = await spawnFunction(config, { 'web.yaml': fixture('manifests/web.yaml') }, env);
+    try {
+      const res = await fn.post('/webhooks/github', push, { 'x-github-event': 'push', 'x-github-delivery': `d-${name}`, 'x-hub-signature-256': signature });
+      assert.equal(res.body.status, 'applied', JSON.stringify(res.body));
+    } finally {
+      await fn.close();
+    }
+    const urls = (await readFile(file, 'utf8')).split('\n');
+    return new Set(urls.flatMap((u) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(u)?.[1] ?? []));
+  };
+
+  const bare = await packagesLoaded('bare');
+  assert.ok(bare.has('@kubernetes/client-node'), 'the record sees the packages the process loads');
+  assert.equal(bare.has('@google-cloud/pubsub'), false);
+  assert.equal(bare.has('@octokit/core'), false);
+
+  const reporting = await packagesLoaded('reporting', { topic, github: { tokenEnv: 'IMPORT_GITHUB_TOKEN', apiUrl: api.url } });
+  assert.ok(reporting.has('@google-cloud/pubsub'), 'configured, it is loaded');
+  assert.ok(reporting.has('@octokit/core'), 'configured, it is loaded');
+  assert.equal([...api.deployments.values()].length, 1, 'the GitHub Deployment was posted');
 });

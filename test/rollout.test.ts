@@ -2,9 +2,11 @@
 // failing image is rolled back, a preDeploy Job gates the workloads, a dry run diffs.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { RUN_OF, runName } from '../src/rollout/pre-deploy.ts';
 import { REPO, configYaml, fixture, gkeCluster, webTarget } from './support/config.ts';
 import { startFunction, type RunningFunction } from './support/function.ts';
 import { exists, kubectl, kubectlJson, namespace, useSandboxEnv } from './support/sandbox.ts';
+import { until } from './support/until.ts';
 
 interface Deployment {
   metadata: { resourceVersion: string; generation: number; annotations?: Record<string, string> };
@@ -182,6 +184,37 @@ describe('rollout timeout', () => {
     assert.equal(image(await deployment(ns)), `${REPO}:by-hand`, "the person's change stands");
   });
 
+  test('a quarter of DEPLOY_DEADLINE_SECONDS is kept for a rollback: the wait ends at three quarters, and a rollback before then fits', async () => {
+    // README (DEPLOY_DEADLINE_SECONDS): "The rollout wait ends early enough to leave a quarter
+    // of it (at most 60 s) for a rollback". 10 s: the wait ends 7.5 s after the request arrived.
+    const info = await useSandboxEnv();
+    const ns = { cut: await namespace('ro'), late: await namespace('ro') };
+    const stuck = (namespace: string, timeout: string) => webTarget(namespace, { manifests: ['web-stuck.yaml'], rollout: { timeout }, force: true });
+    const targets = { 'web-cut': webTarget(ns.cut), 'web-late': webTarget(ns.late), cut: stuck(ns.cut, '60s'), late: stuck(ns.late, '7s') };
+    const fn = await startFunction(
+      configYaml({ clusters: { sandbox: gkeCluster(info) }, targets }),
+      { 'web.yaml': fixture('manifests/web.yaml'), 'web-stuck.yaml': fixture('manifests/web-stuck.yaml') },
+      { DEPLOY_DEADLINE_SECONDS: '10' },
+    );
+    try {
+      for (const t of ['web-cut', 'web-late']) assert.equal((await fn.post('/deploy', { target: t, image: `${REPO}:1.0.0` })).status, 200);
+      // rollout.timeout past three quarters: the wait is cut there, the rest kept.
+      const cut = await fn.post('/deploy', { target: 'cut', image: `${REPO}:1.1.0` });
+      assert.equal(cut.body.status, 'timed-out', JSON.stringify(cut.body));
+      const waited = Number(cut.body.elapsedMs);
+      assert.ok(waited >= 7_000 && waited <= 8_000, `the wait ended ${waited} ms in, not at 7.5 s`);
+      // rollout.timeout (7 s) within three quarters: its rollback and the rollback's wait fit in the rest.
+      const late = await fn.post('/deploy', { target: 'late', image: `${REPO}:1.1.0` });
+      assert.equal(late.body.status, 'rolled-back', JSON.stringify(late.body));
+      assert.ok(Number(late.body.elapsedMs) < 10_000, `answered ${String(late.body.elapsedMs)} ms in`);
+      const live = await deployment(ns.late);
+      assert.equal(image(live), `${REPO}:1.0.0`);
+      assert.ok(rolledOut(live));
+    } finally {
+      await fn.close();
+    }
+  });
+
   test('the request deadline ends the wait first: 504 timed-out, nothing rolled back', async () => {
     const info = await useSandboxEnv();
     const ns = await namespace('ro');
@@ -339,6 +372,59 @@ describe('preDeploy Jobs', () => {
     } finally {
       await fn.close();
     }
+  });
+});
+
+describe('a preDeploy redelivery', () => {
+  // README (preDeploy Jobs): each run is named after the request ("so a redelivery finds its
+  // own run"). A Pub/Sub redelivery carries the same message id, so the same request id.
+  test('finds its own run, still going or finished, where another request is refused', async (t) => {
+    const info = await useSandboxEnv();
+    const ns = await namespace('ro');
+    // The run's Pod waits for a Node with this label: the run outlives its first deploy.
+    const label = `gke-deployer.test/${ns}`;
+    const held = fixture('manifests/migrate.yaml').replace('restartPolicy: Never', `restartPolicy: Never\n      nodeSelector: { ${label}: "true" }`);
+    const fn = await startFunction(
+      configYaml({
+        auth: { direct: 'none', pubsub: 'none' },
+        clusters: { sandbox: gkeCluster(info) },
+        targets: { web: webTarget(ns, { preDeploy: ['migrate.yaml'], rollout: { timeout: '3s' } }) },
+        rules: [{ source: 'artifact-registry', repository: REPO, targets: ['web'] }],
+      }),
+      { 'web.yaml': fixture('manifests/web.yaml'), 'migrate.yaml': held },
+    );
+    const node = (await kubectl(['get', 'nodes', '-o', 'name'])).trim().split('\n')[0]!;
+    t.after(async () => {
+      await fn.close();
+      await kubectl(['label', node, `${label}-`]);
+    });
+    const push = (tag: string, id: string) => ({
+      message: { data: Buffer.from(JSON.stringify({ action: 'INSERT', tag: `${REPO}:${tag}` })).toString('base64'), messageId: id, publishTime: new Date().toISOString() },
+      subscription: 'projects/sandbox-project/subscriptions/gke-deployer-predeploy',
+    });
+    const runs = async () => (await kubectlJson<{ items: { metadata: { name: string } }[] }>(['-n', ns, 'get', 'jobs', '-l', `${RUN_OF}=web`])).items.map((j) => j.metadata.name);
+    const resultOf = (res: { body: Record<string, unknown> }) => (res.body.results as Result[] | undefined)?.[0];
+    const ours = runName('migrate', '8000001');
+
+    const first = await fn.post('/pubsub', push('1.0.0', '8000001'));
+    assert.equal(resultOf(first)?.status, 'timed-out', JSON.stringify(first.body));
+    assert.equal(resultOf(first)?.stage, 'preDeploy');
+    assert.deepEqual(await runs(), [ours]);
+
+    // Still running: the redelivery waits on its own run; another request is refused.
+    const again = await fn.post('/pubsub', push('1.0.0', '8000001'));
+    assert.equal(resultOf(again)?.status, 'timed-out', JSON.stringify(again.body));
+    const other = await fn.post('/pubsub', push('1.0.0', '8000002'));
+    assert.equal((resultOf(other) as { error?: { code?: string } } | undefined)?.error?.code, 'JOB_RUNNING', JSON.stringify(other.body));
+    assert.deepEqual(await runs(), [ours], 'no second run');
+
+    await kubectl(['label', node, `${label}=true`]);
+    await until('the held run has completed', async () => (await kubectlJson<{ status: { succeeded?: number } }>(['-n', ns, 'get', 'job', ours])).status.succeeded === 1);
+    // Finished: the redelivery takes its run's success and deploys, running nothing new.
+    const done = await fn.post('/pubsub', push('1.0.0', '8000001'));
+    assert.equal(resultOf(done)?.status, 'ready', JSON.stringify(done.body));
+    assert.deepEqual(await runs(), [ours]);
+    assert.equal(image(await deployment(ns)), `${REPO}:1.0.0`);
   });
 });
 

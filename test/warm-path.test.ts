@@ -4,18 +4,21 @@
 // Counted at a pass-through proxy in front of the sandbox's API server. Also: what it
 // reports stays true when someone edits the target between deploys, a second process
 // waits for the Lease and then judges right, and Leases go back when idle and on close.
+// And the deploys the README says read the live object as before: after an error, after a
+// rollback, a Job, an image-only target and a reconcile.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { fieldManagerFor } from '../src/apply/field-manager.ts';
 import { TargetLeases, leaseName } from '../src/apply/lock.ts';
 import { ClusterRegistry } from '../src/cluster/registry.ts';
 import { REPO, configYaml, fixture, webTarget } from './support/config.ts';
 import { startFaultProxy, type FaultProxy, type SeenRequest } from './support/fault-proxy.ts';
 import { startFunction, type RunningFunction } from './support/function.ts';
 import { spawnFunction } from './support/process.ts';
-import { accessToken, kubectl, kubectlJson, namespace, sandbox } from './support/sandbox.ts';
+import { accessToken, idToken, kubectl, kubectlJson, namespace, sandbox } from './support/sandbox.ts';
 
 /** web.yaml at zero replicas (no Pods to load the sandbox), and its Deployment alone. */
 const idleWeb = () => fixture('manifests/web.yaml').replace('replicas: 2\n', 'replicas: 0\n');
@@ -36,6 +39,8 @@ async function until(what: string, condition: () => Promise<boolean>): Promise<v
   }
 }
 
+const SCHEDULER = { audience: 'https://gke-deployer.example.run.app/scheduler', email: 'scheduler@sandbox-project.iam.gserviceaccount.com' };
+
 /** Method and path (without the query) of each request, and whether it was a dry run. */
 const shape = (reqs: SeenRequest[]) => reqs.map((r) => `${r.method} ${r.path.split('?')[0]}${r.path.includes('dryRun=All') ? ' (dry run)' : ''}`);
 const actions = (body: Record<string, unknown>) => (body.objects as { kind: string; action: string }[]).map((o) => `${o.kind} ${o.action}`);
@@ -49,7 +54,7 @@ describe('warm path through a counting proxy', () => {
   before(async () => {
     const info = await sandbox();
     proxy = await startFaultProxy({ upstream: info.server, upstreamCaPem: await readFile(info.caFile, 'utf8') });
-    for (const t of ['one', 'two', 'forced', 'strict', 'order']) ns[t] = await namespace(`warm-${t}`);
+    for (const t of ['one', 'two', 'forced', 'strict', 'order', 'erred', 'rolled', 'job', 'image', 'reconciled']) ns[t] = await namespace(`warm-${t}`);
     // A cluster-scoped object the deployer may patch (its 'edit' role reaches no cluster-scoped kind).
     clusterRole = `gke-deployer-${ns.order}`;
     await kubectl(['create', '-f', '-'], JSON.stringify({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: clusterRole } }));
@@ -62,10 +67,19 @@ describe('warm path through a counting proxy', () => {
       forced: webTarget(ns.forced!, { ...single, force: true }),
       strict: webTarget(ns.strict!, single),
       order: webTarget(ns.order!, { manifests: ['order.yaml'], clusterScoped: ['ClusterRole'], rollout: { wait: false } }),
+      erred: webTarget(ns.erred!, single),
+      // One Pod, so the rollout of a tag that cannot be pulled fails and is rolled back.
+      rolled: webTarget(ns.rolled!, { manifests: ['one-pod.yaml'] }),
+      job: webTarget(ns.job!, { manifests: ['job.yaml'], container: 'migrate', rollout: { wait: false } }),
+      image: { cluster: 'sandbox', namespace: ns.image!, deployment: 'web', container: 'web', images: [REPO], rollout: { wait: false } },
+      reconciled: webTarget(ns.reconciled!, single),
     };
-    fn = await startFunction(configYaml({ clusters: { sandbox: { endpoint: { server: proxy.server, caFile: proxy.caFile, tokenFile: 'token' } } }, targets }), {
+    const auth = { direct: 'none', scheduler: { audience: SCHEDULER.audience, serviceAccounts: [SCHEDULER.email] }, certsUrl: info.certsUrl };
+    fn = await startFunction(configYaml({ auth, clusters: { sandbox: { endpoint: { server: proxy.server, caFile: proxy.caFile, tokenFile: 'token' } } }, targets }), {
       'web.yaml': idleWeb(),
       'one.yaml': deploymentOnly(),
+      'one-pod.yaml': deploymentOnly().replace('replicas: 0\n', 'replicas: 1\n'),
+      'job.yaml': fixture('manifests/job.yaml'),
       // The Deployment first: the ClusterRole is still applied before it.
       'order.yaml': `${deploymentOnly()}\n---\n${JSON.stringify({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: clusterRole, labels: { app: 'web' } } })}\n`,
       token: await accessToken(info.serviceAccount),
@@ -141,6 +155,70 @@ describe('warm path through a counting proxy', () => {
     assert.deepEqual(shape(res.requests), [`GET /apis/apps/v1/namespaces/${ns.forced}/deployments/web`, `PATCH /apis/apps/v1/namespaces/${ns.forced}/deployments/web`]);
     const live = await kubectlJson<{ metadata: { labels: Record<string, string> } }>(['-n', ns.forced!, 'get', 'deployment', 'web']);
     assert.equal(live.metadata.labels.app, 'web');
+  });
+
+  /** What a deploy sent for the object at `path`, up to and including its first write; dry runs left out. */
+  const upToWrite = (reqs: SeenRequest[], path: string): string[] => {
+    const mine = shape(reqs).filter((r) => r.split(' ')[1] === path && !r.endsWith('(dry run)'));
+    return mine.slice(0, mine.findIndex((r) => !r.startsWith('GET ')) + 1);
+  };
+  /** Two reads: the record the event is judged against (the anchor), then the object the apply compares with. */
+  const readTwice = (path: string) => [`GET ${path}`, `GET ${path}`, `PATCH ${path}`];
+  const deploymentPath = (target: string) => `/apis/apps/v1/namespaces/${ns[target]}/deployments/web`;
+
+  // README (the warm path): the first deploy after an error, after a rollback, a reconcile, a
+  // Job and an image-only target's Deployment read the live object as before.
+  test('after an error: the next deploy reads the live object before its write', async () => {
+    const path = deploymentPath('erred');
+    await deploy('erred', 'v1');
+    // Warm: no read. What follows must differ from this.
+    assert.deepEqual(upToWrite((await deploy('erred', 'v2')).requests, path), [`PATCH ${path}`]);
+    await kubectl(['-n', ns.erred!, 'label', 'deployment', 'web', 'app=edited', '--overwrite']);
+    const refused = await fn.post('/deploy', { target: 'erred', image: `${REPO}:v3` });
+    assert.equal(refused.status, 409, JSON.stringify(refused.body));
+    // The same value as the target's: no conflict any more.
+    await kubectl(['-n', ns.erred!, 'label', 'deployment', 'web', 'app=web', '--overwrite']);
+    assert.deepEqual(upToWrite((await deploy('erred', 'v3')).requests, path), readTwice(path));
+  });
+
+  test('after a rollback: the next deploy reads the live object before its write', async () => {
+    const path = deploymentPath('rolled');
+    assert.equal((await deploy('rolled', 'v1')).body.status, 'ready');
+    assert.deepEqual(upToWrite((await deploy('rolled', 'v2')).requests, path), [`PATCH ${path}`]);
+    const bad = await fn.post('/deploy', { target: 'rolled', image: `${REPO}:fail-pull-1` });
+    assert.equal(bad.body.status, 'rolled-back', JSON.stringify(bad.body));
+    const next = await deploy('rolled', 'v3');
+    assert.equal(next.body.status, 'ready');
+    assert.deepEqual(upToWrite(next.requests, path), readTwice(path));
+  });
+
+  test('a Job is read before every apply, warm or not', async () => {
+    const path = `/apis/batch/v1/namespaces/${ns.job}/jobs/migrate`;
+    await deploy('job', 'v1');
+    // Its status decides whether it is replaced, so it is read even on a warm deploy.
+    assert.deepEqual(upToWrite((await deploy('job', 'v1')).requests, path), [`GET ${path}`, `PATCH ${path}`]);
+  });
+
+  test('an image-only target reads its Deployment before every apply', async () => {
+    const path = deploymentPath('image');
+    await kubectl(['-n', ns.image!, 'create', 'deployment', 'web', `--image=${REPO}:0`, '--replicas=0']);
+    // The image field handed to the target's field manager, so its applies need no force.
+    const owned = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web' }, spec: { template: { spec: { containers: [{ name: 'web', image: `${REPO}:seed` }] } } } };
+    await kubectl(['-n', ns.image!, 'apply', '--server-side', '--force-conflicts', `--field-manager=${fieldManagerFor('image')}`, '-f', '-'], JSON.stringify(owned));
+    await deploy('image', 'v1');
+    assert.deepEqual(upToWrite((await deploy('image', 'v2')).requests, path), [`GET ${path}`, `PATCH ${path}`]);
+  });
+
+  test('a reconcile reads the live object before its write', async () => {
+    const path = deploymentPath('reconciled');
+    await deploy('reconciled', 'v1');
+    assert.deepEqual(upToWrite((await deploy('reconciled', 'v2')).requests, path), [`PATCH ${path}`]);
+    const from = proxy.requests().length;
+    const res = await fn.post('/scheduler', { target: 'reconciled' }, { authorization: `Bearer ${await idToken(SCHEDULER)}` });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.reconciled, true);
+    // The record to re-apply, then the object the forced apply compares with.
+    assert.deepEqual(upToWrite(proxy.requests().slice(from), path), [`GET ${path}`, `GET ${path}`, `PATCH ${path}`]);
   });
 
   test('without force, an edit of the target\'s fields is a conflict, never a silent "unchanged"', async () => {

@@ -58,6 +58,8 @@ export function apiserverArgs(
     '--authorization-mode=RBAC',
     // Admin: a static token in group system:masters.
     `--token-auth-file=${l.tokenFile}`,
+    // Client certificates signed by the sandbox CA: their CN is the user (kubeconfig client-certificate auth).
+    `--client-ca-file=${c.caFile}`,
     // Everyone else (Google identities): TokenReview against the fake, with a short
     // cache so an expired or revoked token really gets 401 soon after. On top of this
     // the apiserver caches successful token authentications for a fixed 10s (no flag),

@@ -1,6 +1,7 @@
 // A throwaway CA and two serving certificates for 127.0.0.1, made with the openssl CLI:
 // one for the apiserver (and the controllers' own ports), one for kwok's kubelet server,
-// which the apiserver verifies against the same CA when it proxies pod logs. The
+// which the apiserver verifies against the same CA when it proxies pod logs; and, when
+// asked, a client certificate the apiserver takes as that user (--client-ca-file). The
 // apiserver key doubles as the service-account signing key (as kwokctl does): one less
 // key to generate, and nothing outside the sandbox trusts it.
 import { randomBytes } from 'node:crypto';
@@ -18,11 +19,13 @@ export interface Certs {
   /** kwok's kubelet server (the fake Node's kubeletEndpoint). */
   kubeletCertFile: string;
   kubeletKeyFile: string;
+  /** A client certificate (CN: the user) signed by the CA: kubeconfig client-certificate auth. */
+  client?: { user: string; certFile: string; keyFile: string };
 }
 
 const DAYS = '3650';
 
-export async function makeCerts(dir: string, nodeName: string): Promise<Certs> {
+export async function makeCerts(dir: string, nodeName: string, clientUser?: string): Promise<Certs> {
   const f = (name: string) => path.join(dir, name);
   const certs: Certs = {
     caFile: f('ca.crt'),
@@ -32,6 +35,7 @@ export async function makeCerts(dir: string, nodeName: string): Promise<Certs> {
     saKeyFile: f('serving.key'),
     kubeletCertFile: f('kubelet.crt'),
     kubeletKeyFile: f('kubelet.key'),
+    ...(clientUser !== undefined && { client: { user: clientUser, certFile: f('client.crt'), keyFile: f('client.key') } }),
   };
   const ca = runOk('openssl', [
     'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', DAYS,
@@ -40,7 +44,7 @@ export async function makeCerts(dir: string, nodeName: string): Promise<Certs> {
     '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
   ]);
   // Keys and CSRs need no CA, so all three keys are generated at once.
-  const leaf = async (name: string, cn: string, san: string, key: 'rsa' | 'ec') => {
+  const leaf = async (name: string, cn: string, san: string | undefined, key: 'rsa' | 'ec') => {
     const newkey = key === 'rsa' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'];
     const usage = key === 'rsa' ? 'digitalSignature,keyEncipherment' : 'digitalSignature';
     await Promise.all([
@@ -48,7 +52,7 @@ export async function makeCerts(dir: string, nodeName: string): Promise<Certs> {
       // An explicit extension file, so the leaf gets exactly these (no CA:TRUE from openssl.cnf).
       writeFile(
         f(`${name}.ext`),
-        ['basicConstraints=critical,CA:FALSE', `keyUsage=critical,${usage}`, 'extendedKeyUsage=serverAuth', `subjectAltName=${san}`, ''].join('\n'),
+        ['basicConstraints=critical,CA:FALSE', `keyUsage=critical,${usage}`, ...(san === undefined ? ['extendedKeyUsage=clientAuth'] : ['extendedKeyUsage=serverAuth', `subjectAltName=${san}`]), ''].join('\n'),
       ),
       ca,
     ]);
@@ -65,6 +69,8 @@ export async function makeCerts(dir: string, nodeName: string): Promise<Certs> {
     // The apiserver dials the Node's InternalIP (127.0.0.1), so that is the name it checks.
     // EC: generated at once, where a third RSA key would add to start-up on a busy machine.
     leaf('kubelet', nodeName, `IP:127.0.0.1,DNS:${nodeName}`, 'ec'),
+    // A client certificate: no name to serve, the user in its CN.
+    ...(clientUser !== undefined ? [leaf('client', clientUser, undefined, 'ec')] : []),
   ]);
   return certs;
 }

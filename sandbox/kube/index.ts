@@ -32,6 +32,8 @@ export interface ControlPlaneOptions {
   tokenWebhookUrl: string;
   /** How long the apiserver caches a TokenReview answer. Default '2s'. */
   webhookCacheTtl?: string;
+  /** Make a client certificate for this user (the CA is the apiserver's --client-ca-file). */
+  clientUser?: string;
   /** Progress lines (never contain a token). */
   log?: (line: string) => void;
 }
@@ -45,6 +47,8 @@ export interface ControlPlane {
   readonly caKeyFile: string;
   /** Bearer token of `admin` (group system:masters). */
   readonly adminToken: string;
+  /** The client certificate of `clientUser`, when asked for. */
+  readonly clientCert: Certs['client'];
   /** Admin kubeconfig, usable by kubectl and client libraries. */
   readonly kubeconfig: string;
   readonly dir: string;
@@ -154,7 +158,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       etcd,
     );
     etcdReady.catch(() => {}); // awaited below; this only stops an early failure counting as unhandled
-    certs = await makeCerts(dir, NODE_NAME);
+    certs = await makeCerts(dir, NODE_NAME, opts.clientUser);
     caPem = await readFile(certs.caFile, 'utf8');
     await Promise.all([
       writeConfigFiles(l, server, certs, adminToken, opts.tokenWebhookUrl),
@@ -199,6 +203,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     caFile: certs.caFile,
     caKeyFile: certs.caKeyFile,
     adminToken,
+    clientCert: certs.client,
     kubeconfig: l.adminKubeconfig,
     dir,
     nodeName: NODE_NAME,

@@ -58,6 +58,8 @@ export interface FaultProxy {
   requests(): SeenRequest[];
   /** TLS connections accepted so far (a client that reuses its pool opens no new ones). */
   connections(): number;
+  /** Requests received and not yet answered (or dropped). */
+  inFlight(): number;
   /** Total faults injected so far. */
   injected(): number;
   set(change: Partial<FaultSettings>): void;
@@ -108,6 +110,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   const counts = Object.fromEntries(['forwarded', ...FAULT_KINDS].map((k) => [k, 0])) as FaultCounts;
   const seen: SeenRequest[] = [];
   let accepted = 0;
+  let open = 0;
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
 
@@ -169,6 +172,8 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   }
 
   const server = https.createServer({ cert, key }, (req, res) => {
+    open++;
+    res.once('close', () => open--);
     const fault = pick({ method: req.method ?? '', path: req.url ?? '' });
     if (fault) counts[fault]++;
     else counts.forwarded++;
@@ -210,6 +215,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     counts: () => ({ ...counts }),
     requests: () => [...seen],
     connections: () => accepted,
+    inFlight: () => open,
     injected: () => FAULT_KINDS.reduce((s, k) => s + counts[k], 0),
     set(change) {
       Object.assign(settings, change);
