@@ -286,6 +286,25 @@ scheduler_job() { # NAME SCHEDULE TARGET
   fi
 }
 
+# Metrics are log-based (README: Operating it): counted from the deploy log line, with
+# this service's name in each filter; the rollback alert policy is made once.
+step "Cloud Monitoring: log-based metrics and the rollback alert"
+MONITORING=$(cd "$(dirname "$0")" && pwd)/monitoring
+metrics_dir=$(mktemp -d)
+for file in "$MONITORING"/*.yaml; do
+  name=$(basename "$file" .yaml)
+  [ "${name#alert-}" = "$name" ] || continue
+  sed "s/\\\${SERVICE}/$SERVICE/g" "$file" > "$metrics_dir/$name.yaml"
+  if exists gc logging metrics describe "gke-deployer/$name"; then
+    gc logging metrics update "gke-deployer/$name" --config-from-file="$metrics_dir/$name.yaml"
+  else
+    gc logging metrics create "gke-deployer/$name" --config-from-file="$metrics_dir/$name.yaml"
+  fi
+done
+if [ -z "$(gc alpha monitoring policies list --filter='displayName="gke-deployer rollbacks"' --format='value(name)' 2>/dev/null)" ]; then
+  gc alpha monitoring policies create --policy-from-file="$MONITORING/alert-rollbacks.yaml"
+fi
+
 step "Cloud Scheduler: reconcile ${RECONCILE_TARGETS:-(no targets)}"
 for target in $RECONCILE_TARGETS; do scheduler_job "gke-deployer-reconcile-$target" "$RECONCILE_SCHEDULE" "$target"; done
 step "Cloud Scheduler: release held deploys of ${RELEASE_TARGETS:-(no targets)}"

@@ -229,6 +229,19 @@ describe('deploy/gcloud/setup.sh', () => {
     assert.match(first.stdout, new RegExp(`approve: +\\{ audience: ${URL}/approve`));
   });
 
+  test('makes the log-based metrics for this service and the rollback alert once', () => {
+    const created = named(first.calls, 'logging metrics create').map((c) => c.positionals[0]).sort();
+    assert.deepEqual(created, ['gke-deployer/deploy-duration', 'gke-deployer/deploys', 'gke-deployer/rollbacks', 'gke-deployer/time-to-ready']);
+    const file = String(named(first.calls, 'logging metrics create')[0]?.flags['config-from-file']);
+    const text = readFileSync(file, 'utf8');
+    assert.match(text, /resource\.labels\.service_name="gke-deployer"/);
+    assert.doesNotMatch(text, /\$\{SERVICE\}/);
+    assert.equal(named(first.calls, 'alpha monitoring policies create').length, 1);
+    assert.match(String(named(first.calls, 'alpha monitoring policies create')[0]?.flags['policy-from-file']), /deploy\/gcloud\/monitoring\/alert-rollbacks\.yaml$/);
+    assert.equal(named(second.calls, 'logging metrics update').length, 4);
+    assert.equal(named(second.calls, 'alpha monitoring policies create').length, 0);
+  });
+
   test('stores the config file once, and gives each webhook secret a random first version', () => {
     assert.deepEqual(first.state.resources['secrets:gke-deployer-config']?.versions, ['auth: { direct: none }\n']);
     const github = first.state.resources['secrets:gke-deployer-github-webhook-secret']?.versions ?? [];

@@ -46,6 +46,9 @@ function resourceKey(call: Call): string {
       return `secrets:${name}`;
     case 'secrets versions access':
       return `secrets:${String(call.flags.secret)}`;
+    case 'alpha monitoring policies create':
+      // Named by the server; the script finds it by its display name (`list --filter`).
+      return `alpha monitoring policies:${String(call.flags['policy-from-file'])}`;
     case 'iam service-accounts create':
       // Created by name, named by email everywhere else.
       return `iam service-accounts:${name}@${String(call.flags.project)}.iam.gserviceaccount.com`;
@@ -66,6 +69,9 @@ function run(args: string[], state: StubState, stdin: () => string): string {
     if (!present && resource) throw new Failure(`ALREADY_EXISTS: ${key}`);
   };
   if (command === 'services enable') return '';
+  if (command === 'alpha monitoring policies list') {
+    return Object.keys(state.resources).some((k) => k.startsWith('alpha monitoring policies:')) ? `projects/${String(call.flags.project)}/alertPolicies/1\n` : '';
+  }
   if (command === 'projects describe') return `${PROJECT_NUMBER}\n`;
   if (command === 'projects add-iam-policy-binding' || command.endsWith('add-iam-policy-binding')) {
     if (command !== 'projects add-iam-policy-binding') must(true);
