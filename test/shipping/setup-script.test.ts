@@ -69,6 +69,7 @@ function apisOf(args: string[]): string[] {
   if (line.startsWith('auth print-identity-token')) return args.some((a) => a.startsWith('--impersonate-service-account')) ? ['iamcredentials.googleapis.com'] : [];
   if (line.startsWith('auth')) return [];
   if (line.startsWith('run services logs')) return ['run.googleapis.com', 'logging.googleapis.com'];
+  if (line.startsWith('alpha monitoring')) return ['monitoring.googleapis.com'];
   const api = ({ run: 'run', artifacts: 'artifactregistry', builds: 'cloudbuild', secrets: 'secretmanager', pubsub: 'pubsub', scheduler: 'cloudscheduler', container: 'container', iam: 'iam', storage: 'storage', projects: 'cloudresourcemanager', logging: 'logging', monitoring: 'monitoring' } as Record<string, string>)[words[0] ?? ''];
   assert.ok(api, `which API does "gcloud ${line}" call? (add it to apisOf)`);
   return [`${api}.googleapis.com`];
