@@ -24,10 +24,10 @@ export interface FrontCerts {
 const DAYS = '3650';
 const SAN = 'IP:127.0.0.1,DNS:localhost';
 
-export async function makeFrontCerts(dir: string, clusterCa: { caFile: string; caKeyFile: string }): Promise<FrontCerts> {
+export async function makeFrontCerts(dir: string, clusterCa: { caFile: string; caKeyFile: string }, reuse?: { caFile: string; caKeyFile: string }): Promise<FrontCerts> {
   const f = (name: string) => path.join(dir, name);
-  const publicCa = { caFile: f('public-ca.crt'), caKeyFile: f('public-ca.key') };
-  await runOk('openssl', [
+  const publicCa = reuse ?? { caFile: f('public-ca.crt'), caKeyFile: f('public-ca.key') };
+  if (!reuse) await runOk('openssl', [
     'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', DAYS,
     '-keyout', publicCa.caKeyFile, '-out', publicCa.caFile, '-subj', '/CN=gke-deployer-sandbox-public-root',
     '-addext', 'basicConstraints=critical,CA:TRUE',

@@ -104,6 +104,11 @@ export interface SandboxOptions {
   tokenLifetimeSeconds?: number;
   /** How many independent control planes (own etcd, apiserver, controllers, kwok, CA). Default 1. */
   clusters?: number;
+  /**
+   * The "public" CA to sign the fronts' and Container API's certificates with, instead of a new
+   * one: a second sandbox in a test process that trusts the first's (gRPC reads its roots once).
+   */
+  publicCa?: { caFile: string; caKeyFile: string };
   log?: (line: string) => void;
 }
 
@@ -154,7 +159,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       if (grant.code !== 0) throw new Error(`granting the deployer RBAC failed: ${grant.stderr}`);
     }
 
-    const certs = await makeFrontCerts(controlPlane.dir, controlPlane);
+    const certs = await makeFrontCerts(controlPlane.dir, controlPlane, opts.publicCa);
     // The Container API as Google serves it: TLS (the public CA, like Google's roots) and the caller's access token checked on every call.
     const containerApiEndpoint = await google.containerApi.serveTls(certs.public);
     google.containerApi.requireTokens((t) => google.identity.accessTokenOwner(t));

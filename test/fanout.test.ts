@@ -51,7 +51,9 @@ describe('fan-out to two sandbox clusters', () => {
 
   before(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-fanout-'));
-    sb = await startSandbox({ dir, clusters: 2, pubsub: false });
+    // The shared sandbox's public CA: this process's gRPC trusts it (GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, read once).
+    const shared = await sandbox();
+    sb = await startSandbox({ dir, clusters: 2, pubsub: false, publicCa: { caFile: shared.publicCaFile, caKeyFile: shared.publicCaFile.replace(/\.crt$/, '.key') } });
     [eu, us] = sb.controlPlanes as [ControlPlane, ControlPlane];
     Object.assign(process.env, sb.info.env);
     const [first, second] = sb.info.clusters;

@@ -254,7 +254,8 @@ export async function startContainerApi(): Promise<ContainerApi> {
     serveTls: (pair) =>
       new Promise<string>((resolve, reject) => {
         const creds = grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(pair.cert), private_key: Buffer.from(pair.key) }], false);
-        server.bindAsync(`${host}:0`, creds, (err, p) => (err ? reject(err) : resolve(`${host}:${p}`)));
+        // Named `localhost` (the certificate's other name): TLS sends no IP address as a server name (RFC 6066; Node warns).
+        server.bindAsync(`${host}:0`, creds, (err, p) => (err ? reject(err) : resolve(`localhost:${p}`)));
       }),
     requireTokens(owner) {
       tokenOwner = owner;

@@ -103,7 +103,7 @@ test('ADC on the fake metadata server yields tokens the token webhook accepts', 
     assert.equal(out.email, SA);
     assert.equal(out.universe, 'googleapis.com');
     const afterOne = await stats(g);
-    assert.deepEqual({ ...afterOne, metadata: { token: afterOne.metadata.token } }, { containerApi: { getCluster: 0 }, metadata: { token: 1 }, tokenReview: { rejected: 0 } });
+    assert.deepEqual({ ...afterOne, metadata: { token: afterOne.metadata.token } }, { containerApi: { getCluster: 0, unauthenticated: 0 }, metadata: { token: 1 }, tokenReview: { rejected: 0 } });
     assert.ok(Math.abs(afterOne.metadata.lastExpiresAt - (Date.now() + 3600_000)) < 60_000, 'the token\'s expiry is reported');
 
     const status = await review(g, first);
@@ -265,7 +265,7 @@ test('the real ClusterManagerClient gets registered clusters over plaintext gRPC
       assert.equal(cleared.json.containerApiFailure, null);
       const [again] = await client.getCluster({ name });
       assert.equal(again.endpoint, '127.0.0.1:6443');
-      assert.deepEqual(await stats(g), { containerApi: { getCluster: 6 }, metadata: { token: 0, lastExpiresAt: 0 }, tokenReview: { rejected: 0 } });
+      assert.deepEqual(await stats(g), { containerApi: { getCluster: 6, unauthenticated: 0 }, metadata: { token: 0, lastExpiresAt: 0 }, tokenReview: { rejected: 0 } });
     } finally {
       await client.close();
     }
