@@ -102,12 +102,16 @@ describe('a permanent refusal during the wait', () => {
       configYaml({ clusters: { sandbox: { endpoint: { server: proxy.server, caFile: proxy.caFile, tokenFile: 'token' } } }, targets: { web: webTarget(ns, { rollout: { rollback: false } }) } }),
       { 'web.yaml': fixture('manifests/web.yaml'), token: await accessToken(email) },
     );
+    // The Pods list answers last: the Deployment is Ready by then (kwok starts Pods at once),
+    // and the wait must still not call a rollout it could not watch ready.
+    const podList = (r: { method: string; path: string }) => r.method === 'GET' && new RegExp(`/namespaces/${ns}/pods\\?`).test(r.path) && !isWatch(r);
+    proxy.delay(podList, 1500);
     try {
       const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.0.0` });
       assert.equal(res.status, 422, JSON.stringify(res.body));
       assert.equal(res.body.status, 'failed');
       assert.match(String(res.body.reason), new RegExp(`^cannot watch Pods in ${ns}: 403 pods is forbidden: User "${email}" cannot list resource "pods"`));
-      const podLists = proxy.requests().filter((r) => r.method === 'GET' && new RegExp(`/namespaces/${ns}/pods\\?`).test(r.path) && !isWatch(r));
+      const podLists = proxy.requests().filter(podList);
       assert.equal(podLists.length, 1, 'a 403 is not retried');
     } finally {
       await fn.close();

@@ -30,13 +30,20 @@ async function liveImage(ns: string): Promise<string | undefined> {
 }
 
 /** A function whose one target, in a fresh namespace, is deployed by `rules`; `report` as in the config. */
-async function deployerWith(t: TestContext, rules: Record<string, unknown>[], report?: Record<string, unknown>): Promise<{ fn: RunningFunction; ns: string }> {
+/** `approval`: the target's approvers (every deploy of it is held until one approves). */
+async function deployerWith(t: TestContext, rules: Record<string, unknown>[], report?: Record<string, unknown>, approval?: { approvers: string[] }): Promise<{ fn: RunningFunction; ns: string }> {
   const info = await useSandboxEnv();
   const ns = await namespace('hook');
   const base = configYaml({
-    auth: { direct: 'none', scheduler: 'none', github: { secretEnv: 'TEST_GITHUB_WEBHOOK_SECRET' }, gitlab: { tokenEnv: 'TEST_GITLAB_WEBHOOK_TOKEN' } },
+    auth: {
+      direct: 'none',
+      scheduler: 'none',
+      github: { secretEnv: 'TEST_GITHUB_WEBHOOK_SECRET' },
+      gitlab: { tokenEnv: 'TEST_GITLAB_WEBHOOK_TOKEN' },
+      ...(approval && { approve: { audience: 'https://gke-deployer.example.run.app/approve' } }),
+    },
     clusters: { sandbox: gkeCluster(info) },
-    targets: { web: webTarget(ns, { images: [GHCR, GL_IMAGE] }) },
+    targets: { web: webTarget(ns, { images: [GHCR, GL_IMAGE], ...(approval && { approval }) }) },
     ...(report && { report }),
   });
   const fn = await startFunction(stringify({ ...(parse(base) as Record<string, unknown>), rules }), { 'web.yaml': fixture('manifests/web.yaml') });
@@ -347,14 +354,25 @@ describe('webhooks: ordering Git events', () => {
   describe('with a report.github token: the commits\' history decides', () => {
     const TOKEN = 'ghp_orderingTestToken0000000000000000';
 
-    async function withApi(t: TestContext) {
+    async function withApi(t: TestContext, approval?: { approvers: string[] }) {
       const api = await startGithubApi(TOKEN);
       t.after(() => api.close());
       api.graph.add(GH_REPO, OLD).add(GH_REPO, NEW, OLD);
       process.env.TEST_ORDERING_GITHUB_TOKEN = TOKEN; // the config loader checks it is set
-      const { fn, ns } = await deployerWith(t, onMasterSha, { github: { tokenEnv: 'TEST_ORDERING_GITHUB_TOKEN', apiUrl: api.url } });
+      const { fn, ns } = await deployerWith(t, onMasterSha, { github: { tokenEnv: 'TEST_ORDERING_GITHUB_TOKEN', apiUrl: api.url } }, approval);
       return { api, fn, ns };
     }
+
+    test('held for approval: a run of the older commit triggered later does not replace the held newer commit; it is superseded, by commit', async (t) => {
+      const { fn, ns } = await withApi(t, { approvers: ['alice@example.com'] });
+      const newer = await github(fn, 'workflow_run', run(NEW, '2020-10-05T17:00:00Z'), { 'x-github-delivery': delivery() });
+      assert.deepEqual([newer.status, newer.body.status], [202, 'held'], JSON.stringify(newer.body));
+      const older = await github(fn, 'workflow_run', run(OLD, '2020-10-05T18:00:00Z'), { 'x-github-delivery': delivery() });
+      assert.deepEqual([older.status, older.body.status], [409, 'superseded'], JSON.stringify(older.body));
+      const hold = await kubectlJson<{ data: Record<string, string>; metadata: { annotations: Record<string, string> } }>(['-n', ns, 'get', 'configmap', 'gke-deployer-hold-web']);
+      assert.equal(hold.data.image, `${GHCR}:${NEW}`, 'the newer commit stays held');
+      assert.equal(hold.metadata.annotations['gke-deployer/commit'], `github:${GH_REPO}@${NEW}`);
+    });
 
     test('a run of the older commit triggered later (its time is newer) → stale, by commit', async (t) => {
       const { api, fn, ns } = await withApi(t);

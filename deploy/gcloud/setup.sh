@@ -34,13 +34,17 @@
 #                       command passes it on (cloudbuild.yaml's _NETWORK, _SUBNET). A Shared
 #                       VPC's host project must let Cloud Run's service agent use the subnet
 #                       (roles/compute.networkUser), which this script does not grant. ("": none)
+#   TRACES              "gcp": the runtime identity may write traces to Cloud Trace
+#                       (roles/cloudtrace.agent on PROJECT), for OTEL_TRACES_EXPORTER=gcp in
+#                       service.yaml's env ("": no tracing, no grant)
 #
 # Identities it creates (and the only roles it grants them):
 #   gke-deployer@            runtime: roles/container.clusterViewer on CLUSTER_PROJECTS (getCluster,
 #                            and container.clusters.connect, which `dns` endpoints check),
 #                            roles/artifactregistry.reader on REGISTRY_PROJECTS,
 #                            secretAccessor on its own secrets, roles/pubsub.publisher
-#                            on the QUEUE and REPORT_TOPIC topics only. Rights inside clusters
+#                            on the QUEUE and REPORT_TOPIC topics only, roles/cloudtrace.agent
+#                            when TRACES=gcp. Rights inside clusters
 #                            come from deploy/kubernetes/rbac.yaml, per namespace.
 #   gke-deployer-push@       signs Pub/Sub push requests (OIDC); run.invoker on the service
 #   gke-deployer-scheduler@  signs Cloud Scheduler requests (OIDC); run.invoker on the service
@@ -74,6 +78,8 @@ QUEUE=${QUEUE-gke-deployer-queue}
 REPORT_TOPIC=${REPORT_TOPIC:-}
 NETWORK=${NETWORK:-}
 SUBNET=${SUBNET:-$NETWORK}
+TRACES=${TRACES:-}
+case "$TRACES" in "" | gcp) ;; *) echo "TRACES must be gcp or empty, not '$TRACES'" >&2; exit 2 ;; esac
 # A queued deploy is retried longer before it is parked: the events queued after it for
 # the same target wait meanwhile (ordering), and move on once it is dead-lettered.
 QUEUE_MAX_DELIVERY_ATTEMPTS=10
@@ -165,6 +171,12 @@ step "runtime: roles/artifactregistry.reader on ${REGISTRY_PROJECTS}"
 for p in $REGISTRY_PROJECTS; do
   bind projects add-iam-policy-binding "$p" --member="serviceAccount:$RUNTIME_SA" --role=roles/artifactregistry.reader --condition=None
 done
+
+if [ "$TRACES" = gcp ]; then
+  # Writes spans only (cloudtrace.traces.patch); reading traces stays with people.
+  step "runtime: roles/cloudtrace.agent on ${PROJECT}"
+  bind projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$RUNTIME_SA" --role=roles/cloudtrace.agent --condition=None
+fi
 
 step "secrets"
 config_version=

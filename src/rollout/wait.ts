@@ -102,7 +102,9 @@ export async function waitForRollout(client: KubeClient, objects: readonly Kuber
         pending++;
       }
     }
-    if (pending === 0) finish(paused.length > 0 ? 'paused' : 'ready', paused.length > 0 ? paused.join('; ') : undefined);
+    // Ready only on a whole view: a Pods list refused for good fails the wait even when the
+    // workload's own status says Ready first (a wait that cannot see Pods cannot judge them).
+    if (pending === 0 && unlisted.size === 0) finish(paused.length > 0 ? 'paused' : 'ready', paused.length > 0 ? paused.join('; ') : undefined);
   };
 
   /** The first Pod of the workload's new revision that cannot start, as a reason. */
@@ -155,8 +157,12 @@ export async function waitForRollout(client: KubeClient, objects: readonly Kuber
     streams.push({ spec: scoped(CONTROLLER_REVISION), onEvent: store(revisions, () => (owned.controllerRevisions = [...revisions.values()])) });
   }
 
+  const unlisted = new Set(streams);
   for (const s of streams) {
-    listWatch(client, s.spec, s.onEvent, controller.signal).catch((err: unknown) => {
+    const listed = () => {
+      if (unlisted.delete(s)) evaluate();
+    };
+    listWatch(client, s.spec, s.onEvent, controller.signal, listed).catch((err: unknown) => {
       // The list was refused for good (RBAC, gone namespace): the rollout cannot be judged.
       // A transient refusal never gets here: listWatch lists again until the deadline.
       const message = err instanceof ApiException ? `${err.code} ${statusMessage(err)}` : err instanceof Error ? err.message : String(err);

@@ -37,7 +37,14 @@ const identity = (o: KubernetesObject) => o.metadata?.uid ?? `${o.metadata?.name
  * Streams until `signal` aborts; rejects (with the list's own error) only when the server
  * refuses the list for good: RBAC, a namespace that is gone.
  */
-export async function listWatch(client: KubeClient, spec: WatchSpec, onEvent: (type: EventType, obj: KubernetesObject) => void, signal: AbortSignal): Promise<void> {
+/** `onListed` is told after each list has been reported in full, an empty one included. */
+export async function listWatch(
+  client: KubeClient,
+  spec: WatchSpec,
+  onEvent: (type: EventType, obj: KubernetesObject) => void,
+  signal: AbortSignal,
+  onListed?: () => void,
+): Promise<void> {
   const query: Record<string, string> = {
     ...(spec.labelSelector && { labelSelector: spec.labelSelector }),
     ...(spec.fieldSelector && { fieldSelector: spec.fieldSelector }),
@@ -67,6 +74,7 @@ export async function listWatch(client: KubeClient, spec: WatchSpec, onEvent: (t
     const listed = new Set(list.items.map(identity));
     for (const [id, obj] of known) if (!listed.has(id)) report('DELETED', obj);
     for (const item of list.items) report('ADDED', item);
+    onListed?.();
     let resourceVersion = list.resourceVersion;
     let relist = false;
     while (!signal.aborted && !relist) {

@@ -296,6 +296,20 @@ describe('deploy/gcloud/setup.sh', () => {
     assert.equal(named(first.calls, 'services enable')[0]?.positionals.includes('compute.googleapis.com'), false);
   });
 
+  test('TRACES=gcp: the runtime identity may write spans (cloudtrace.traces.patch, what the Cloud Trace exporter calls); without it, no grant; another value is refused', async () => {
+    const traceDir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-setup-traces-'));
+    const run = await setup(traceDir, { TRACES: 'gcp', QUEUE: '' });
+    assert.equal(run.code, 0, run.stderr);
+    const granted = run.state.bindings.filter((b) => b.startsWith(`projects:${PROJECT}|${sa('gke-deployer')}|roles/cloudtrace.`));
+    assert.deepEqual(granted, [`projects:${PROJECT}|${sa('gke-deployer')}|roles/cloudtrace.agent`]);
+    assert.ok(IAM_ROLES['roles/cloudtrace.agent']?.includedPermissions.includes('cloudtrace.traces.patch'));
+    assert.ok(named(run.calls, 'services enable')[0]?.positionals.includes('cloudtrace.googleapis.com'));
+    assert.deepEqual(first.state.bindings.filter((b) => b.includes('roles/cloudtrace.')), []);
+    const wrong = await setup(traceDir, { TRACES: 'jaeger' });
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.stderr, /TRACES must be gcp or empty, not 'jaeger'/);
+  });
+
   test('prints the audiences for deployer.yaml and a build command whose flags exist', () => {
     assert.match(first.stdout, new RegExp(`pubsub: +\\{ audience: ${URL}/pubsub`));
     const [args] = gcloudCommands(first.stdout).filter((c) => c[0] === 'builds');

@@ -65,6 +65,8 @@ export interface FaultProxy {
   set(change: Partial<FaultSettings>): void;
   /** The next `count` requests (matching `match`, if given) get this fault, whatever the rate. */
   failNext(kind: FaultKind, count?: number, match?: (req: { method: string; path: string }) => boolean): void;
+  /** Requests matching `match` are forwarded `ms` later (on top of `delayMs`), from now on. */
+  delay(match: (req: { method: string; path: string }) => boolean, ms: number): void;
   /** Destroys every open client connection at once: a transport error for whatever is in flight. */
   dropConnections(): number;
   close(): Promise<void>;
@@ -122,6 +124,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     timers.add(t);
   };
 
+  const slowed: { match: (req: { method: string; path: string }) => boolean; ms: number }[] = [];
   const queued: { kind: FaultKind; left: number; match?: (req: { method: string; path: string }) => boolean }[] = [];
 
   function pick(req: { method: string; path: string }): FaultKind | undefined {
@@ -194,7 +197,8 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
         return;
       default: {
         const go = () => forward(req, res, fault === 'reset-after');
-        if (settings.delayMs > 0) later(settings.delayMs, go);
+        const ms = settings.delayMs + (slowed.find((s) => s.match({ method: req.method ?? '', path: req.url ?? '' }))?.ms ?? 0);
+        if (ms > 0) later(ms, go);
         else go();
       }
     }
@@ -222,6 +226,9 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     },
     failNext(kind, count = 1, match) {
       queued.push({ kind, left: count, ...(match && { match }) });
+    },
+    delay(match, ms) {
+      slowed.push({ match, ms });
     },
     dropConnections() {
       const n = sockets.size;
