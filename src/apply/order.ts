@@ -3,13 +3,19 @@
 // of one repository are ordered by the commits' history when the caller can ask the Git host
 // (`Ancestry`); otherwise, and for events without a commit, by their times.
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { ANNOTATIONS, isWorkload, parseCommitStamp, type CommitRef } from './render.ts';
+import type { DeployIntent } from '../core/intent.ts';
+import { ANNOTATIONS, commitStamp, isWorkload, parseCommitStamp, type CommitRef } from './render.ts';
 
 export interface RecordedEvent {
   eventId: string;
   eventTime: string;
   /** The commit stamp (render.ts commitStamp), when the event deploys a Git commit. */
   commit?: string;
+}
+
+/** The intent's event as a workload (or a hold) records it: what another intent is judged against. */
+export function eventOf(intent: Pick<DeployIntent, 'eventId' | 'eventTime' | 'commit'>): RecordedEvent {
+  return { eventId: intent.eventId, eventTime: intent.eventTime, ...(intent.commit && { commit: commitStamp(intent.commit) }) };
 }
 
 /**

@@ -6,7 +6,7 @@
 // (injected for tests), never a time the event carries.
 import type { Config, Target } from '../config/load.ts';
 import type { ClusterRegistry } from '../cluster/registry.ts';
-import { judge, type Ancestry } from '../apply/order.ts';
+import { eventOf, judge, type Ancestry } from '../apply/order.ts';
 import type { KubeClient } from '../cluster/client.ts';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { DeployIntent } from '../core/intent.ts';
@@ -74,7 +74,7 @@ export class Controls {
       if (current?.intent.eventId === intent.eventId) return this.result('held', current, target, intent);
       const expired = current !== undefined && this.expired(current, now);
       if (current && !expired) {
-        const v = await judge(record.live, { eventId: intent.eventId, eventTime: intent.eventTime }, false, this.deps.ancestry);
+        const v = await judge(record.live, eventOf(intent), false, this.deps.ancestry);
         if (v.verdict === 'stale') {
           return this.result('superseded', { intent, reason, heldAt: new Date(now).toISOString() }, target, intent, `a newer event (${current.intent.eventId}, ${current.intent.image ?? ''}) is held for ${target.name} already; this older one is not held`);
         }

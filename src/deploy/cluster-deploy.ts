@@ -11,9 +11,9 @@ import { apiError } from '../apply/errors.ts';
 import { fieldManagerFor } from '../apply/field-manager.ts';
 import { guardedApply, type Turn, type TurnOutcome } from '../apply/guarded.ts';
 import { TargetLeases, type Knowledge, type Tenure } from '../apply/lock.ts';
-import { anchorOf, judge, recordedEvent, type Ancestry, type RecordedEvent, type Verdict } from '../apply/order.ts';
+import { anchorOf, eventOf, judge, recordedEvent, type Ancestry, type RecordedEvent, type Verdict } from '../apply/order.ts';
 import { APPLYSET_ANNOTATIONS, applysetId, applysetParent, asMember, checkParent, formatGroupKinds, groupKind, memberKey, parentBody, parseGroupKinds, prune } from '../apply/applyset.ts';
-import { ANNOTATIONS, commitStamp, releaseKey, renderManifests, stampAnnotations, type Stamp } from '../apply/render.ts';
+import { ANNOTATIONS, releaseKey, renderManifests, stampAnnotations, type Stamp } from '../apply/render.ts';
 import type { KubeClient } from '../cluster/client.ts';
 import { DeployError, asDeployError } from '../errors.ts';
 import { inSpan } from '../core/trace.ts';
@@ -56,7 +56,7 @@ export function clusterDeployer({ clusters, leases = new TargetLeases(), ancestr
     // with the image the target runs.
     const manifestsOnly = isManifestsRelease(intent, target);
     const fromRecord = reconcile || manifestsOnly;
-    const event = { eventId: intent.eventId, eventTime: intent.eventTime, ...(intent.commit && { commit: commitStamp(intent.commit) }) };
+    const event = eventOf(intent);
     const container = target.container !== undefined ? { container: target.container } : {};
     // The target's ApplySet (src/apply/applyset.ts): pruned, and for an OCI target the record of its releases.
     const set = target.prune || oci ? applySetOf(target.name, target.namespace) : undefined;
