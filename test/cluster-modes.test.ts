@@ -44,7 +44,11 @@ test('endpoint mode: a 401 drops the cached token, so a rotated token file is re
     // Refused twice (first try and the one retry): the file still holds the expired token.
     const refused = await fn.post('/deploy', { target: 'web', image: `${REPO}:a` });
     assert.equal(refused.status, 502, JSON.stringify(refused.body));
-    assert.equal((refused.body.error as { code: string }).code, 'CLUSTER_FORBIDDEN');
+    const error = refused.body.error as { code: string; message: string };
+    assert.equal(error.code, 'CLUSTER_FORBIDDEN');
+    // A 401 is the credential, not RBAC: the advice says which to fix.
+    assert.match(error.message, /did not accept the deployer's credential \(401\b.*\); check the identity it authenticates with/);
+    assert.doesNotMatch(error.message, /RBAC/);
     await writeFile(path.join(fn.dir, 'token'), await accessToken(info.serviceAccount));
     const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:b` });
     assert.equal(res.status, 200, JSON.stringify(res.body));

@@ -262,7 +262,7 @@ test('kubeconfig: client-certificate auth, the cluster taking the certificate\'s
   const refused = await fn.post('/deploy', { target: 'other', image: `${REPO}:2` });
   assert.equal(refused.status, 502, JSON.stringify(refused.body));
   assert.equal(codeOf(refused.body), 'CLUSTER_FORBIDDEN');
-  assert.match(String((refused.body.error as { message: string }).message), /\(Unauthorized\)/, 'a 401: the certificate is not taken');
+  assert.match(String((refused.body.error as { message: string }).message), /did not accept the deployer's credential \(401 Unauthorized\)/, 'a 401: the certificate is not taken');
   assert.equal(await imageOf(ns), `${REPO}:1`);
 });
 

@@ -38,6 +38,13 @@ export function apiError(err: unknown, obj: KubernetesObject, verb: string): Dep
     case 422:
       return new DeployError('INVALID_MANIFEST', `${what}: ${message}`, { cause: err });
     case 401:
+      // Refused after a fresh token too (src/cluster/client.ts refreshes once): the token is
+      // not one this cluster accepts (expired file, another project's identity), so RBAC would not help.
+      return new DeployError(
+        'CLUSTER_FORBIDDEN',
+        `${what}: the cluster did not accept the deployer's credential (401 ${message}); check the identity it authenticates with (ADC, tokenFile, kubeconfig user)`,
+        { cause: err },
+      );
     case 403:
       return new DeployError(
         'CLUSTER_FORBIDDEN',
