@@ -21,7 +21,7 @@ import { ensureBundle } from './support/bundle.ts';
 import { startFunction } from './support/function.ts';
 import { spawnFunction } from './support/process.ts';
 import { recordOutput } from './support/leaks.ts';
-import { kubectl, kubectlJson, namespace, useSandboxEnv } from './support/sandbox.ts';
+import { canI, kubectl, kubectlJson, metadataHostFor, namespace, useSandboxEnv } from './support/sandbox.ts';
 
 const exec = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '..');
@@ -490,23 +490,6 @@ describe('gke-deployer plan against the sandbox', () => {
     assert.deepEqual([body.status, body.error.code], ['error', 'UNKNOWN_TARGET']);
   });
 });
-
-async function metadataHostFor(identityUrl: string, serviceAccount: string): Promise<string> {
-  const res = await fetch(`${identityUrl}/metadata-server`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ serviceAccount }) });
-  assert.equal(res.status, 200, await res.clone().text());
-  return ((await res.json()) as { metadataHost: string }).metadataHost;
-}
-
-/** `kubectl auth can-i` as the identity (the admin impersonates it). */
-async function canI(serviceAccount: string, args: string[]): Promise<boolean> {
-  try {
-    return (await kubectl(['auth', 'can-i', `--as=${serviceAccount}`, ...args])).trim() === 'yes';
-  } catch (err) {
-    // can-i exits 1 on "no".
-    if (String((err as { stdout?: string }).stdout).trim() === 'no') return false;
-    throw err;
-  }
-}
 
 describe("gke-deployer rbac's output, applied for a fresh identity, is all a deploy, a rollback and a prune need", () => {
   const serviceAccount = `cli-${randomBytes(4).toString('hex')}@sandbox-project.iam.gserviceaccount.com`;

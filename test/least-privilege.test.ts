@@ -15,7 +15,7 @@ import { parse, stringify } from 'yaml';
 import type { SandboxInfo } from '../sandbox/index.ts';
 import { configYaml, gkeCluster } from './support/config.ts';
 import { startFunction, type RunningFunction } from './support/function.ts';
-import { idToken, kubectl, kubectlJson, namespace, useSandboxEnv } from './support/sandbox.ts';
+import { canI, idToken, kubectl, kubectlJson, metadataHostFor, namespace, useSandboxEnv } from './support/sandbox.ts';
 
 const exec = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '..');
@@ -49,23 +49,6 @@ async function applyRbac(ns: string, serviceAccount: string): Promise<void> {
   });
   assert.doesNotMatch(rendered, /\$/, 'every placeholder is substituted');
   await kubectl(['apply', '-f', '-'], rendered);
-}
-
-async function metadataHostFor(identityUrl: string, serviceAccount: string): Promise<string> {
-  const res = await fetch(`${identityUrl}/metadata-server`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ serviceAccount }) });
-  assert.equal(res.status, 200, await res.clone().text());
-  return ((await res.json()) as { metadataHost: string }).metadataHost;
-}
-
-/** `kubectl auth can-i` as the identity (the admin impersonates it). */
-async function canI(serviceAccount: string, args: string[]): Promise<boolean> {
-  try {
-    return (await kubectl(['auth', 'can-i', `--as=${serviceAccount}`, ...args])).trim() === 'yes';
-  } catch (err) {
-    // can-i exits 1 on "no".
-    if (String((err as { stdout?: string }).stdout).trim() === 'no') return false;
-    throw err;
-  }
 }
 
 async function liveImage(ns: string): Promise<string | undefined> {

@@ -1,4 +1,5 @@
 // What tests use of the running sandbox (see test/setup.ts).
+import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -134,4 +135,22 @@ export async function startTlsContainerApi(): Promise<ContainerApi> {
   const [cert, key] = await Promise.all([readFile(info.publicCert.certFile, 'utf8'), readFile(info.publicCert.keyFile, 'utf8')]);
   const endpoint = await api.serveTls({ cert, key });
   return { ...api, endpoint, port: Number(endpoint.split(':')[1]) };
+}
+
+/** A metadata server of the sandbox's identity fake that answers as `serviceAccount` (a function's own ADC identity). */
+export async function metadataHostFor(identityUrl: string, serviceAccount: string): Promise<string> {
+  const res = await fetch(`${identityUrl}/metadata-server`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ serviceAccount }) });
+  assert.equal(res.status, 200, await res.clone().text());
+  return ((await res.json()) as { metadataHost: string }).metadataHost;
+}
+
+/** `kubectl auth can-i` as the identity (the admin impersonates it). */
+export async function canI(serviceAccount: string, args: string[]): Promise<boolean> {
+  try {
+    return (await kubectl(['auth', 'can-i', `--as=${serviceAccount}`, ...args])).trim() === 'yes';
+  } catch (err) {
+    // can-i exits 1 on "no".
+    if (String((err as { stdout?: string }).stdout).trim() === 'no') return false;
+    throw err;
+  }
 }
