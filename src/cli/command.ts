@@ -3,6 +3,7 @@
 // it writes. Commands write through `Io`, so tests run them in-process.
 import { parseArgs, type ParseArgsOptionDescriptor } from 'node:util';
 import { configPath } from '../app.ts';
+import { ConfigError, loadConfigFile, type Config } from '../config/load.ts';
 
 export interface Io {
   stdout(text: string): void;
@@ -81,4 +82,15 @@ export function configFile(given: string | boolean | undefined, io: Io): string 
 
 export function plural(n: number, word: string, many = `${word}s`): string {
   return `${n} ${n === 1 ? word : many}`;
+}
+
+/** The config for a command its secrets play no part in (plan, rbac); undefined once its problems are printed. */
+export function configWithoutSecrets(file: string, io: Io): Config | undefined {
+  try {
+    return loadConfigFile(file, io.env, { missingSecret: () => {} });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    io.stderr(`${err.message}\n`);
+    return undefined;
+  }
 }

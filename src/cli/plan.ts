@@ -3,7 +3,6 @@
 // src/app.ts wires it: the image pinned as a deploy would pin it, the manifests rendered and
 // sent to the API server with dryRun=All, and each object's diff against what is live.
 // Nothing is written: a dry run takes no Lease and applies with dryRun=All.
-import { ConfigError, loadConfigFile, type Config } from '../config/load.ts';
 import { ClusterRegistry } from '../cluster/registry.ts';
 import { Releases, registryAccess } from '../release/release.ts';
 import { deployer } from '../deploy/pipeline.ts';
@@ -11,7 +10,7 @@ import { asDeployError } from '../errors.ts';
 import { newRequestId, errorBody } from '../sources/http.ts';
 import type { DeployIntent } from '../core/intent.ts';
 import type { ClusterResult, DeployResult, ObjectResult, TargetResult } from '../core/result.ts';
-import { CONFIG_FLAG, EXIT, HELP_FLAG, configFile, plural, type Command, type Io } from './command.ts';
+import { CONFIG_FLAG, EXIT, HELP_FLAG, configFile, configWithoutSecrets, plural, type Command, type Io } from './command.ts';
 import { stderrLogger } from './log.ts';
 
 export const planCommand: Command = {
@@ -40,15 +39,9 @@ export const planCommand: Command = {
 };
 
 export async function plan(file: string, target: string, image: string, io: Io, json: boolean): Promise<number> {
-  let config: Config;
-  try {
-    // A dry run reports nothing and takes no webhook: their secrets play no part.
-    config = loadConfigFile(file, io.env, { missingSecret: () => {} });
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    io.stderr(`${err.message}\n`);
-    return EXIT.problem;
-  }
+  // A dry run reports nothing and takes no webhook: their secrets play no part.
+  const config = configWithoutSecrets(file, io);
+  if (!config) return EXIT.problem;
   const clusters = new ClusterRegistry(config.clusters, {}, { log: stderrLogger(io), env: io.env });
   // As src/app.ts: images pinned and OCI releases fetched with the same ADC token the clusters get.
   const adc = clusters.adcToken();

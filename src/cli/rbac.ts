@@ -8,7 +8,7 @@
 // with --cluster, or named as a gap.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { Document, isMap, isSeq } from 'yaml';
-import { ConfigError, loadConfigFile, type Config, type Target } from '../config/load.ts';
+import { ConfigError, type Config, type Target } from '../config/load.ts';
 import { ClusterRegistry } from '../cluster/registry.ts';
 import type { KubeClient } from '../cluster/client.ts';
 import { leaseName } from '../apply/lock.ts';
@@ -17,7 +17,7 @@ import { holdName } from '../control/holds.ts';
 import { asDeployError } from '../errors.ts';
 import { waitsFor } from '../rollout/readiness.ts';
 import { RESTORABLE } from '../rollout/rollback.ts';
-import { CONFIG_FLAG, EXIT, HELP_FLAG, configFile, plural, type Command, type Io } from './command.ts';
+import { CONFIG_FLAG, EXIT, HELP_FLAG, configFile, configWithoutSecrets, plural, type Command, type Io } from './command.ts';
 import { stderrLogger } from './log.ts';
 
 /**
@@ -298,15 +298,8 @@ export const rbacCommand: Command = {
 };
 
 export async function rbac(file: string, io: Io, flags: { cluster?: string | undefined; serviceAccount?: string | undefined }): Promise<number> {
-  let config: Config;
-  try {
-    // Secrets play no part in RBAC.
-    config = loadConfigFile(file, io.env, { missingSecret: () => {} });
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    io.stderr(`${err.message}\n`);
-    return EXIT.problem;
-  }
+  const config = configWithoutSecrets(file, io);
+  if (!config) return EXIT.problem;
   if (flags.cluster !== undefined && !config.clusters.has(flags.cluster)) {
     io.stderr(`gke-deployer rbac: no cluster "${flags.cluster}" in ${config.file} (it has ${[...config.clusters.keys()].join(', ')})\n`);
     return EXIT.problem;
