@@ -7,10 +7,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { freePort } from '../sandbox/process.ts';
-import { ConfigError, parseConfig } from '../src/config/load.ts';
+import { parseConfig } from '../src/config/load.ts';
 import { configSchema } from '../src/config/schema.ts';
 import { ensureBundle } from './support/bundle.ts';
 import { recordOutput } from './support/leaks.ts';
+import { configProblems } from './support/config.ts';
 
 const CLOUD_RUN = { K_SERVICE: 'gke-deployer', K_REVISION: 'gke-deployer-00001-abc' };
 const OIDC = '{ audience: "https://deployer.example.run.app/deploy", serviceAccounts: [ci@p.iam.gserviceaccount.com] }';
@@ -25,15 +26,7 @@ targets:
 `;
 }
 
-function problems(text: string, env: NodeJS.ProcessEnv): string[] {
-  try {
-    parseConfig(text, '/nowhere/deployer.yaml', env);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, String(err));
-    return err.problems;
-  }
-  return [];
-}
+const problems = (text: string, env: NodeJS.ProcessEnv) => configProblems(text, env);
 
 test('in production, "none" caller auth, an http certsUrl and a plaintext Container API are refused, each named', () => {
   const weak = yaml(`{ direct: none, pubsub: none, scheduler: ${OIDC}, certsUrl: "http://127.0.0.1:9/oauth2/v1/certs" }`);

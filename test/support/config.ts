@@ -1,7 +1,9 @@
 // deployer.yaml for tests, built from objects so each test states only what it varies.
+import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import type { SandboxInfo } from '../../sandbox/index.ts';
+import { ConfigError, parseConfig } from '../../src/config/load.ts';
 
 export const REPO = 'europe-docker.pkg.dev/sandbox-project/apps/web';
 
@@ -40,4 +42,15 @@ export function configYaml(opts: {
 /** A manifests target for web.yaml in `namespace`. */
 export function webTarget(namespace: string, extra: Record<string, unknown> = {}) {
   return { cluster: 'sandbox', namespace, manifests: ['web.yaml'], container: 'web', images: [REPO], ...extra };
+}
+
+/** What the config loader refuses `text` for, each problem with its path; [] when it takes it. */
+export function configProblems(text: string, env: NodeJS.ProcessEnv = {}, file = '/nowhere/deployer.yaml'): string[] {
+  try {
+    parseConfig(text, file, env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return err.problems;
+  }
+  return [];
 }

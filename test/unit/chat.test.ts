@@ -3,7 +3,7 @@
 // through the reporters wrapper: what each outcome says, which send none, and the bound.
 import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
-import { ConfigError, parseConfig } from '../../src/config/load.ts';
+import { parseConfig } from '../../src/config/load.ts';
 import type { DeployIntent } from '../../src/core/intent.ts';
 import { jsonLogger } from '../../src/core/log.ts';
 import { DEPLOY_STATUSES, type DeployResult, type DeployStatus, type FanOutResult, type TargetResult } from '../../src/core/result.ts';
@@ -13,6 +13,7 @@ import { REPORT_LIMITS } from '../../src/report/limits.ts';
 import { reportersFor } from '../../src/report/reporters.ts';
 import { startChatWebhook } from '../support/chat-webhook.ts';
 import { until } from '../support/until.ts';
+import { configProblems } from '../support/config.ts';
 
 const BASE = `
 auth: { direct: none }
@@ -31,15 +32,7 @@ const GOOGLE_PATH = `/v1/spaces/AAAAtest/messages?key=${KEY}&token=${encodeURICo
 const SLACK_PATH = '/services/T0TEST/B0TEST/slackSecretForChatTests0123';
 const LOG_URL = 'https://logs.example.com/q?id=${requestId}';
 
-function problems(report: string, env: NodeJS.ProcessEnv): string[] {
-  try {
-    parseConfig(`${BASE}report: ${report}\n`, '/nowhere/deployer.yaml', env);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError);
-    return err.problems;
-  }
-  return [];
-}
+const problems = (report: string, env: NodeJS.ProcessEnv) => configProblems(`${BASE}report: ${report}\n`, env);
 
 describe('report.chat and report.slack configuration', () => {
   test('a webhook variable each, holding an https URL (http only to loopback)', () => {

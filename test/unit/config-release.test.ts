@@ -5,7 +5,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { ConfigError, parseConfig, type Target } from '../../src/config/load.ts';
+import { parseConfig, type Target } from '../../src/config/load.ts';
+import { configProblems } from '../support/config.ts';
 
 const DEPLOY = 'europe-docker.pkg.dev/p/apps/web-deploy';
 
@@ -34,13 +35,7 @@ function target(web: string, env: NodeJS.ProcessEnv = {}): Target {
 
 function problems(web: string, env: NodeJS.ProcessEnv = {}): string[] {
   const { text, file: f } = file(web);
-  try {
-    parseConfig(text, f, env);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, String(err));
-    return err.problems;
-  }
-  assert.fail(`expected ${web} to be refused`);
+  return configProblems(text, env, f);
 }
 
 test('manifests: {oci, tag}: kept as given, no files, no parsed objects', () => {

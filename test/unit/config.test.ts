@@ -4,16 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ConfigError, loadConfigFile, parseConfig } from '../../src/config/load.ts';
+import { configProblems } from '../support/config.ts';
 
-function problems(yaml: string, file = '/nowhere/deployer.yaml'): string[] {
-  try {
-    parseConfig(yaml, file);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError);
-    return err.problems;
-  }
-  assert.fail('expected the config to be refused');
-}
+const problems = (yaml: string, file?: string) => configProblems(yaml, {}, file);
 
 test('every problem is listed, each with its path', () => {
   const got = problems(`

@@ -2,11 +2,12 @@
 // "worst" uses, how its result is answered.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConfigError, parseConfig } from '../../src/config/load.ts';
+import { parseConfig } from '../../src/config/load.ts';
 import type { ClusterResult, ClusterStatus, DeployStatus, FanOutResult } from '../../src/core/result.ts';
 import { DeployError, type ErrorCode } from '../../src/errors.ts';
 import { WORST_FIRST, retryable, severityOf, worstStatus, type Outcome } from '../../src/report/outcome.ts';
 import { ackAnswer, statusAnswer, webhookAnswer } from '../../src/sources/answers.ts';
+import { configProblems } from '../support/config.ts';
 
 const CLUSTERS = `
 auth: { direct: none }
@@ -16,15 +17,7 @@ clusters:
 `;
 const target = (fields: string) => `${CLUSTERS}targets:\n  web: { namespace: web, deployment: web, images: [r.io/a/web], ${fields} }\n`;
 
-function problems(yaml: string): string[] {
-  try {
-    parseConfig(yaml, '/nowhere/deployer.yaml');
-  } catch (err) {
-    assert.ok(err instanceof ConfigError);
-    return err.problems;
-  }
-  assert.fail('expected the config to be refused');
-}
+const problems = (yaml: string) => configProblems(yaml);
 
 function expectProblem(yaml: string, re: RegExp): void {
   const got = problems(yaml);

@@ -3,7 +3,7 @@
 // reporter that fails or hangs never fails or holds the deploy past the bound).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ConfigError, parseConfig } from '../../src/config/load.ts';
+import { parseConfig } from '../../src/config/load.ts';
 import type { DeployIntent } from '../../src/core/intent.ts';
 import type { Deployer } from '../../src/core/intent.ts';
 import type { DeployResult, DeployStatus, FanOutResult, ReleaseInfo } from '../../src/core/result.ts';
@@ -16,6 +16,7 @@ import { reportIntent } from '../../src/report/report.ts';
 import { describeOutcome, logUrlFor, type Reporter } from '../../src/report/reporter.ts';
 import { withReporters } from '../../src/report/reporters.ts';
 import { messageFor } from '../../src/report/topic.ts';
+import { configProblems } from '../support/config.ts';
 
 const BASE = `
 auth: { direct: none }
@@ -23,15 +24,7 @@ clusters: { prod: { gke: { project: p, location: l, name: c } } }
 targets: { web: { cluster: prod, namespace: web, deployment: web, images: [europe-docker.pkg.dev/p/apps/web] } }
 `;
 
-function problems(report: string, env: NodeJS.ProcessEnv = {}): string[] {
-  try {
-    parseConfig(`${BASE}report: ${report}\n`, '/nowhere/deployer.yaml', env);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError);
-    return err.problems;
-  }
-  return [];
-}
+const problems = (report: string, env: NodeJS.ProcessEnv = {}) => configProblems(`${BASE}report: ${report}\n`, env);
 
 describe('report configuration', () => {
   test('a full topic name, https API URLs (http only to loopback), defaults filled in', () => {
