@@ -196,6 +196,31 @@ describe('the retry schedule at its documented defaults', () => {
       await proxy.close();
     }
   });
+  test('a request that gets no answer is given up at 15 s; past the 8 s budget it is not tried again', { timeout: 60_000 }, async () => {
+    const info = await sandbox();
+    const ns = await namespace('timeout');
+    const proxy = await startFaultProxy({ upstream: info.server, upstreamCaPem: await readFile(info.caFile, 'utf8'), stallMs: Number.POSITIVE_INFINITY });
+    const fn = await startFunction(
+      configYaml({ clusters: { sandbox: { endpoint: { server: proxy.server, caFile: proxy.caFile, tokenFile: 'token' } } }, targets: { web: webTarget(ns) } }),
+      { 'web.yaml': fixture('manifests/web.yaml'), token: await accessToken(info.serviceAccount) },
+    );
+    try {
+      const object = `/apis/apps/v1/namespaces/${ns}/deployments/web`;
+      const isObject = (r: { path: string }) => r.path === object || r.path.startsWith(`${object}?`);
+      proxy.failNext('stall', Number.MAX_SAFE_INTEGER, isObject);
+      const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:timeout` });
+      const answered = performance.now();
+      assert.equal(res.status, 503, JSON.stringify(res.body));
+      assert.equal((res.body.error as { code: string }).code, 'CLUSTER_UNAVAILABLE');
+      const tries = proxy.requests().filter(isObject);
+      assert.equal(tries.length, 1, 'not retried past the budget');
+      const held = answered - tries[0]!.at;
+      assert.ok(held >= 15_000 - 50 && held <= 15_000 + 1_000, `the stalled request was given up ${Math.round(held)} ms after it was sent`);
+    } finally {
+      await fn.close();
+      await proxy.close();
+    }
+  });
 });
 
 describe('Container API getCluster', () => {
