@@ -7,6 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
+import { StringDecoder } from 'node:string_decoder';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { makeCerts } from '../../sandbox/kube/certs.ts';
@@ -182,12 +183,17 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   /** Reads the watch's events (one JSON object a line) as they pass, to note the last resourceVersion. */
   function tapWatch(upRes: http.IncomingMessage, record: SeenRequest): void {
     let partial = '';
+    const text = new StringDecoder('utf8'); // a character may straddle two chunks
     upRes.on('data', (chunk: Buffer) => {
-      const lines = (partial + chunk.toString('utf8')).split('\n');
+      const lines = (partial + text.write(chunk)).split('\n');
       partial = lines.pop() ?? '';
       for (const line of lines) {
-        if (line.trim() === '') continue;
-        const rv = (JSON.parse(line) as { object?: { metadata?: { resourceVersion?: string } } }).object?.metadata?.resourceVersion;
+        let rv: string | undefined;
+        try {
+          rv = (JSON.parse(line) as { object?: { metadata?: { resourceVersion?: string } } }).object?.metadata?.resourceVersion;
+        } catch {
+          continue; // not an event: nothing to note
+        }
         if (rv !== undefined) record.lastResourceVersion = rv;
       }
     });
