@@ -82,9 +82,9 @@ describe('POST /deploy, gke target', () => {
       assert.match(line.message, /still waiting on Deployment web \(Waiting for rollout to finish: 0 of 2 updated replicas are available\)$/);
     }
     const [first, second] = waiting.map((l) => Date.parse(String(l.time)));
-    // The first 10 s into the wait, which starts once the objects are applied (well within 2 s here).
-    assert.ok(first! - started >= 10_000 && first! - started <= 12_000, `first line ${first! - started} ms after the request`);
-    assert.ok(second! - first! >= 10_000 - 50 && second! - first! <= 10_000 + 500, `${second! - first!} ms between the lines`);
+    // The first 10 s into the wait, which starts once the objects are applied (well within 3 s here).
+    assert.ok(first! - started >= 10_000 && first! - started <= 13_000, `first line ${first! - started} ms after the request`);
+    assert.ok(second! - first! >= 10_000 - 50 && second! - first! <= 10_000 + 1_000, `${second! - first!} ms between the lines`);
   });
 
   test('creates, then configures, then reports unchanged — as the API server sees it', async () => {
