@@ -131,10 +131,12 @@ describe('TargetLeases at the documented durations', () => {
   test('20 s on the object; a long turn keeps at least half of it; deploys renew it once half has gone, not before; another instance gets it 2 s after the last deploy', { timeout: 90_000 }, async () => {
     const ref = { cluster: 'c', namespace: await namespace('lease-real'), target: 'real' };
     const client = await registry.client('c');
-    const read = async () => (await client.get({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: leaseName(ref.target), namespace: ref.namespace } })) as
+    // Deploys of another target, whose Lease is taken fresh for them.
+    const busy = { ...ref, target: 'busy' };
+    const read = async (of = ref) => (await client.get({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: leaseName(of.target), namespace: of.namespace } })) as
       | { spec: { holderIdentity?: string; leaseDurationSeconds?: number; renewTime?: string } }
       | undefined;
-    const renewed = async () => Date.parse((await read())?.spec.renewTime ?? '');
+    const renewed = async (of = ref) => Date.parse((await read(of))?.spec.renewTime ?? '');
     const a = new TargetLeases();
     const b = new TargetLeases();
     try {
@@ -153,15 +155,14 @@ describe('TargetLeases at the documented durations', () => {
       assert.ok(renewals.size >= 2, 'renewed during the turn');
 
       // Deploys every 0.5 s: a never goes idle. The first to start with less than half (10 s) left renews it; none before.
-      // (A turn first: it waits for a renewal of the long turn still on its way.)
-      (await a.acquire(client, ref, Date.now() + 10_000)).done('keep');
-      const r0 = await renewed();
+      (await a.acquire(client, busy, Date.now() + 10_000)).done('keep');
+      const r0 = await renewed(busy);
       const turns: { startedAgo: number; renewTime: number }[] = [];
       let ended: number;
       for (;;) {
         const startedAgo = Date.now() - r0;
-        const tenure = await a.acquire(client, ref, Date.now() + 10_000);
-        turns.push({ startedAgo, renewTime: await renewed() });
+        const tenure = await a.acquire(client, busy, Date.now() + 10_000);
+        turns.push({ startedAgo, renewTime: await renewed(busy) });
         tenure.done('keep');
         ended = performance.now();
         if (turns.at(-1)!.renewTime !== r0 || startedAgo >= 15_000) break;
@@ -175,14 +176,14 @@ describe('TargetLeases at the documented durations', () => {
 
       // a's last deploy has just ended; b wants the target at once and records itself as the
       // waiter. a hands the Lease back (straight to b) 2 s after its last deploy, not before.
-      const handedBack = until("the Lease out of a's hands", async () => (await read())?.spec.holderIdentity !== a.holder && performance.now() - ended, { everyMs: 20, timeoutMs: 10_000 });
-      const tenure = await b.acquire(client, ref, Date.now() + 30_000);
+      const handedBack = until("the Lease out of a's hands", async () => (await read(busy))?.spec.holderIdentity !== a.holder && performance.now() - ended, { everyMs: 20, timeoutMs: 10_000 });
+      const tenure = await b.acquire(client, busy, Date.now() + 30_000);
       const taken = performance.now() - ended;
       tenure.done('keep');
       const back = await handedBack;
       assert.ok(back >= 2_000 - 50 && back <= 2_000 + 1_000, `handed back ${Math.round(back)} ms after a's last deploy`);
       assert.ok(taken >= back && taken <= 2_000 + 2_000, `b took the Lease ${Math.round(taken)} ms after a's last deploy`);
-      const lease = await read();
+      const lease = await read(busy);
       assert.equal(lease?.spec.holderIdentity, b.holder);
       assert.equal(lease.spec.leaseDurationSeconds, 20);
     } finally {
