@@ -154,17 +154,24 @@ async function startProcess(source: string, env: Record<string, string>, opts: {
     },
   };
 }
-const post = async (url: string, body: unknown): Promise<number> => {
+/** The HTTP status and the answer's `status` (every program here answers `applied` for a deploy done without a wait). */
+const post = async (url: string, body: unknown): Promise<{ code: number; status: unknown; text: string }> => {
   const res = await fetch(`${url}/deploy`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  await res.arrayBuffer();
-  return res.status;
+  const text = await res.text();
+  let status: unknown;
+  try {
+    status = (JSON.parse(text) as { status?: unknown }).status;
+  } catch {
+    status = undefined;
+  }
+  return { code: res.status, status, text };
 };
-/** Spawn → first 200 on POST /deploy (retried while the port does not answer yet). */
+/** Spawn → first 200 `applied` on POST /deploy (retried while the port does not answer yet). */
 async function coldStart(p: Proc & { spawnedAt: number }, body: unknown): Promise<number> {
   for (;;) {
-    const status = await post(p.url, body).catch(() => undefined);
-    if (status === 200) return performance.now() - p.spawnedAt;
-    if (status !== undefined) throw new Error(`cold deploy answered ${status}`);
+    const res = await post(p.url, body).catch(() => undefined);
+    if (res?.code === 200 && res.status === 'applied') return performance.now() - p.spawnedAt;
+    if (res !== undefined) throw new Error(`cold deploy ${JSON.stringify(body)} answered ${res.code} ${res.text.slice(0, 300)}`);
     if (p.child.exitCode !== null) throw new Error(`process exited ${p.child.exitCode}`);
     await new Promise((r) => setTimeout(r, 2));
   }
@@ -226,7 +233,7 @@ for (let i = 0; i < ROUNDS; i++) {
 log(`warm deploys (${WARM} per figure)`);
 const fn = await startProcess(entry, {}, { probe: true });
 await coldStart(fn, { target: 'one', image: image() });
-await post(fn.url, { target: 'three', image: image() });
+await deployOk({ target: 'three', image: image() });
 await raw.patch(makeDeployment('raw-one', image()));
 async function timed(f: () => Promise<unknown>): Promise<number> {
   const t = performance.now();
@@ -329,8 +336,8 @@ const bareRssSamples: number[] = [];
 const bareSampler = setInterval(() => void rss(bareLoad.child.pid!).then((r) => bareRssSamples.push(r)), 100);
 for (let r = 0; r < 3; r++) {
   await concurrent(WARM, async () => {
-    const status = await post(bareLoad.url, { image: image() });
-    if (status !== 200) throw new Error(`the bare function answered ${status}`);
+    const res = await post(bareLoad.url, { image: image() });
+    if (res.code !== 200 || res.status !== 'applied') throw new Error(`the bare function answered ${res.code} ${res.text.slice(0, 300)}`);
   });
 }
 clearInterval(bareSampler);

@@ -33,6 +33,7 @@ describe('POST /deploy, gke target', () => {
   let ns: string;
   let firstNs: string;
   let slowNs: string;
+  let stuckNs: string;
 
   before(async () => {
     const info = await useSandboxEnv();
@@ -40,10 +41,12 @@ describe('POST /deploy, gke target', () => {
     firstNs = await namespace('web-first');
     // first: only the create/configure/unchanged test deploys it, so it starts from nothing in any test order.
     slowNs = await namespace('web-slow');
+    stuckNs = await namespace('web-stuck');
     // Ready only 11 s after its Pods are: past the wait's first 10 s progress line.
     const slow = fixture('manifests/web.yaml').replace('  replicas: 2\n', '  replicas: 2\n  minReadySeconds: 11\n');
-    fn = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns), first: webTarget(firstNs), slow: webTarget(slowNs, { manifests: ['slow.yaml'] }) } }), {
+    fn = await startFunction(configYaml({ clusters: { sandbox: gkeCluster(info) }, targets: { web: webTarget(ns), first: webTarget(firstNs), slow: webTarget(slowNs, { manifests: ['slow.yaml'] }), stuck: webTarget(stuckNs, { manifests: ['web-stuck.yaml'], rollout: { timeout: '24s', rollback: false } }) } }), {
       'web.yaml': fixture('manifests/web.yaml'),
+      'web-stuck.yaml': fixture('manifests/web-stuck.yaml'),
       'slow.yaml': slow,
     });
   });
@@ -65,6 +68,23 @@ describe('POST /deploy, gke target', () => {
         line.message,
       );
     }
+  });
+
+  test('a rollout that stays pending: the still-waiting line comes every 10 s, at INFO, saying what is pending', async () => {
+    // Pods no node takes: the wait runs to its 24 s timeout (rollback off), two lines 10 s apart.
+    const started = Date.now();
+    const res = await fn.post('/deploy', { target: 'stuck', image: `${REPO}:1.0.0` });
+    assert.equal(res.body.status, 'failed', JSON.stringify(res.body));
+    const waiting = fn.logs.filter((l) => l.requestId === res.body.requestId && /^stuck: still waiting on /.test(l.message));
+    assert.equal(waiting.length, 2, JSON.stringify(waiting));
+    for (const line of waiting) {
+      assert.equal(line.severity, 'INFO');
+      assert.match(line.message, /still waiting on Deployment web \(Waiting for rollout to finish: 0 of 2 updated replicas are available\)$/);
+    }
+    const [first, second] = waiting.map((l) => Date.parse(String(l.time)));
+    // The first 10 s into the wait, which starts once the objects are applied (well within 3 s here).
+    assert.ok(first! - started >= 10_000 && first! - started <= 13_000, `first line ${first! - started} ms after the request`);
+    assert.ok(second! - first! >= 10_000 - 50 && second! - first! <= 10_000 + 1_000, `${second! - first!} ms between the lines`);
   });
 
   test('creates, then configures, then reports unchanged — as the API server sees it', async () => {

@@ -15,7 +15,10 @@ import { freePort } from '../sandbox/process.ts';
 import { REPO, configYaml, fixture } from './support/config.ts';
 import { startFaultProxy, type FaultProxy, type FaultSettings } from './support/fault-proxy.ts';
 import { startFunction, type RunningFunction } from './support/function.ts';
-import { accessToken, namespace, sandbox } from './support/sandbox.ts';
+import { accessToken, idToken, namespace, sandbox } from './support/sandbox.ts';
+
+const SCHEDULER_AUDIENCE = 'https://gke-deployer.example.run.app/scheduler';
+const SCHEDULER_SA = 'scheduler@sandbox-project.iam.gserviceaccount.com';
 
 interface ClusterEntry {
   cluster: string;
@@ -46,7 +49,7 @@ describe('fan-out to two sandbox clusters', () => {
   let eu: ControlPlane;
   let us: ControlPlane;
   const ns = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
-  const names = { both: ns('both'), quota: ns('quota'), down: ns('down'), seq: ns('seq'), single: ns('single'), redeliver: ns('redeliver') };
+  const names = { both: ns('both'), quota: ns('quota'), down: ns('down'), seq: ns('seq'), single: ns('single'), redeliver: ns('redeliver'), reconcile: ns('reconcile') };
   let clusters: Record<string, unknown>;
 
   before(async () => {
@@ -83,7 +86,9 @@ describe('fan-out to two sandbox clusters', () => {
           down: web(names.down, { clusters: ['eu', 'down'] }),
           seq: web(names.seq, { clusters: ['eu', 'us'], strategy: 'sequential' }),
           single: web(names.single, { cluster: 'eu' }),
+          reconcile: web(names.reconcile, { clusters: ['eu', 'us'] }),
         },
+        auth: { direct: 'none', scheduler: { audience: SCHEDULER_AUDIENCE, serviceAccounts: [SCHEDULER_SA] }, certsUrl: shared.certsUrl },
       }),
       { 'web.yaml': fixture('manifests/web.yaml') },
     );
@@ -199,6 +204,38 @@ describe('fan-out to two sandbox clusters', () => {
     } finally {
       await redeliver.close();
     }
+  });
+
+  test('a /scheduler reconcile re-applies on each cluster the image that cluster records, one entry each', async () => {
+    // README (Several clusters): "A reconcile re-applies, on each cluster, the image that cluster records."
+    const namespace = names.reconcile;
+    const first = await fn.post('/deploy', { target: 'reconcile', image: `${REPO}:1.0.0` });
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    // us gets no room for another Pod and a 2 s progress deadline: 1.1.0 is rolled back there, so
+    // eu records 1.1.0 and us 1.0.0.
+    await kubectl(us, ['-n', namespace, 'create', 'quota', 'full', '--hard=pods=2']);
+    await kubectl(us, ['-n', namespace, 'wait', 'quota/full', '--for=jsonpath={.status.used.pods}=2', '--timeout=30s']);
+    await kubectl(us, ['-n', namespace, 'patch', 'deployment/web', '--type=merge', '-p', '{"spec":{"progressDeadlineSeconds":2}}']);
+    const second = await fn.post('/deploy', { target: 'reconcile', image: `${REPO}:1.1.0` });
+    assert.deepEqual((second.body.clusters as ClusterEntry[]).map((c) => [c.cluster, c.status]), [['eu', 'ready'], ['us', 'rolled-back']], JSON.stringify(second.body));
+    await kubectl(us, ['-n', namespace, 'delete', 'quota', 'full']);
+    await kubectl(us, ['-n', namespace, 'rollout', 'status', 'deployment/web', '--timeout=30s']);
+    // Drift by hand on both.
+    for (const cp of [eu, us]) await kubectl(cp, ['-n', namespace, 'set', 'image', 'deployment/web', `web=${REPO}:by-hand`]);
+
+    const auth = { authorization: `Bearer ${await idToken({ audience: SCHEDULER_AUDIENCE, email: SCHEDULER_SA })}` };
+    const res = await fn.post('/scheduler', { target: 'reconcile' }, auth);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.status, 'ready');
+    assert.equal(res.body.reconciled, true);
+    const entries = res.body.clusters as (ClusterEntry & { image?: string })[];
+    assert.deepEqual(
+      entries.map((c) => [c.cluster, c.status, c.image, c.objects.map((o) => `${o.kind}:${o.action}`).join(',')]),
+      [['eu', 'ready', `${REPO}:1.1.0`, 'Deployment:configured,Service:unchanged'], ['us', 'ready', `${REPO}:1.0.0`, 'Deployment:configured,Service:unchanged']],
+      JSON.stringify(res.body),
+    );
+    assert.equal(await liveImage(eu, namespace), `${REPO}:1.1.0`);
+    assert.equal(await liveImage(us, namespace), `${REPO}:1.0.0`);
   });
 
   test('sequential: the first cluster fails, the second is not touched', async () => {

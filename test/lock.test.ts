@@ -9,6 +9,7 @@ import { TargetLeases, leaseName, WAITING, WAITING_UNTIL, type TargetRef } from 
 import { ClusterRegistry } from '../src/cluster/registry.ts';
 import { DeployError } from '../src/errors.ts';
 import { kubectl, kubectlJson, namespace, sandbox } from './support/sandbox.ts';
+import { until } from './support/until.ts';
 
 const LEASE = 2; // seconds
 
@@ -111,6 +112,82 @@ describe('TargetLeases: fairness', () => {
       assert.equal((await leaseOf(ref.namespace, ref.target)).spec.holderIdentity, a.holder);
     } finally {
       await a.close();
+    }
+  });
+});
+
+describe('TargetLeases at the documented durations', () => {
+  // README (The Lease is the instance's): a 20 s Lease, renewed when a deploy starts with
+  // less than half of it left and while a turn lasts, handed back after 2 s without a deploy.
+  // Two instances with the defaults (nothing injected), against the sandbox's API server;
+  // the Lease read as the API server holds it.
+  let registry: ClusterRegistry;
+  before(async () => {
+    const info = await sandbox();
+    registry = new ClusterRegistry(new Map([['c', { kubeconfig: { path: info.kubeconfig } }]]));
+  });
+  after(() => registry.close());
+
+  test('20 s on the object; a long turn keeps at least half of it; deploys renew it once half has gone, not before; another instance gets it 2 s after the last deploy', { timeout: 90_000 }, async () => {
+    const ref = { cluster: 'c', namespace: await namespace('lease-real'), target: 'real' };
+    const client = await registry.client('c');
+    // Deploys of another target, whose Lease is taken fresh for them.
+    const busy = { ...ref, target: 'busy' };
+    const read = async (of = ref) => (await client.get({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: leaseName(of.target), namespace: of.namespace } })) as
+      | { spec: { holderIdentity?: string; leaseDurationSeconds?: number; renewTime?: string } }
+      | undefined;
+    const renewed = async (of = ref) => Date.parse((await read(of))?.spec.renewTime ?? '');
+    const a = new TargetLeases();
+    const b = new TargetLeases();
+    try {
+      // A turn of 12 s (a long preDeploy run): sampled, the Lease never has less than half left.
+      const turn = await a.acquire(client, ref, Date.now() + 30_000);
+      const first = await read();
+      assert.equal(first?.spec.leaseDurationSeconds, 20);
+      assert.equal(first.spec.holderIdentity, a.holder);
+      const renewals = new Set<number>([Date.parse(first.spec.renewTime ?? '')]);
+      for (const end = Date.now() + 12_000; Date.now() < end; await sleep(250)) {
+        const at = await renewed();
+        renewals.add(at);
+        assert.ok(Date.now() - at < 10_000 + 500, `during the turn, ${Date.now() - at} ms since the last renewal`);
+      }
+      turn.done('keep');
+      assert.ok(renewals.size >= 2, 'renewed during the turn');
+
+      // Deploys every 0.5 s: a never goes idle. The first to start with less than half (10 s) left renews it; none before.
+      (await a.acquire(client, busy, Date.now() + 10_000)).done('keep');
+      const r0 = await renewed(busy);
+      const turns: { startedAgo: number; renewTime: number }[] = [];
+      let ended: number;
+      for (;;) {
+        const startedAgo = Date.now() - r0;
+        const tenure = await a.acquire(client, busy, Date.now() + 10_000);
+        turns.push({ startedAgo, renewTime: await renewed(busy) });
+        tenure.done('keep');
+        ended = performance.now();
+        if (turns.at(-1)!.renewTime !== r0 || startedAgo >= 15_000) break;
+        await sleep(500);
+      }
+      const early = turns.filter((x) => x.startedAgo < 10_000 - 300);
+      assert.ok(early.length >= 10, JSON.stringify(turns));
+      assert.ok(early.every((x) => x.renewTime === r0), `renewed with more than half left: ${JSON.stringify(turns)}`);
+      const renewing = turns.at(-1)!;
+      assert.ok(renewing.renewTime > r0 && renewing.startedAgo >= 10_000 - 300 && renewing.startedAgo <= 10_000 + 1_000, `renewed by the turn started ${renewing.startedAgo} ms after the last renewal: ${JSON.stringify(turns)}`);
+
+      // a's last deploy has just ended; b wants the target at once and records itself as the
+      // waiter. a hands the Lease back (straight to b) 2 s after its last deploy, not before.
+      const handedBack = until("the Lease out of a's hands", async () => (await read(busy))?.spec.holderIdentity !== a.holder && performance.now() - ended, { everyMs: 20, timeoutMs: 10_000 });
+      const tenure = await b.acquire(client, busy, Date.now() + 30_000);
+      const taken = performance.now() - ended;
+      tenure.done('keep');
+      const back = await handedBack;
+      assert.ok(back >= 2_000 - 50 && back <= 2_000 + 1_000, `handed back ${Math.round(back)} ms after a's last deploy`);
+      assert.ok(taken >= back && taken <= 2_000 + 2_000, `b took the Lease ${Math.round(taken)} ms after a's last deploy`);
+      const lease = await read(busy);
+      assert.equal(lease?.spec.holderIdentity, b.holder);
+      assert.equal(lease.spec.leaseDurationSeconds, 20);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
     }
   });
 });

@@ -13,6 +13,7 @@ import { REPO, configYaml, fixture, webTarget } from './support/config.ts';
 import { startFaultProxy, type FaultKind, type FaultProxy } from './support/fault-proxy.ts';
 import { startFunction, type RunningFunction } from './support/function.ts';
 import { accessToken, kubectl, kubectlJson, namespace, sandbox } from './support/sandbox.ts';
+import { until } from './support/until.ts';
 
 interface Deployment {
   spec: { template: { spec: { containers: { image: string }[] } } };
@@ -113,6 +114,56 @@ describe('a permanent refusal during the wait', () => {
       assert.match(String(res.body.reason), new RegExp(`^cannot watch Pods in ${ns}: 403 pods is forbidden: User "${email}" cannot list resource "pods"`));
       const podLists = proxy.requests().filter(podList);
       assert.equal(podLists.length, 1, 'a 403 is not retried');
+    } finally {
+      await fn.close();
+      await proxy.close();
+    }
+  });
+});
+
+describe('a watch dropped during the wait', () => {
+  // README (Rollout): list, then watch from the list's resourceVersion, resumed after drops.
+  // Every connection is cut while the wait watches a rollout that cannot finish (Pods no node
+  // takes): each watch comes back as a watch from the last resourceVersion the proxy passed on
+  // to it (an event or a bookmark; the list's when none), with no list in between.
+  test('each watch resumes from the last resourceVersion it was sent, not with a new list', { timeout: 60_000 }, async () => {
+    const info = await sandbox();
+    const ns = await namespace('resume');
+    const proxy = await startFaultProxy({ upstream: info.server, upstreamCaPem: await readFile(info.caFile, 'utf8') });
+    const fn = await startFunction(
+      configYaml({
+        clusters: { sandbox: { endpoint: { server: proxy.server, caFile: proxy.caFile, tokenFile: 'token' } } },
+        targets: { web: webTarget(ns, { manifests: ['web-stuck.yaml'], rollout: { timeout: '12s', rollback: false } }) },
+      }),
+      { 'web-stuck.yaml': fixture('manifests/web-stuck.yaml'), token: await accessToken(info.serviceAccount) },
+    );
+    try {
+      const pending = fn.post('/deploy', { target: 'web', image: `${REPO}:1.0.0` });
+      const collections = ['pods', 'replicasets', 'deployments'];
+      const of = (c: string) => (r: Request) => r.method === 'GET' && new RegExp(`/namespaces/${ns}/${c}(\\?|$)`).test(r.path);
+      const param = (r: Request, name: string) => new URL(r.path, 'https://x').searchParams.get(name);
+      await until('a watch of each collection', () => collections.every((c) => proxy.requests().some((r) => of(c)(r) && isWatch(r))), { seen: () => proxy.requests().map((r) => r.path) });
+      // An event after the list, on the Deployment's watch: its resourceVersion is newer than the list's.
+      const annotated = await kubectl(['-n', ns, 'annotate', 'deployment/web', 'gke-deployer.test/poke=1', '-o', 'jsonpath={.metadata.resourceVersion}']);
+      const watchOf = (c: string) => proxy.requests().filter((r) => of(c)(r) && isWatch(r)).at(-1)!;
+      await until('the annotation passed on to the Deployment watch', () => Number(watchOf('deployments').lastResourceVersion ?? 0) >= Number(annotated), { seen: () => watchOf('deployments') });
+
+      const from = proxy.requests().length;
+      const expected = Object.fromEntries(collections.map((c) => {
+        const w = watchOf(c);
+        return [c, w.lastResourceVersion ?? param(w, 'resourceVersion')];
+      }));
+      assert.notEqual(expected.deployments, param(watchOf('deployments'), 'resourceVersion'), 'the Deployment watch saw an event since its list');
+      assert.ok(proxy.dropConnections() > 0);
+      await until('each watch back', () => collections.every((c) => proxy.requests().slice(from).some((r) => of(c)(r) && isWatch(r))), { seen: () => proxy.requests().slice(from).map((r) => r.path) });
+
+      for (const c of collections) {
+        const next = proxy.requests().slice(from).filter(of(c));
+        assert.ok(isWatch(next[0]!), `${c}: resumed with a watch, not a list: ${JSON.stringify(next.map((r) => r.path))}`);
+        assert.equal(param(next[0]!, 'resourceVersion'), expected[c], `${c}: from the last resourceVersion it was sent`);
+      }
+      const res = await pending;
+      assert.equal(res.body.status, 'failed', JSON.stringify(res.body));
     } finally {
       await fn.close();
       await proxy.close();

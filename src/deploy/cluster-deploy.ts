@@ -46,6 +46,11 @@ export type ClusterDeployer = (target: Target, intent: DeployIntent, ctx?: Deplo
 const ROLLBACK_SHARE = 0.25;
 const ROLLBACK_RESERVE_MAX_MS = 60_000;
 
+/** What of `requestLeftMs` the rollout wait leaves for a rollback and its wait. */
+export function rollbackReserveMs(requestLeftMs: number): number {
+  return Math.min(ROLLBACK_RESERVE_MAX_MS, requestLeftMs * ROLLBACK_SHARE);
+}
+
 export function clusterDeployer({ clusters, leases = new TargetLeases(), ancestry, releases }: Pick<Deps, 'clusters' | 'leases' | 'ancestry' | 'releases'>): ClusterDeployer {
   return async (target, intent, ctx = {}) => {
     const started = Date.now();
@@ -156,7 +161,7 @@ export function clusterDeployer({ clusters, leases = new TargetLeases(), ancestr
     });
     // The rollout wait ends early enough to leave time for a rollback and its own wait.
     const requestLeft = deadline - started;
-    const reserve = Math.min(ROLLBACK_RESERVE_MAX_MS, requestLeft * ROLLBACK_SHARE);
+    const reserve = rollbackReserveMs(requestLeft);
     const rolloutEnd = started + target.rollout.timeout;
     const waitEnd = Math.min(rolloutEnd, deadline - reserve);
     const waitOpts = { namespace: target.namespace, started, deadline: waitEnd, ...(ctx.progress && { progress: ctx.progress }) };

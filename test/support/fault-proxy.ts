@@ -7,6 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
+import { StringDecoder } from 'node:string_decoder';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { makeCerts } from '../../sandbox/kube/certs.ts';
@@ -45,6 +46,10 @@ export interface SeenRequest {
   path: string;
   userAgent?: string;
   fault?: FaultKind;
+  /** When it arrived: performance.now() in this process. */
+  at: number;
+  /** A watch forwarded: the resourceVersion of the last event (a bookmark too) the proxy passed on. */
+  lastResourceVersion?: string;
 }
 
 export interface FaultProxy {
@@ -150,7 +155,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     res.writeHead(Number(code), headers).end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code: Number(code) }));
   }
 
-  function forward(req: http.IncomingMessage, res: http.ServerResponse, loseAnswer: boolean): void {
+  function forward(req: http.IncomingMessage, res: http.ServerResponse, loseAnswer: boolean, record: SeenRequest): void {
     const headers: http.OutgoingHttpHeaders = {};
     for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k)) headers[k] = v;
     const up = https.request(
@@ -167,11 +172,31 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
         res.writeHead(upRes.statusCode ?? 502, out);
         // As the API server does: a watch's headers go out at once, not with its first event.
         res.flushHeaders();
+        if (/[?&]watch=(true|1)(&|$)/.test(req.url ?? '')) tapWatch(upRes, record);
         upRes.pipe(res);
       },
     );
     up.on('error', () => req.socket.destroy());
     req.pipe(up);
+  }
+
+  /** Reads the watch's events (one JSON object a line) as they pass, to note the last resourceVersion. */
+  function tapWatch(upRes: http.IncomingMessage, record: SeenRequest): void {
+    let partial = '';
+    const text = new StringDecoder('utf8'); // a character may straddle two chunks
+    upRes.on('data', (chunk: Buffer) => {
+      const lines = (partial + text.write(chunk)).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        let rv: string | undefined;
+        try {
+          rv = (JSON.parse(line) as { object?: { metadata?: { resourceVersion?: string } } }).object?.metadata?.resourceVersion;
+        } catch {
+          continue; // not an event: nothing to note
+        }
+        if (rv !== undefined) record.lastResourceVersion = rv;
+      }
+    });
   }
 
   const server = https.createServer({ cert, key }, (req, res) => {
@@ -180,7 +205,8 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     const fault = pick({ method: req.method ?? '', path: req.url ?? '' });
     if (fault) counts[fault]++;
     else counts.forwarded++;
-    seen.push({ method: req.method ?? '', path: req.url ?? '', ...(req.headers['user-agent'] !== undefined && { userAgent: req.headers['user-agent'] }), ...(fault && { fault }) });
+    const record: SeenRequest = { method: req.method ?? '', path: req.url ?? '', at: performance.now(), ...(req.headers['user-agent'] !== undefined && { userAgent: req.headers['user-agent'] }), ...(fault && { fault }) };
+    seen.push(record);
     switch (fault) {
       case '429':
       case '500':
@@ -196,7 +222,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
         if (Number.isFinite(settings.stallMs)) later(settings.stallMs, () => req.socket.destroy());
         return;
       default: {
-        const go = () => forward(req, res, fault === 'reset-after');
+        const go = () => forward(req, res, fault === 'reset-after', record);
         const ms = settings.delayMs + (slowed.find((s) => s.match({ method: req.method ?? '', path: req.url ?? '' }))?.ms ?? 0);
         if (ms > 0) later(ms, go);
         else go();

@@ -77,3 +77,39 @@ test('a permanent refusal (RBAC 403) ends the stream with the error', async () =
   assert.deepEqual(seen, []);
   assert.equal(script.lists(), 1, 'not retried');
 });
+
+test('a dropped watch resumes from the last resourceVersion it saw: a watch from there, not a new list', async () => {
+  // Watch 1 reports two Pods (resourceVersions 5, 7) and a bookmark (9), then its connection
+  // drops; watch 2 reports one more (11) and drops; watch 3 stays open.
+  const watches: { resourceVersion: string | undefined; path: string }[] = [];
+  let lists = 0;
+  const controller = new AbortController();
+  const client = {
+    list: () => (lists++, Promise.resolve({ items: [pod('a', '3')], resourceVersion: '4', path: '/api/v1/namespaces/ns/pods' })),
+    watch(path: string, query: Record<string, string>, onEvent: (type: string, obj: KubernetesObject) => void, done: (err: unknown) => void) {
+      watches.push({ resourceVersion: query.resourceVersion, path });
+      const c = new AbortController();
+      const n = watches.length;
+      setImmediate(() => {
+        if (n === 1) {
+          onEvent('ADDED', pod('b', '5'));
+          onEvent('MODIFIED', pod('a', '7'));
+          onEvent('BOOKMARK', { metadata: { resourceVersion: '9' } });
+          done(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+        } else if (n === 2) {
+          onEvent('MODIFIED', pod('b', '11'));
+          done(Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }));
+        } else {
+          controller.abort();
+        }
+      });
+      return Promise.resolve(c);
+    },
+    invalidateCredentials: () => Promise.resolve(),
+  } as unknown as KubeClient;
+  const seen: [EventType, string, string | undefined][] = [];
+  await listWatch(client, SPEC, (type, obj) => void seen.push([type, obj.metadata?.name ?? '', obj.metadata?.resourceVersion]), controller.signal);
+  assert.equal(lists, 1, 'listed once: each drop resumed the watch');
+  assert.deepEqual(watches.map((w) => w.resourceVersion), ['4', '9', '11']);
+  assert.deepEqual(seen, [['ADDED', 'a', '3'], ['ADDED', 'b', '5'], ['MODIFIED', 'a', '7'], ['MODIFIED', 'b', '11']]);
+});
