@@ -221,6 +221,26 @@ describe('the retry schedule at its documented defaults', () => {
       await proxy.close();
     }
   });
+  test('a discovery request that gets no answer says so (client-node rewrites the message of what it catches there)', { timeout: 60_000 }, async () => {
+    const info = await sandbox();
+    const ns = await namespace('discovery');
+    const proxy = await startFaultProxy({ upstream: info.server, upstreamCaPem: await readFile(info.caFile, 'utf8'), stallMs: Number.POSITIVE_INFINITY });
+    const fn = await startFunction(
+      configYaml({ clusters: { sandbox: { endpoint: { server: proxy.server, caFile: proxy.caFile, tokenFile: 'token' } } }, targets: { web: webTarget(ns) } }),
+      { 'web.yaml': fixture('manifests/web.yaml'), token: await accessToken(info.serviceAccount) },
+    );
+    try {
+      proxy.failNext('stall', Number.MAX_SAFE_INTEGER, (r) => r.path === '/apis/apps/v1');
+      const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:discovery` });
+      assert.equal(res.status, 503, JSON.stringify(res.body));
+      const error = res.body.error as { code: string; message: string };
+      assert.equal(error.code, 'CLUSTER_UNAVAILABLE');
+      assert.match(error.message, /^cannot reach the Kubernetes API at https:\/\/127\.0\.0\.1:\d+: no answer within 15000 ms$/);
+    } finally {
+      await fn.close();
+      await proxy.close();
+    }
+  });
 });
 
 describe('Container API getCluster', () => {

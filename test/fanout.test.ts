@@ -24,7 +24,7 @@ interface ClusterEntry {
   cluster: string;
   status: string;
   reason?: string;
-  error?: { code: string; retryable: boolean };
+  error?: { code: string; message: string; retryable: boolean };
   objects: { kind: string; name: string; action: string; readiness?: string }[];
   elapsedMs: number;
 }
@@ -296,7 +296,9 @@ describe('several cluster entries on one cluster', () => {
     const target = { namespace: ns, manifests: ['web.yaml'], container: 'web', images: [REPO], clusters: Object.keys(clusters), rollout: { wait: false, maxParallel: 2 } };
     const fn = await startFunction(configYaml({ clusters, targets: { wide: target } }), { 'web.yaml': idle(), token });
     let peak = 0;
-    const sampler = setInterval(() => (peak = Math.max(peak, mine.filter((p) => p.inFlight() > 0).length)), 5);
+    // A cluster's Lease is handed back 2 s after its deploy, in the background: not a deploy.
+    const deploying = (r: { path: string }) => !r.path.includes('/leases/');
+    const sampler = setInterval(() => (peak = Math.max(peak, mine.filter((p) => p.inFlight(deploying) > 0).length)), 5);
     try {
       const res = await fn.post('/deploy', { target: 'wide', image: `${REPO}:1` });
       assert.equal(res.status, 200, JSON.stringify(res.body));
@@ -311,8 +313,8 @@ describe('several cluster entries on one cluster', () => {
 
   test('an unanswering cluster fails alone (CLUSTER_UNAVAILABLE), the other is not held up', async () => {
     // README: "each with the request's deadline (DEPLOY_DEADLINE_SECONDS), so a slow or
-    // unreachable cluster holds up only its own result"; a request already sent ends at its own
-    // 15 s timeout, up to 15 s past the deadline. The first entry's proxy never answers.
+    // unreachable cluster holds up only its own result"; a request in flight is given up at the
+    // deadline too, not at its own 15 s timeout. The first entry's proxy never answers.
     const { clusters, proxies: [stalled] } = await entries(2);
     stalled!.set({ rate: 1, kinds: { stall: 1 }, stallMs: Number.POSITIVE_INFINITY });
     const ns = await namespace('deadline');
@@ -325,9 +327,11 @@ describe('several cluster entries on one cluster', () => {
       const [hung, fine] = res.body.clusters as ClusterEntry[];
       assert.equal(hung?.status, 'failed', JSON.stringify(res.body));
       assert.equal(hung.error?.code, 'CLUSTER_UNAVAILABLE');
+      assert.match(String(hung.error?.message), /the deadline came while waiting for the Kubernetes API at https:\/\/127.0.0.1:\d+: the request was given up/);
       assert.equal(fine?.status, 'applied', JSON.stringify(res.body));
       assert.ok(fine.elapsedMs < 5_000, `the answering cluster took ${fine.elapsedMs} ms`);
-      assert.ok(took <= 10_000 + 15_000, `answered ${took} ms after the request: past the 10 s deadline and a request's 15 s timeout`);
+      // Not before the deadline (the request was waited for), and not 15 s after it (room for a loaded machine).
+      assert.ok(took >= 9_500 && took <= 10_000 + 3_000, `answered ${took} ms after the request, for a 10 s deadline`);
     } finally {
       await fn.close();
     }

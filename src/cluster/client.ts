@@ -5,7 +5,9 @@
 // asks for the cluster's current channel on every attempt, refreshes the token once
 // after a 401, and retries transient faults (429, 5xx, resets, timeouts) within a budget.
 // A fenced KubeClient (a deploy's turn under the target's Lease) also bounds every write
-// to the Lease it holds (`WriteFence`).
+// to the Lease it holds (`WriteFence`); one given a deadline (`until`) gives up every
+// request at it, one already sent included.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import {
   ApiException,
   HttpMethod,
@@ -37,6 +39,9 @@ export interface ClientTiming extends Backoff {
 }
 
 export const DEFAULT_TIMING: ClientTiming = { attemptTimeoutMs: 15_000, budgetMs: 8_000, baseMs: 100, capMs: 2_000 };
+
+/** The deadline (epoch ms) of the KubeClient call whose request is being signed: the channel is shared, the call is not. */
+const callDeadline = new AsyncLocalStorage<number>();
 
 /**
  * Where a write must land by: a Lease held by the writer (src/apply/lock.ts). No write may
@@ -212,6 +217,15 @@ function bound(ctx: RequestContext, limit: WriteLimit | undefined): void {
 }
 
 /**
+ * An abort's reason (a DOMException) as a plain Error of the same name: client-node's
+ * discovery prefixes `message` on what it catches, which a DOMException's getter refuses
+ * with a TypeError that hides the timeout.
+ */
+function writable(reason: unknown): unknown {
+  return reason instanceof DOMException ? Object.assign(new Error(reason.message, { cause: reason }), { name: reason.name }) : reason;
+}
+
+/**
  * The transport: undici's request() on the channel's pool. client-node's default goes
  * through fetch(), whose WHATWG machinery (Request/Response/Headers objects, body streams)
  * measured ~0.5 ms of CPU per call; this sends the same request. Its errors take fetch's
@@ -234,7 +248,7 @@ const UNDICI_REQUEST = wrapHttpLibrary({
       return new ResponseContext(res.statusCode, headers, new SelfDecodingBody(Promise.resolve(body)));
     } catch (err) {
       const signal = ctx.getSignal();
-      throw signal?.aborted ? signal.reason : new TypeError('fetch failed', { cause: err });
+      throw signal?.aborted ? writable(signal.reason) : new TypeError('fetch failed', { cause: err });
     }
   },
 });
@@ -253,6 +267,8 @@ class ChannelClosed extends Error {}
 
 /** The lookup itself failed: it did its own retrying (or cannot be helped by any). */
 class LookupFailed extends Error {}
+/** The call's deadline passed before an attempt could be sent. */
+class DeadlinePassed extends Error {}
 
 /** One keep-alive pool and object API for one server, CA and client certificate. */
 export class Channel {
@@ -295,7 +311,8 @@ export class Channel {
     ctx.setDispatcher(this.agent);
     // A bounded write (a fenced client) set a shorter limit already: both apply.
     const own = ctx.getSignal();
-    const timeout = AbortSignal.timeout(this.attemptTimeoutMs);
+    const deadline = callDeadline.getStore();
+    const timeout = AbortSignal.timeout(deadline === undefined ? this.attemptTimeoutMs : Math.max(1, Math.min(this.attemptTimeoutMs, deadline - Date.now())));
     ctx.setSignal(own ? AbortSignal.any([own, timeout]) : timeout);
   }
 
@@ -368,17 +385,24 @@ export class KubeClient {
   private readonly timing: ClientTiming;
   private readonly signal: AbortSignal | undefined;
   private readonly fence: WriteFence | undefined;
+  private readonly deadline: number | undefined;
 
-  constructor(source: ChannelSource, timing: ClientTiming = DEFAULT_TIMING, signal?: AbortSignal, fence?: WriteFence) {
+  constructor(source: ChannelSource, timing: ClientTiming = DEFAULT_TIMING, signal?: AbortSignal, fence?: WriteFence, deadline?: number) {
     this.source = source;
     this.timing = timing;
     this.signal = signal;
     this.fence = fence;
+    this.deadline = deadline;
   }
 
   /** The same client, its writes bounded by `fence` (a Lease this instance holds): see WriteFence. */
   fenced(fence: WriteFence): KubeClient {
-    return new KubeClient(this.source, this.timing, this.signal, fence);
+    return new KubeClient(this.source, this.timing, this.signal, fence, this.deadline);
+  }
+
+  /** The same client, every request (retries and one already sent included) given up at `deadline` (epoch ms). */
+  until(deadline: number): KubeClient {
+    return Number.isFinite(deadline) ? new KubeClient(this.source, this.timing, this.signal, this.fence, deadline) : this;
   }
 
   isNamespaced(apiVersion: string, kind: string): Promise<boolean | undefined> {
@@ -502,10 +526,13 @@ export class KubeClient {
     let refreshed = false;
     let server = '';
     let fenced = false;
+    const deadline = this.deadline;
+    const past = () => deadline !== undefined && Date.now() >= deadline;
     try {
       return await retrying(
         async (n) => {
           for (;;) {
+            if (past()) throw new DeadlinePassed();
             const channel = await this.source.channel().catch((err: unknown) => Promise.reject(new LookupFailed('lookup failed', { cause: err })));
             server = channel.server;
             const connection = channel.current;
@@ -513,7 +540,8 @@ export class KubeClient {
             const limit = fence ? writeLimit(await fence.writeBy(), this.timing) : undefined;
             fenced = limit !== undefined && limit.timeoutMs < this.timing.attemptTimeoutMs;
             try {
-              return await channel.run((api) => fn(api, n > 0, limit));
+              const run = () => channel.run((api) => fn(api, n > 0, limit));
+              return await (deadline === undefined ? run() : callDeadline.run(deadline, run));
             } catch (err) {
               if (err instanceof ChannelClosed) continue;
               if (err instanceof ApiException && err.code === 401 && !refreshed) {
@@ -528,10 +556,13 @@ export class KubeClient {
             }
           }
         },
-        { ...this.timing, deadline: Date.now() + this.timing.budgetMs, classify: verdict, ...(this.signal && { signal: this.signal }) },
+        { ...this.timing, deadline: Math.min(Date.now() + this.timing.budgetMs, deadline ?? Infinity), classify: verdict, ...(this.signal && { signal: this.signal }) },
       );
     } catch (err) {
       if (err instanceof LookupFailed) throw err.cause;
+      if (err instanceof DeadlinePassed || (past() && isTimeout(err))) {
+        throw new DeployError('CLUSTER_UNAVAILABLE', `the deadline came while waiting for the Kubernetes API${server ? ` at ${server}` : ''}: the request was given up`, { cause: err });
+      }
       if (fenced && isTimeout(err)) {
         throw new DeployError('CLUSTER_UNAVAILABLE', `the Kubernetes API at ${server} did not answer a write before the target's Lease would run out; the write was abandoned (the API server was told to give up at the same time)`, { cause: err });
       }
@@ -557,7 +588,7 @@ function isTimeout(err: unknown): boolean {
 
 /** Not an answer from the API server: refused, reset, timed out, TLS verification failed, or no token to send. */
 function isTransportError(err: unknown): boolean {
-  return !(err instanceof ApiException || err instanceof DeployError || err instanceof ChannelClosed || err instanceof LookupFailed);
+  return !(err instanceof ApiException || err instanceof DeployError || err instanceof ChannelClosed || err instanceof LookupFailed || err instanceof DeadlinePassed);
 }
 
 /** fetch's own failures: the request died on the way (undici's TypeError with a cause) or timed out. */

@@ -142,7 +142,8 @@ export function clusterDeployer({ clusters, leases = new TargetLeases(), ancestr
     // target does not allow, a manifests tag the event cannot fill.
     if (!fromRecord) authorize(intent, target, intent.image!);
     const manifestsTagged = oci && !fromRecord ? manifestsTag(oci.tag, intent, intent.image!) : undefined;
-    const client = await clusters.client(target.cluster);
+    // Every request of the deploy, one in flight included, ends by the request's deadline.
+    const client = (await clusters.client(target.cluster)).until(deadline);
     // Reconciling means taking back fields someone changed by hand, so it forces.
     const fieldManager = fieldManagerFor(target.name);
     const opts = { namespace: target.namespace, clusterScoped: target.clusterScoped, force: target.force || reconcile, dryRun: intent.dryRun, reconcile, fieldManager };

@@ -64,7 +64,7 @@ export interface FaultProxy {
   /** TLS connections accepted so far (a client that reuses its pool opens no new ones). */
   connections(): number;
   /** Requests received and not yet answered (or dropped). */
-  inFlight(): number;
+  inFlight(match?: (req: { method: string; path: string }) => boolean): number;
   /** Total faults injected so far. */
   injected(): number;
   set(change: Partial<FaultSettings>): void;
@@ -117,7 +117,8 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   const counts = Object.fromEntries(['forwarded', ...FAULT_KINDS].map((k) => [k, 0])) as FaultCounts;
   const seen: SeenRequest[] = [];
   let accepted = 0;
-  let open = 0;
+  /** Requests received and not yet answered (or dropped). */
+  const open = new Set<{ method: string; path: string }>();
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
 
@@ -200,8 +201,9 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   }
 
   const server = https.createServer({ cert, key }, (req, res) => {
-    open++;
-    res.once('close', () => open--);
+    const seenReq = { method: req.method ?? '', path: req.url ?? '' };
+    open.add(seenReq);
+    res.once('close', () => open.delete(seenReq));
     const fault = pick({ method: req.method ?? '', path: req.url ?? '' });
     if (fault) counts[fault]++;
     else counts.forwarded++;
@@ -245,7 +247,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     counts: () => ({ ...counts }),
     requests: () => [...seen],
     connections: () => accepted,
-    inFlight: () => open,
+    inFlight: (match) => (match ? [...open].filter(match).length : open.size),
     injected: () => FAULT_KINDS.reduce((s, k) => s + counts[k], 0),
     set(change) {
       Object.assign(settings, change);
