@@ -13,28 +13,26 @@
 // Env: BENCH_DEPLOYS (default 10000: the RSS-after-N figure), BENCH_ROUNDS (cold starts, 10),
 // BENCH_WARM (warm deploys per figure, 200), BENCH_OCI_RELEASES (new OCI releases measured
 // on a warm instance, 50: each is pushed beforehand), SANDBOX_DIR (reuse a running sandbox).
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { parse, stringify } from 'yaml';
-import { readSandboxInfo, startSandbox, type Sandbox, type SandboxInfo } from '../sandbox/index.ts';
-import { freePort } from '../sandbox/process.ts';
+import { stringify } from 'yaml';
 import { ensureBundle } from '../test/support/bundle.ts';
 import { pushImage, pushManifests } from '../test/support/oci.ts';
 // @ts-expect-error plain JavaScript baseline, no types
-import { deployment, rawPatcher } from './baseline/raw-patch.mjs';
+import { rawPatcher } from './baseline/raw-patch.mjs';
+import {
+  NS, REPO, benchSandbox, coldStart, concurrent as concurrentOf, deployOk as deployOkOn, deploymentTargets, fileTarget, makeDeployment, manifest,
+  post, root, rss, serviceSizing, startFunction, writeConfig, type Proc,
+} from './support/function.ts';
 
 const exec = promisify(execFile);
-const root = path.resolve(import.meta.dirname, '..');
-const cli = path.join(root, 'node_modules/@google-cloud/functions-framework/build/src/main.js');
 const DEPLOYS = Number(process.env.BENCH_DEPLOYS ?? 10_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
 const WARM = Number(process.env.BENCH_WARM ?? 200);
 const OCI_RELEASES = Number(process.env.BENCH_OCI_RELEASES ?? 50);
-const REPO = 'europe-docker.pkg.dev/sandbox-project/apps/bench';
-const NS = 'bench';
 const log = (line: string) => console.error(`[bench] ${line}`);
 
 interface Patcher {
@@ -42,46 +40,22 @@ interface Patcher {
   close(): void;
 }
 const makeRaw = rawPatcher as (o: { server: string; ca: Buffer; token: string; namespace: string; manager: string }) => Patcher;
-const makeDeployment = deployment as (name: string, image: string) => { metadata: { name: string } };
 
 // --- the sandbox, the config, the baselines' credentials -------------------------------------
 const entry = await ensureBundle();
-let sandbox: Sandbox | undefined;
-let info: SandboxInfo;
-if (process.env.SANDBOX_DIR) info = await readSandboxInfo(process.env.SANDBOX_DIR);
-else {
-  const sandboxDir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-bench-'));
-  sandbox = await startSandbox({ dir: sandboxDir, pubsub: false, log });
-  info = sandbox.info;
-  // test/support/oci.ts (the oras pushes) finds the sandbox by SANDBOX_DIR.
-  process.env.SANDBOX_DIR = sandboxDir;
-}
-await exec(info.kubectl, ['--kubeconfig', info.kubeconfig, 'create', 'namespace', NS]).catch(() => undefined);
-
-const service = parse(await readFile(path.join(root, 'service.yaml'), 'utf8')) as {
-  spec: { template: { spec: { containerConcurrency: number; containers: { env: { name: string; value?: string }[]; resources: { limits: { memory: string } } }[] } } };
-};
-const container = service.spec.template.spec.containers[0]!;
-const NODE_OPTIONS = container.env.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '';
-// glibc's malloc tuning from service.yaml too: it is part of what an instance's RSS is.
-const MALLOC_ARENA_MAX = container.env.find((e) => e.name === 'MALLOC_ARENA_MAX')?.value;
+// test/support/oci.ts (the oras pushes) finds the sandbox by SANDBOX_DIR, which this sets for a new one.
+const { info, sandbox } = await benchSandbox(log);
+const { nodeOptions: NODE_OPTIONS, mallocArenaMax: MALLOC_ARENA_MAX } = await serviceSizing();
 
 const dir = await mkdtemp(path.join(tmpdir(), 'gke-deployer-bench-cfg-'));
-const manifest = (objs: unknown[]) => objs.map((o) => stringify(o)).join('---\n');
 const cm = (name: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data: { greeting: 'hello' } });
 const svc = (name: string) => ({ apiVersion: 'v1', kind: 'Service', metadata: { name }, spec: { selector: { app: name }, ports: [{ port: 80 }] } });
 await writeFile(path.join(dir, 'one.yaml'), manifest([makeDeployment('one', 'placeholder')]));
 await writeFile(path.join(dir, 'three.yaml'), manifest([cm('three'), svc('three'), makeDeployment('three', 'placeholder')]));
-const targets: Record<string, unknown> = {};
-// pinDigests: false: REPO is a real-looking Artifact Registry name the sandbox cannot reach, and
-// these figures are about apply speed (the OCI figures below pin, in the sandbox registry).
-const target = (file: string) => ({ cluster: 'gke', namespace: NS, manifests: [file], images: [REPO], rollout: { wait: false }, pinDigests: false });
-targets.one = target('one.yaml');
-targets.three = target('three.yaml');
-for (let i = 0; i < 8; i++) {
-  await writeFile(path.join(dir, `t${i}.yaml`), manifest([makeDeployment(`t${i}`, 'placeholder')]));
-  targets[`t${i}`] = target(`t${i}.yaml`);
-}
+// These figures are about apply speed: no digest pinning (the OCI figures below pin, in the sandbox registry).
+const targets: Record<string, unknown> = await deploymentTargets(dir, 8);
+targets.one = fileTarget('one.yaml');
+targets.three = fileTarget('three.yaml');
 // The OCI release: the same three objects as three.yaml, pushed as Flux pushes them, its image in
 // the sandbox registry (pinned by default there). `oci` deploys it; `three-file` is the file release
 // it is compared with, on its own objects.
@@ -89,12 +63,9 @@ const BENCH_OCI = `${info.registry.host}/bench/oci`;
 const BENCH_OCI_DEPLOY = `${info.registry.host}/bench/oci-deploy`;
 const ociFiles = { 'deploy/release.yaml': manifest([cm('oci'), svc('oci'), makeDeployment('oci', 'placeholder')]) };
 await writeFile(path.join(dir, 'three-file.yaml'), manifest([cm('three-file'), svc('three-file'), makeDeployment('three-file', 'placeholder')]));
-targets['three-file'] = target('three-file.yaml');
+targets['three-file'] = fileTarget('three-file.yaml');
 targets.oci = { cluster: 'gke', namespace: NS, manifests: { oci: BENCH_OCI_DEPLOY, tag: '${tag}' }, images: [BENCH_OCI], rollout: { wait: false } };
-await writeFile(
-  path.join(dir, 'deployer.yaml'),
-  stringify({ auth: { direct: 'none' }, clusters: { gke: { gke: { project: info.project, location: info.location, name: info.cluster } } }, targets }),
-);
+const config = await writeConfig(dir, info, targets);
 
 // The raw baselines use the function's own identity: a metadata-server access token, the same CA.
 const tokenRes = await fetch(`http://${info.env.GCE_METADATA_HOST}/computeMetadata/v1/instance/service-accounts/default/token`, { headers: { 'Metadata-Flavor': 'Google' } });
@@ -117,66 +88,8 @@ for (let i = 0; i < ociNewTags.length; i += 4) await Promise.all(ociNewTags.slic
 const registryCounts = async () => ((await (await fetch(info.stats)).json()) as { registry: { manifestGets: number; blobGets: number; manifestHeads: number } }).registry;
 
 // --- processes ------------------------------------------------------------------------------
-interface Proc {
-  child: ChildProcess;
-  url: string;
-  tmp: string;
-  stop(): Promise<void>;
-}
-async function startProcess(source: string, env: Record<string, string>, opts: { probe?: boolean } = {}): Promise<Proc & { spawnedAt: number }> {
-  const port = await freePort();
-  const tmp = await mkdtemp(path.join(tmpdir(), 'gke-deployer-bench-proc-'));
-  const nodeOptions = [NODE_OPTIONS, opts.probe ? `--import=${path.join(root, 'bench/support/probe.mjs')}` : ''].filter(Boolean).join(' ');
-  const spawnedAt = performance.now();
-  const child = spawn(process.execPath, [cli, '--target=deploy', `--source=${source}`, `--port=${port}`], {
-    cwd: dir,
-    env: {
-      ...process.env,
-      ...info.env,
-      ...env,
-      NODE_OPTIONS: nodeOptions,
-      ...(MALLOC_ARENA_MAX !== undefined && { MALLOC_ARENA_MAX }),
-      NODE_ENV: 'production',
-      TMPDIR: tmp,
-      DEPLOYER_CONFIG: path.join(dir, 'deployer.yaml'),
-    },
-    stdio: ['ignore', 'ignore', 'inherit', ...(opts.probe ? ['ipc' as const] : [])],
-  });
-  const exited = new Promise((r) => child.once('exit', r));
-  return {
-    child,
-    url: `http://127.0.0.1:${port}`,
-    tmp,
-    spawnedAt,
-    async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-/** The HTTP status and the answer's `status` (every program here answers `applied` for a deploy done without a wait). */
-const post = async (url: string, body: unknown): Promise<{ code: number; status: unknown; text: string }> => {
-  const res = await fetch(`${url}/deploy`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  const text = await res.text();
-  let status: unknown;
-  try {
-    status = (JSON.parse(text) as { status?: unknown }).status;
-  } catch {
-    status = undefined;
-  }
-  return { code: res.status, status, text };
-};
-/** Spawn → first 200 `applied` on POST /deploy (retried while the port does not answer yet). */
-async function coldStart(p: Proc & { spawnedAt: number }, body: unknown): Promise<number> {
-  for (;;) {
-    const res = await post(p.url, body).catch(() => undefined);
-    if (res?.code === 200 && res.status === 'applied') return performance.now() - p.spawnedAt;
-    if (res !== undefined) throw new Error(`cold deploy ${JSON.stringify(body)} answered ${res.code} ${res.text.slice(0, 300)}`);
-    if (p.child.exitCode !== null) throw new Error(`process exited ${p.child.exitCode}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-const rss = async (pid: number): Promise<number> => Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+const launch = { info, dir, config, nodeOptions: NODE_OPTIONS, mallocArenaMax: MALLOC_ARENA_MAX };
+const startProcess = (source: string, env: Record<string, string>, opts: { probe?: boolean } = {}) => startFunction(launch, source, env, opts);
 
 const bareEnv = { BASELINE_SERVER: info.server, BASELINE_CA_FILE: info.caFile, BASELINE_TOKEN: token, BASELINE_NAMESPACE: NS };
 let seq = 0;
@@ -190,7 +103,7 @@ async function importMs(file: string): Promise<number> {
   const { stdout } = await exec(process.execPath, ['--input-type=module', '-e', code], {
     cwd: dir,
     // REGISTRY_HOST: the config names the sandbox registry (the OCI target), which loading checks.
-    env: { ...process.env, NODE_OPTIONS, DEPLOYER_CONFIG: path.join(dir, 'deployer.yaml'), CONTAINER_API_ENDPOINT: '127.0.0.1:1', GCE_METADATA_HOST: '127.0.0.1:1', REGISTRY_HOST: info.env.REGISTRY_HOST ?? '' },
+    env: { ...process.env, NODE_OPTIONS, DEPLOYER_CONFIG: config, CONTAINER_API_ENDPOINT: '127.0.0.1:1', GCE_METADATA_HOST: '127.0.0.1:1', REGISTRY_HOST: info.env.REGISTRY_HOST ?? '' },
   });
   return Number(stdout.trim().split('\n').at(-1));
 }
@@ -233,7 +146,7 @@ for (let i = 0; i < ROUNDS; i++) {
 log(`warm deploys (${WARM} per figure)`);
 const fn = await startProcess(entry, {}, { probe: true });
 await coldStart(fn, { target: 'one', image: image() });
-await deployOk({ target: 'three', image: image() });
+await deployOkOn(fn, { target: 'three', image: image() });
 await raw.patch(makeDeployment('raw-one', image()));
 async function timed(f: () => Promise<unknown>): Promise<number> {
   const t = performance.now();
@@ -241,12 +154,7 @@ async function timed(f: () => Promise<unknown>): Promise<number> {
   return performance.now() - t;
 }
 /** A deploy that did what it was asked: 200 and `applied` (the bench's targets do not wait for rollouts). */
-async function deployOk(body: Record<string, unknown>, instance = fn): Promise<void> {
-  const res = await fetch(`${instance.url}/deploy`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  const text = await res.text();
-  const status = res.ok ? (JSON.parse(text) as { status?: unknown }).status : undefined;
-  if (res.status !== 200 || status !== 'applied') throw new Error(`deploy ${JSON.stringify(body)} answered ${res.status} ${text.slice(0, 300)}`);
-}
+const deployOk = (body: Record<string, unknown>, instance: Proc = fn) => deployOkOn(instance, body);
 // Context for the warm figures: the same raw PATCH behind a bare functions-framework function,
 // i.e. what the HTTP hop into the function and the framework cost before any code of ours.
 const bare = await startProcess(bareSource, bareEnv);
@@ -303,21 +211,7 @@ for (let i = 0; i < ROUNDS * 3; i++) {
 }
 
 // --- 5. throughput at concurrency 8 over distinct Deployments, RSS under load ----------------
-async function concurrent(n: number, run: (worker: number) => Promise<unknown>, onProgress?: (done: number) => Promise<void>): Promise<number> {
-  let started = 0;
-  let finished = 0;
-  const t = performance.now();
-  await Promise.all(
-    Array.from({ length: 8 }, async (_, w) => {
-      while (started < n) {
-        started++;
-        await run(w);
-        await onProgress?.(++finished);
-      }
-    }),
-  );
-  return (n / (performance.now() - t)) * 1000;
-}
+const concurrent = (n: number, run: (worker: number) => Promise<unknown>, onProgress?: (done: number) => Promise<void>) => concurrentOf(n, 8, run, onProgress);
 log('throughput at concurrency 8');
 const rssSamples: number[] = [];
 const sampler = setInterval(() => void rss(fn.child.pid!).then((r) => rssSamples.push(r)), 100);
@@ -335,10 +229,7 @@ await coldStart(bareLoad, { image: image() });
 const bareRssSamples: number[] = [];
 const bareSampler = setInterval(() => void rss(bareLoad.child.pid!).then((r) => bareRssSamples.push(r)), 100);
 for (let r = 0; r < 3; r++) {
-  await concurrent(WARM, async () => {
-    const res = await post(bareLoad.url, { image: image() });
-    if (res.code !== 200 || res.status !== 'applied') throw new Error(`the bare function answered ${res.code} ${res.text.slice(0, 300)}`);
-  });
+  await concurrent(WARM, () => deployOkOn(bareLoad, { image: image() }));
 }
 clearInterval(bareSampler);
 await bareLoad.stop();
@@ -405,6 +296,7 @@ const tp = median(tput.fn) / median(tput.raw);
 row('throughput, concurrency 8, distinct Deployments (vs raw PATCH loop)', `${median(tput.raw).toFixed(0)}/s`, `${median(tput.fn).toFixed(0)}/s`, tp, '≥ 0.8×', tp >= 0.8, spreadOf(tput.fn, tput.raw, perS));
 const k = median(kubectlMs) / median(warmVsKubectl);
 row('warm deploy vs `kubectl apply --server-side` process (speed-up)', ms(median(kubectlMs)), ms(median(warmVsKubectl)), k, '≥ 10×', k >= 10, spreadOf(warmVsKubectl, kubectlMs, msN));
+// 200 MiB: with 8 hostile 31 MiB bodies on top (bench:memory) it stays under 80% of service.yaml's 512 MiB.
 const steady = Math.max(...rssSamples);
 const bareSteady = Math.max(...bareRssSamples);
 row('RSS under load (max while at concurrency 8; baseline: the bare function under the same load)', mb(bareSteady), mb(steady), steady / bareSteady, '≤ 200 MiB', steady <= 200 * 2 ** 20);

@@ -3,21 +3,21 @@
 // with the Container API (the package's index, as its README shows), get an ADC token with
 // google-auth-library, write the CA to a temp file, and server-side apply the Deployment with
 // @kubernetes/client-node, on @google-cloud/functions-framework. The one liberty: the sandbox's
-// Container API is a plaintext local endpoint (CONTAINER_API_ENDPOINT), as for the function.
+// Container API endpoint (CONTAINER_API_ENDPOINT: TLS with the sandbox's CA, as
+// GRPC_DEFAULT_SSL_ROOTS_FILE_PATH names it, and the ADC token checked), as for the function.
 // BASELINE_CLUSTER (projects/P/locations/L/clusters/C), BASELINE_NAMESPACE.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as ff from '@google-cloud/functions-framework';
 import container from '@google-cloud/container';
-import { credentials } from '@grpc/grpc-js';
 import { GoogleAuth } from 'google-auth-library';
 import * as k8s from '@kubernetes/client-node';
 import { deployment } from './raw-patch.mjs';
 
 const env = process.env;
 const [host, port] = env.CONTAINER_API_ENDPOINT.split(':');
-const clusters = new container.v1.ClusterManagerClient({ apiEndpoint: host, port: Number(port), sslCreds: credentials.createInsecure() });
+const clusters = new container.v1.ClusterManagerClient({ apiEndpoint: host, port: Number(port) });
 const auth = new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/cloud-platform'] });
 
 ff.http('deploy', async (req, res) => {
