@@ -35,9 +35,9 @@ const identity = (o: KubernetesObject) => o.metadata?.uid ?? `${o.metadata?.name
 
 /**
  * Streams until `signal` aborts; rejects (with the list's own error) only when the server
- * refuses the list for good: RBAC, a namespace that is gone.
+ * refuses the list for good: RBAC, a namespace that is gone. `onListed` is told after each
+ * list has been reported in full, an empty one included.
  */
-/** `onListed` is told after each list has been reported in full, an empty one included. */
 export async function listWatch(
   client: KubeClient,
   spec: WatchSpec,
