@@ -80,7 +80,10 @@ describe('traces of a deploy', () => {
     const rollback = spans.find((s) => s.name === 'rollback')!.span;
     assert.equal(wait.attributes['gke_deployer.state'], 'failed');
     assert.match(String(rollback.attributes['gke_deployer.reason']), /ImagePullBackOff/);
-    assert.ok(rollback.startTime[0] * 1e9 + rollback.startTime[1] >= wait.endTime[0] * 1e9 + wait.endTime[1], 'the rollback starts once the wait ended');
+    // In whole nanoseconds (seconds × 1e9 as a float loses them), with 1 ms for OpenTelemetry's
+    // float hrtime (timeOrigin + performance.now()): failed once in CI by less than that.
+    const ns = (t: [number, number]) => BigInt(t[0]) * 1_000_000_000n + BigInt(t[1]);
+    assert.ok(ns(rollback.startTime) + 1_000_000n >= ns(wait.endTime), 'the rollback starts once the wait ended');
     assert.equal(spans.find((s) => s.name === 'deploy')!.span.attributes['gke_deployer.status'], 'rolled-back');
   });
 
