@@ -7,14 +7,14 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, test, type TestContext } from 'node:test';
 import { ApiException, DEFAULT_TIMING, type KubeClient } from '../src/cluster/client.ts';
 import { containerApiClient } from '../src/cluster/container-api.ts';
 import { GkeAccess } from '../src/cluster/gke.ts';
 import { ClusterRegistry } from '../src/cluster/registry.ts';
 import { DeployError } from '../src/errors.ts';
 import { REPO, configYaml, fixture, webTarget } from './support/config.ts';
-import { startFaultProxy, type FaultKind, type FaultProxy } from './support/fault-proxy.ts';
+import { startFaultProxy, type FaultKind, type FaultProxy, type FaultSettings } from './support/fault-proxy.ts';
 import { startFunction } from './support/function.ts';
 import { until } from './support/until.ts';
 import { accessToken, namespace, sandbox, startTlsContainerApi, useSandboxEnv } from './support/sandbox.ts';
@@ -156,90 +156,71 @@ describe('Kubernetes API calls through the fault proxy', () => {
 });
 
 describe('the retry schedule at its documented defaults', () => {
+  /** The function as configured (nothing injected), its one cluster reached through a fault proxy; both closed after the test. */
+  async function deployerThroughProxy(t: TestContext, prefix: string, settings: Partial<FaultSettings> = {}) {
+    const info = await sandbox();
+    const ns = await namespace(prefix);
+    const proxy = await startFaultProxy({ upstream: info.server, upstreamCaPem: await readFile(info.caFile, 'utf8'), ...settings });
+    t.after(() => proxy.close());
+    const fn = await startFunction(
+      configYaml({ clusters: { sandbox: { endpoint: { server: proxy.server, caFile: proxy.caFile, tokenFile: 'token' } } }, targets: { web: webTarget(ns) } }),
+      { 'web.yaml': fixture('manifests/web.yaml'), token: await accessToken(info.serviceAccount) },
+    );
+    t.after(() => fn.close());
+    return { ns, proxy, fn };
+  }
+
   // README (Cluster access): full jitter, 100 ms base, 2 s cap, up to 8 s per call, 15 s per
   // request. The function as configured, nothing injected; every request for one object's path
   // answered 503, so one call spends its whole budget. Asserted on the proxy's arrival times:
   // the schedule's bounds, not a speed.
-  test('DEFAULT_TIMING is the documented one, and a call answered 503 throughout is retried for 8 s, no gap above its backoff cap', { timeout: 60_000 }, async () => {
+  test('DEFAULT_TIMING is the documented one, and a call answered 503 throughout is retried for 8 s, no gap above its backoff cap', { timeout: 60_000 }, async (t) => {
     assert.deepEqual(DEFAULT_TIMING, { baseMs: 100, capMs: 2_000, budgetMs: 8_000, attemptTimeoutMs: 15_000 });
-    const info = await sandbox();
-    const ns = await namespace('schedule');
-    const proxy = await startFaultProxy({ upstream: info.server, upstreamCaPem: await readFile(info.caFile, 'utf8') });
-    const fn = await startFunction(
-      configYaml({ clusters: { sandbox: { endpoint: { server: proxy.server, caFile: proxy.caFile, tokenFile: 'token' } } }, targets: { web: webTarget(ns) } }),
-      { 'web.yaml': fixture('manifests/web.yaml'), token: await accessToken(info.serviceAccount) },
-    );
-    try {
-      const object = `/apis/apps/v1/namespaces/${ns}/deployments/web`;
-      const isObject = (r: { path: string }) => r.path === object || r.path.startsWith(`${object}?`);
-      proxy.failNext('503', Number.MAX_SAFE_INTEGER, isObject);
-      const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:schedule` });
-      assert.equal(res.status, 503, JSON.stringify(res.body));
-      assert.equal((res.body.error as { code: string }).code, 'CLUSTER_UNAVAILABLE');
+    const { ns, proxy, fn } = await deployerThroughProxy(t, 'schedule');
+    const object = `/apis/apps/v1/namespaces/${ns}/deployments/web`;
+    const isObject = (r: { path: string }) => r.path === object || r.path.startsWith(`${object}?`);
+    proxy.failNext('503', Number.MAX_SAFE_INTEGER, isObject);
+    const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:schedule` });
+    assert.equal(res.status, 503, JSON.stringify(res.body));
+    assert.equal((res.body.error as { code: string }).code, 'CLUSTER_UNAVAILABLE');
 
-      const tries = proxy.requests().filter(isObject);
-      assert.ok(tries.every((r) => r.fault === '503'));
-      assert.equal(new Set(tries.map((r) => `${r.method} ${r.path}`)).size, 1, `one call, retried: ${JSON.stringify(tries.map((r) => `${r.method} ${r.path}`))}`);
-      const at = tries.map((r) => r.at);
-      const gaps = at.slice(1).map((t, i) => Math.round(t - at[i]!));
-      const span = at.at(-1)! - at[0]!;
-      // A gap is the backoff (at most min(2 s, 100 ms·2^n)) plus a 503's round trip on loopback.
-      const SLACK_MS = 300;
-      gaps.forEach((gap, n) => assert.ok(gap <= Math.min(2_000, 100 * 2 ** n) + SLACK_MS, `gap ${n} was ${gap} ms; gaps ${JSON.stringify(gaps)}`));
-      // No attempt starts past the 8 s budget, and one stops only when its next wait (at most
-      // the 2 s cap) would pass it: the last attempt starts between 6 s and 8 s in.
-      assert.ok(span <= 8_000 + SLACK_MS && span >= 6_000 - SLACK_MS, `attempts spanned ${Math.round(span)} ms; gaps ${JSON.stringify(gaps)}`);
-      // With every wait at its cap, 7 attempts span 5.1 s: at least 8 fit before 6 s.
-      assert.ok(tries.length >= 8 && tries.length <= 30, `${tries.length} attempts; gaps ${JSON.stringify(gaps)}`);
-    } finally {
-      await fn.close();
-      await proxy.close();
-    }
+    const tries = proxy.requests().filter(isObject);
+    assert.ok(tries.every((r) => r.fault === '503'));
+    assert.equal(new Set(tries.map((r) => `${r.method} ${r.path}`)).size, 1, `one call, retried: ${JSON.stringify(tries.map((r) => `${r.method} ${r.path}`))}`);
+    const at = tries.map((r) => r.at);
+    const gaps = at.slice(1).map((t, i) => Math.round(t - at[i]!));
+    const span = at.at(-1)! - at[0]!;
+    // A gap is the backoff (at most min(2 s, 100 ms·2^n)) plus a 503's round trip on loopback.
+    const SLACK_MS = 300;
+    gaps.forEach((gap, n) => assert.ok(gap <= Math.min(2_000, 100 * 2 ** n) + SLACK_MS, `gap ${n} was ${gap} ms; gaps ${JSON.stringify(gaps)}`));
+    // No attempt starts past the 8 s budget, and one stops only when its next wait (at most
+    // the 2 s cap) would pass it: the last attempt starts between 6 s and 8 s in.
+    assert.ok(span <= 8_000 + SLACK_MS && span >= 6_000 - SLACK_MS, `attempts spanned ${Math.round(span)} ms; gaps ${JSON.stringify(gaps)}`);
+    // With every wait at its cap, 7 attempts span 5.1 s: at least 8 fit before 6 s.
+    assert.ok(tries.length >= 8 && tries.length <= 30, `${tries.length} attempts; gaps ${JSON.stringify(gaps)}`);
   });
-  test('a request that gets no answer is given up at 15 s; past the 8 s budget it is not tried again', { timeout: 60_000 }, async () => {
-    const info = await sandbox();
-    const ns = await namespace('timeout');
-    const proxy = await startFaultProxy({ upstream: info.server, upstreamCaPem: await readFile(info.caFile, 'utf8'), stallMs: Number.POSITIVE_INFINITY });
-    const fn = await startFunction(
-      configYaml({ clusters: { sandbox: { endpoint: { server: proxy.server, caFile: proxy.caFile, tokenFile: 'token' } } }, targets: { web: webTarget(ns) } }),
-      { 'web.yaml': fixture('manifests/web.yaml'), token: await accessToken(info.serviceAccount) },
-    );
-    try {
-      const object = `/apis/apps/v1/namespaces/${ns}/deployments/web`;
-      const isObject = (r: { path: string }) => r.path === object || r.path.startsWith(`${object}?`);
-      proxy.failNext('stall', Number.MAX_SAFE_INTEGER, isObject);
-      const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:timeout` });
-      const answered = performance.now();
-      assert.equal(res.status, 503, JSON.stringify(res.body));
-      assert.equal((res.body.error as { code: string }).code, 'CLUSTER_UNAVAILABLE');
-      const tries = proxy.requests().filter(isObject);
-      assert.equal(tries.length, 1, 'not retried past the budget');
-      const held = answered - tries[0]!.at;
-      assert.ok(held >= 15_000 - 50 && held <= 15_000 + 1_000, `the stalled request was given up ${Math.round(held)} ms after it was sent`);
-    } finally {
-      await fn.close();
-      await proxy.close();
-    }
+  test('a request that gets no answer is given up at 15 s; past the 8 s budget it is not tried again', { timeout: 60_000 }, async (t) => {
+    const { ns, proxy, fn } = await deployerThroughProxy(t, 'timeout', { stallMs: Number.POSITIVE_INFINITY });
+    const object = `/apis/apps/v1/namespaces/${ns}/deployments/web`;
+    const isObject = (r: { path: string }) => r.path === object || r.path.startsWith(`${object}?`);
+    proxy.failNext('stall', Number.MAX_SAFE_INTEGER, isObject);
+    const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:timeout` });
+    const answered = performance.now();
+    assert.equal(res.status, 503, JSON.stringify(res.body));
+    assert.equal((res.body.error as { code: string }).code, 'CLUSTER_UNAVAILABLE');
+    const tries = proxy.requests().filter(isObject);
+    assert.equal(tries.length, 1, 'not retried past the budget');
+    const held = answered - tries[0]!.at;
+    assert.ok(held >= 15_000 - 50 && held <= 15_000 + 1_000, `the stalled request was given up ${Math.round(held)} ms after it was sent`);
   });
-  test('a discovery request that gets no answer says so (client-node rewrites the message of what it catches there)', { timeout: 60_000 }, async () => {
-    const info = await sandbox();
-    const ns = await namespace('discovery');
-    const proxy = await startFaultProxy({ upstream: info.server, upstreamCaPem: await readFile(info.caFile, 'utf8'), stallMs: Number.POSITIVE_INFINITY });
-    const fn = await startFunction(
-      configYaml({ clusters: { sandbox: { endpoint: { server: proxy.server, caFile: proxy.caFile, tokenFile: 'token' } } }, targets: { web: webTarget(ns) } }),
-      { 'web.yaml': fixture('manifests/web.yaml'), token: await accessToken(info.serviceAccount) },
-    );
-    try {
-      proxy.failNext('stall', Number.MAX_SAFE_INTEGER, (r) => r.path === '/apis/apps/v1');
-      const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:discovery` });
-      assert.equal(res.status, 503, JSON.stringify(res.body));
-      const error = res.body.error as { code: string; message: string };
-      assert.equal(error.code, 'CLUSTER_UNAVAILABLE');
-      assert.match(error.message, /^cannot reach the Kubernetes API at https:\/\/127\.0\.0\.1:\d+: no answer within 15000 ms$/);
-    } finally {
-      await fn.close();
-      await proxy.close();
-    }
+  test('a discovery request that gets no answer says so (client-node rewrites the message of what it catches there)', { timeout: 60_000 }, async (t) => {
+    const { proxy, fn } = await deployerThroughProxy(t, 'discovery', { stallMs: Number.POSITIVE_INFINITY });
+    proxy.failNext('stall', Number.MAX_SAFE_INTEGER, (r) => r.path === '/apis/apps/v1');
+    const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:discovery` });
+    assert.equal(res.status, 503, JSON.stringify(res.body));
+    const error = res.body.error as { code: string; message: string };
+    assert.equal(error.code, 'CLUSTER_UNAVAILABLE');
+    assert.match(error.message, /^cannot reach the Kubernetes API at https:\/\/127\.0\.0\.1:\d+: no answer within 15000 ms$/);
   });
 });
 

@@ -7,7 +7,8 @@
 // ApplySet parent needs (get, create, patch) and the last decision stays readable.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { z } from 'zod';
-import { ANNOTATIONS, commitStamp } from '../apply/render.ts';
+import { ANNOTATIONS } from '../apply/render.ts';
+import { eventOf } from '../apply/order.ts';
 import { apiError } from '../apply/errors.ts';
 import { ApiException, type KubeClient } from '../cluster/client.ts';
 import type { DeployIntent } from '../core/intent.ts';
@@ -90,10 +91,11 @@ function parseJson(text: string): unknown {
 export async function writeHold(client: KubeClient, hold: Hold, namespace: string, previous?: KubernetesObject): Promise<boolean> {
   const { intent } = hold;
   // The event's stamps, as a workload carries them: what a newer intent is judged against.
+  const event = eventOf(intent);
   const annotations = {
-    [ANNOTATIONS.eventId]: intent.eventId,
-    [ANNOTATIONS.eventTime]: intent.eventTime,
-    ...(intent.commit && { [ANNOTATIONS.commit]: commitStamp(intent.commit) }),
+    [ANNOTATIONS.eventId]: event.eventId,
+    [ANNOTATIONS.eventTime]: event.eventTime,
+    ...(event.commit !== undefined && { [ANNOTATIONS.commit]: event.commit }),
   };
   const data = {
       target: intent.target,
