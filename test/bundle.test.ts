@@ -3,7 +3,7 @@
 // against the sandbox: a `gke` cluster looked up through the Container API, an ADC token,
 // TLS verified against the cluster CA; validation still refuses before anything is written.
 // Every library the function imports lazily (the Container API client and gRPC, Pub/Sub for
-// the result topic, Octokit for GitHub statuses) is used here through the bundle: each sits
+// the result topic, Octokit for GitHub statuses, client-node's KubeConfig and Watch) is used here through the bundle: each sits
 // in a chunk of its own there, which src/ under Node's loader never shows.
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
@@ -122,6 +122,20 @@ describe('the lazily loaded libraries, through the production bundle', () => {
     // No network here: Cloud Trace cannot be reached, so the export of the deploy's spans fails, said as a WARNING.
     await until('a trace export attempt', () => fn.logs.find((l) => typeof l.message === 'string' && l.message.startsWith('trace export failed: ')), { seen: () => fn.logs.filter((l) => l.severity !== 'INFO') });
     assert.equal(fn.logs.find((l) => typeof l.message === 'string' && l.message.startsWith('tracing is off')), undefined, 'the SDK and exporter loaded');
+  });
+
+  test('a kubeconfig cluster: client-node\'s KubeConfig, loaded at the first connect, gives the credential and CA; the rollout is watched', async (t) => {
+    const entry = await ensureBundle();
+    const info = await useSandboxEnv();
+    const ns = await namespace('bundle-kubeconfig');
+    const config = configYaml({ clusters: { sandbox: { kubeconfig: { path: info.kubeconfig } } }, targets: { web: webTarget(ns) } });
+    const fn = await spawnFunction(config, { 'web.yaml': fixture('manifests/web.yaml') }, info.env, entry);
+    t.after(() => fn.close());
+    const res = await fn.post('/deploy', { target: 'web', image: `${REPO}:1.0.0` });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.status, 'ready', JSON.stringify(res.body));
+    const d = await kubectlJson<Deployment>(['-n', ns, 'get', 'deployment', 'web']);
+    assert.equal(d.spec.template.spec.containers[0]?.image, `${REPO}:1.0.0`);
   });
 
   test('a GitHub push deploys to a gke cluster, posts the Deployment statuses and publishes its result on the topic', async (t) => {

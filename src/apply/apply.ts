@@ -1,7 +1,8 @@
 // Create-or-patch with server-side apply. A deploy of several objects is checked as
 // a whole first (server-side dry-run of each), so one bad object applies nothing.
 import { isDeepStrictEqual } from 'node:util';
-import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { ApiException } from '@kubernetes/client-node/dist/gen/apis/exception.js';
 import type { KubeClient } from '../cluster/client.ts';
 import type { Action, AppliedObject } from '../core/result.ts';
 import { DeployError } from '../errors.ts';

@@ -15,7 +15,8 @@
 // Prune deletes only what the label selector part-of=<id> returns, re-checked on each item,
 // in the target namespace (and cluster-scoped kinds the target allows), never anything else.
 import { createHash } from 'node:crypto';
-import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { ApiException } from '@kubernetes/client-node/dist/gen/apis/exception.js';
 import type { KubeClient } from '../cluster/client.ts';
 import { DeployError } from '../errors.ts';
 import { inPool } from '../pool.ts';

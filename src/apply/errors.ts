@@ -1,5 +1,6 @@
 // What the API server said, as an error the caller can act on.
-import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { ApiException } from '@kubernetes/client-node/dist/gen/apis/exception.js';
 import { DeployError } from '../errors.ts';
 
 export function describe(obj: KubernetesObject): string {

@@ -1,6 +1,7 @@
 // Server-side apply treats each apply as its manager's whole intent, so two targets
 // touching one object must not share a manager: each target applies as its own.
-import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { ApiException } from '@kubernetes/client-node/dist/gen/apis/exception.js';
 import type { KubeClient } from '../cluster/client.ts';
 
 /** What every target applied as before managers were per target. */

@@ -35,7 +35,8 @@
 // and gets the Lease when the turn ends (at the next turn's start, or the hand-back).
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { ApiException } from '@kubernetes/client-node/dist/gen/apis/exception.js';
 import type { KubeClient, WriteFence } from '../cluster/client.ts';
 import { DeployError } from '../errors.ts';
 import { apiError } from './errors.ts';

@@ -4,7 +4,8 @@
 // get the pod-template restore, which stays the rollback of file and image-only targets,
 // whose earlier manifests nobody kept. Never over someone else's newer change: as there, when
 // anyone else touched what the failed release wrote, nothing is rolled back.
-import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { ApiException } from '@kubernetes/client-node/dist/gen/apis/exception.js';
 import type { KubeClient } from '../cluster/client.ts';
 import type { Change } from '../apply/apply.ts';
 import { apiError } from '../apply/errors.ts';

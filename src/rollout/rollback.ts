@@ -1,7 +1,8 @@
 // Restores the workloads a failed deploy changed to what they ran before, with
 // server-side apply under the deployer's own field manager (a JSON-patch undo would
 // move field ownership away from it). Never over someone else's newer change.
-import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { ApiException } from '@kubernetes/client-node/dist/gen/apis/exception.js';
 import type { KubeClient } from '../cluster/client.ts';
 import { apiError, describe } from '../apply/errors.ts';
 import { ANNOTATIONS, EVENT_STAMPS, STAMP_KEYS, releaseKey } from '../apply/render.ts';

@@ -2,7 +2,8 @@
 // the workloads, and the Pods (plus ReplicaSets / ControllerRevisions, to tell which
 // Pods belong to the new revision) so that a Pod that cannot start fails the rollout at
 // once instead of at the progress deadline.
-import { ApiException, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { ApiException } from '@kubernetes/client-node/dist/gen/apis/exception.js';
 import { statusMessage } from '../apply/errors.ts';
 import type { KubeClient } from '../cluster/client.ts';
 import { num } from './fields.ts';
