@@ -138,22 +138,41 @@ function lazyReflection(definition, type, fileDescriptors) {
     const bufferList = () => (files ??= root.toDescriptor('proto3').file.map(value => Buffer.from(descriptor.FileDescriptorProto.encode(value).finish())));`,
   ],
 ];
-const lazyProtoReflection: Plugin = {
-  name: 'lazy-proto-reflection',
-  setup(b) {
-    b.onLoad({ filter: PROTO_LOADER }, async (args) => {
-      let text = await readFile(args.path, 'utf8');
-      for (const [from, to] of PROTO_LOADER_EDITS) {
-        const at = text.indexOf(from);
-        if (at < 0 || text.indexOf(from, at + 1) >= 0) {
-          throw new Error(`${args.path}: the lazy-proto-reflection edit starting "${from.split('\n')[0]}" no longer applies exactly once; review it in scripts/build.ts`);
+/**
+ * A plugin that edits one library file as it is bundled. Each edit must apply exactly once,
+ * or the build fails: a changed library is reviewed, not shipped half-patched.
+ */
+function exactEdits(name: string, filter: RegExp, edits: [string, string][]): Plugin {
+  return {
+    name,
+    setup(b) {
+      b.onLoad({ filter }, async (args) => {
+        let text = await readFile(args.path, 'utf8');
+        for (const [from, to] of edits) {
+          const at = text.indexOf(from);
+          if (at < 0 || text.indexOf(from, at + 1) >= 0) {
+            throw new Error(`${args.path}: the ${name} edit starting "${from.split('\n')[0]}" no longer applies exactly once; review it in scripts/build.ts`);
+          }
+          text = text.slice(0, at) + to + text.slice(at + from.length);
         }
-        text = text.slice(0, at) + to + text.slice(at + from.length);
-      }
-      return { contents: text, loader: 'js' };
-    });
-  },
-};
+        return { contents: text, loader: 'js' };
+      });
+    },
+  };
+}
+const lazyProtoReflection = exactEdits('lazy-proto-reflection', PROTO_LOADER, PROTO_LOADER_EDITS);
+
+/**
+ * client-node's default transport imports undici's fetch() at the top of its module, and
+ * esbuild keeps that module in the main bundle (the object API reaches it through the
+ * generated index), so every cold start ran undici's index: fetch, WebSocket, caches,
+ * HTTP/2, ~60 ms (issue 23). The function never sends through it (src/cluster/client.ts
+ * uses undici's Agent and request modules); the edit requires undici where fetch() is called.
+ */
+const lazyClientNodeFetch = exactEdits('lazy-client-node-fetch', /[\\/]@kubernetes[\\/]client-node[\\/]dist[\\/]gen[\\/]http[\\/]isomorphic-fetch\.js$/, [
+  ["import { fetch } from 'undici';\n", ''],
+  ['const resultPromise = fetch(', "const resultPromise = require('undici').fetch("],
+]);
 
 /**
  * Node's built-ins by `require()`, not ESM `import`: an ESM import of a built-in builds its
@@ -200,7 +219,7 @@ const bundling = {
       "const __dirname = __fileURLToPath(new URL('.', import.meta.url));",
     ].join(' '),
   },
-  plugins: [lazyCommonJs, builtinsByRequire, containerV1Protos, lazyProtoReflection],
+  plugins: [lazyCommonJs, builtinsByRequire, containerV1Protos, lazyProtoReflection, lazyClientNodeFetch],
   logLevel: 'warning',
 } satisfies BuildOptions;
 const { metafile } = await build({
