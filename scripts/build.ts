@@ -175,6 +175,57 @@ const lazyClientNodeFetch = exactEdits('lazy-client-node-fetch', /[\\/]@kubernet
 ]);
 
 /**
+ * google-gax's index loads, for every client, what only some use: the generated protobuf
+ * classes of IAM, Locations and long-running operations, the IAM and Locations clients
+ * (their JSON descriptors) and the REST transport (`fallback`, with node-fetch). The
+ * Container API v1 client over gRPC uses none of them. The edits make each a getter that
+ * requires its module on first read (as the index already does for most of its exports).
+ */
+const GAX_INDEX = /[\\/]google-gax[\\/]build[\\/]src[\\/]index\.js$/;
+const lazyGaxExtras = exactEdits('lazy-gax-extras', GAX_INDEX, [
+  [
+    `const IamProtos = __importStar(require("../protos/iam_service"));
+exports.IamProtos = IamProtos;
+const LocationProtos = __importStar(require("../protos/locations"));
+exports.LocationProtos = LocationProtos;
+const operationsProtos = __importStar(require("../protos/operations"));
+exports.operationsProtos = operationsProtos;
+`,
+    `const lazyExport = (name, load) => { let m; Object.defineProperty(exports, name, { enumerable: true, configurable: true, get: () => (m ??= load()) }); };
+lazyExport("IamProtos", () => __importStar(require("../protos/iam_service")));
+lazyExport("LocationProtos", () => __importStar(require("../protos/locations")));
+lazyExport("operationsProtos", () => __importStar(require("../protos/operations")));
+`,
+  ],
+  [
+    `var iamService_1 = require("./iamService");
+Object.defineProperty(exports, "IamClient", { enumerable: true, get: function () { return iamService_1.IamClient; } });
+var locationService_1 = require("./locationService");
+Object.defineProperty(exports, "LocationsClient", { enumerable: true, get: function () { return locationService_1.LocationsClient; } });
+`,
+    `Object.defineProperty(exports, "IamClient", { enumerable: true, get: function () { return require("./iamService").IamClient; } });
+Object.defineProperty(exports, "LocationsClient", { enumerable: true, get: function () { return require("./locationService").LocationsClient; } });
+`,
+  ],
+  [
+    `const fallback = __importStar(require("./fallback"));
+exports.fallback = fallback;
+exports.protobufFromJSON = fallback.protobufFromJSON;
+`,
+    `lazyExport("fallback", () => __importStar(require("./fallback")));
+Object.defineProperty(exports, "protobufFromJSON", { enumerable: true, get: () => exports.fallback.protobufFromJSON });
+`,
+  ],
+]);
+// Two modules every client loads reach the REST transport for one function or constant each.
+const lazyGaxErrorFallback = exactEdits('lazy-gax-extras', /[\\/]google-gax[\\/]build[\\/]src[\\/]googleError\.js$/, [
+  ['const fallback_1 = require("./fallback");', 'const fallback_1 = { get defaultToObjectOptions() { return require("./fallback").defaultToObjectOptions; } };'],
+]);
+const lazyGaxUploadFallback = exactEdits('lazy-gax-extras', /[\\/]google-gax[\\/]build[\\/]src[\\/]resumableUpload\.js$/, [
+  ['const fallbackRest_1 = require("./fallbackRest");', 'const fallbackRest_1 = { decodeResponse: (...args) => require("./fallbackRest").decodeResponse(...args) };'],
+]);
+
+/**
  * Node's built-ins by `require()`, not ESM `import`: an ESM import of a built-in builds its
  * module facade, which reads every export, getters included (`node:http`'s loads Node's
  * internal undici, ~40 ms of a cold start, issue 23). A small CommonJS stand-in requires the
@@ -219,7 +270,7 @@ const bundling = {
       "const __dirname = __fileURLToPath(new URL('.', import.meta.url));",
     ].join(' '),
   },
-  plugins: [lazyCommonJs, builtinsByRequire, containerV1Protos, lazyProtoReflection, lazyClientNodeFetch],
+  plugins: [lazyCommonJs, builtinsByRequire, containerV1Protos, lazyProtoReflection, lazyClientNodeFetch, lazyGaxExtras, lazyGaxErrorFallback, lazyGaxUploadFallback],
   logLevel: 'warning',
 } satisfies BuildOptions;
 const { metafile } = await build({
