@@ -12,9 +12,9 @@ import { promisify } from 'node:util';
 const exec = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-/** The newest modification time among what scripts/build.ts reads: src/, the lock, itself, service.yaml. */
+/** The newest modification time among what scripts/build.ts reads: src/, the lock, itself and its plugins, service.yaml. */
 async function newestInput(root: string): Promise<number> {
-  const files = [path.join(root, 'package-lock.json'), path.join(root, 'scripts/build.ts'), path.join(root, 'service.yaml')];
+  const files = ['package-lock.json', 'scripts/build.ts', 'scripts/bundle-plugins.ts', 'service.yaml'].map((f) => path.join(root, f));
   for (const entry of await readdir(path.join(root, 'src'), { recursive: true, withFileTypes: true })) {
     if (entry.isFile()) files.push(path.join(entry.parentPath, entry.name));
   }

@@ -1,7 +1,7 @@
 // A Pub/Sub topic to publish to, opened on first use: the result topic (src/report/topic.ts)
 // and the queue (src/queue/queue.ts). @google-cloud/pubsub is imported only then; it is
 // CommonJS, so the production bundle gives its lazily loaded chunk the named exports Node's
-// loader gives (scripts/build.ts, lazyCommonJs; test/bundle.test.ts publishes through the bundle).
+// loader gives (scripts/bundle-plugins.ts, lazyCommonJs; test/bundle.test.ts publishes through the bundle).
 import type { PubSub, Topic } from '@google-cloud/pubsub';
 
 export interface LazyTopic {

@@ -7,7 +7,7 @@ import type { GoogleAuth } from 'google-auth-library';
 
 // Both libraries are CommonJS: their `default` is module.exports under Node's own loader
 // and in the production bundle alike (whose facade gives such a chunk Node's named exports
-// too: scripts/build.ts, lazyCommonJs).
+// too: scripts/bundle-plugins.ts, lazyCommonJs).
 export async function containerApiClient(env = process.env, auth?: GoogleAuth): Promise<ClusterManagerClient> {
   // The v1 client alone: the package's index also loads `protos.js` (6 MB of generated message
   // classes the gRPC client never uses) and the v1beta1 client. This file is what the index

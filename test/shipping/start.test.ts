@@ -176,9 +176,10 @@ describe('the image start command', () => {
     const at = (f: string) => path.join(tree, f);
     await mkdir(at('src/config'), { recursive: true });
     await mkdir(at('scripts'));
-    for (const f of ['package-lock.json', 'service.yaml', 'scripts/build.ts', 'src/index.ts', 'src/config/load.ts']) await writeFile(at(f), '');
+    const inputs = ['package-lock.json', 'service.yaml', 'scripts/build.ts', 'scripts/bundle-plugins.ts', 'src/index.ts', 'src/config/load.ts'];
+    for (const f of inputs) await writeFile(at(f), '');
     const set = (f: string, seconds: number) => utimes(at(f), seconds, seconds);
-    for (const f of ['package-lock.json', 'service.yaml', 'scripts/build.ts', 'src/index.ts', 'src/config/load.ts']) await set(f, 1000);
+    for (const f of inputs) await set(f, 1000);
     assert.equal(await distIsStale(tree), true, 'no dist/');
     await mkdir(at('dist'));
     await writeFile(at('dist/index.mjs'), '');
@@ -189,6 +190,9 @@ describe('the image start command', () => {
     await set('dist/index.mjs', 4000);
     await set('service.yaml', 5000);
     assert.equal(await distIsStale(tree), true, 'service.yaml (NODE_OPTIONS of the compile cache) changed since');
+    await set('dist/index.mjs', 6000);
+    await set('scripts/bundle-plugins.ts', 7000);
+    assert.equal(await distIsStale(tree), true, "the build's plugins changed since");
   });
 
   test("the buildpack's web process (functions-framework, FUNCTION_TARGET, package.json main) serves the same", async () => {
