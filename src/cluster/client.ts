@@ -10,7 +10,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 // client-node's and undici's modules one by one, not their indexes: the indexes load every
-// API, auth provider, proxy agent and fetch() (~100 ms of a cold start, issue 23).
+// API, auth provider, proxy agent and fetch() at start-up (issue 23; README, Performance).
 import { ApiException } from '@kubernetes/client-node/dist/gen/apis/exception.js';
 import { HttpMethod, ResponseContext, SelfDecodingBody, wrapHttpLibrary, type RequestContext } from '@kubernetes/client-node/dist/gen/http/http.js';
 import { ServerConfiguration } from '@kubernetes/client-node/dist/gen/servers.js';

@@ -1,5 +1,5 @@
 // Types for the two undici modules src/cluster/client.ts loads one by one (the package's
-// index loads all of undici: fetch, WebSocket, caches; ~40 ms of a cold start).
+// index loads all of undici: fetch, WebSocket, caches, HTTP/2).
 declare module 'undici/lib/dispatcher/agent.js' {
   import { Agent } from 'undici';
   export default Agent;
