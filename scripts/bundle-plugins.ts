@@ -120,6 +120,7 @@ function lazyReflection(definition, type, fileDescriptors) {
     const bufferList = () => (files ??= root.toDescriptor('proto3').file.map(value => Buffer.from(descriptor.FileDescriptorProto.encode(value).finish())));`,
   ],
 ];
+
 /** One library file edited as it is bundled: its path under node_modules, and each edit. */
 export interface LibraryEdit {
   name: string;
@@ -153,35 +154,8 @@ export function libraryEdit(edit: LibraryEdit): Plugin {
   };
 }
 
-/**
- * The library edits (issue 23), besides proto-loader's above:
- *  - client-node's default transport imports undici's fetch() at the top of its module, and
- *    esbuild keeps that module in the main bundle (the object API reaches it through the
- *    generated index), so every cold start ran undici's index: fetch, WebSocket, caches,
- *    HTTP/2, ~60 ms. The function never sends through it (src/cluster/client.ts uses undici's
- *    Agent and request modules); the edit requires undici where fetch() is called.
- *  - google-gax's index loads, for every client, what only some use: the generated protobuf
- *    classes of IAM, Locations and long-running operations, the IAM and Locations clients
- *    (their JSON descriptors) and the REST transport (`fallback`, with node-fetch). The
- *    Container API v1 client over gRPC uses none of them. The edits make each a getter that
- *    requires its module on first read (as the index already does for most of its exports);
- *    two modules every client loads reach the REST transport for one function or constant
- *    each, and require it when they use it.
- */
-export const LIBRARY_EDITS: LibraryEdit[] = [
-  { name: 'lazy-proto-reflection', file: '@grpc/proto-loader/build/src/index.js', edits: PROTO_LOADER_EDITS },
-  {
-    name: 'lazy-client-node-fetch',
-    file: '@kubernetes/client-node/dist/gen/http/isomorphic-fetch.js',
-    edits: [
-  ["import { fetch } from 'undici';\n", ''],
-  ['const resultPromise = fetch(', "const resultPromise = require('undici').fetch("],
-    ],
-  },
-  {
-    name: 'lazy-gax-extras',
-    file: 'google-gax/build/src/index.js',
-    edits: [
+/** google-gax's index: see LIBRARY_EDITS. */
+const GAX_INDEX_EDITS: [string, string][] = [
   [
     `const IamProtos = __importStar(require("../protos/iam_service"));
 exports.IamProtos = IamProtos;
@@ -215,20 +189,46 @@ exports.protobufFromJSON = fallback.protobufFromJSON;
 Object.defineProperty(exports, "protobufFromJSON", { enumerable: true, get: () => exports.fallback.protobufFromJSON });
 `,
   ],
+];
+
+/**
+ * The library edits (issue 23), besides proto-loader's above:
+ *  - client-node's default transport imports undici's fetch() at the top of its module, and
+ *    esbuild keeps that module in the main bundle (the object API reaches it through the
+ *    generated index), so every cold start ran undici's index: fetch, WebSocket, caches,
+ *    HTTP/2, ~60 ms. The function never sends through it (src/cluster/client.ts uses undici's
+ *    Agent and request modules); the edit requires undici where fetch() is called.
+ *  - google-gax's index loads, for every client, what only some use: the generated protobuf
+ *    classes of IAM, Locations and long-running operations, the IAM and Locations clients
+ *    (their JSON descriptors) and the REST transport (`fallback`, with node-fetch). The
+ *    Container API v1 client over gRPC uses none of them. The edits make each a getter that
+ *    requires its module on first read (as the index already does for most of its exports);
+ *    two modules every client loads reach the REST transport for one function or constant
+ *    each, and require it when they use it.
+ */
+export const LIBRARY_EDITS: LibraryEdit[] = [
+  { name: 'lazy-proto-reflection', file: '@grpc/proto-loader/build/src/index.js', edits: PROTO_LOADER_EDITS },
+  {
+    name: 'lazy-client-node-fetch',
+    file: '@kubernetes/client-node/dist/gen/http/isomorphic-fetch.js',
+    edits: [
+      ["import { fetch } from 'undici';\n", ''],
+      ['const resultPromise = fetch(', "const resultPromise = require('undici').fetch("],
     ],
   },
+  { name: 'lazy-gax-extras', file: 'google-gax/build/src/index.js', edits: GAX_INDEX_EDITS },
   {
     name: 'lazy-gax-extras',
     file: 'google-gax/build/src/googleError.js',
     edits: [
-  ['const fallback_1 = require("./fallback");', 'const fallback_1 = { get defaultToObjectOptions() { return require("./fallback").defaultToObjectOptions; } };'],
+      ['const fallback_1 = require("./fallback");', 'const fallback_1 = { get defaultToObjectOptions() { return require("./fallback").defaultToObjectOptions; } };'],
     ],
   },
   {
     name: 'lazy-gax-extras',
     file: 'google-gax/build/src/resumableUpload.js',
     edits: [
-  ['const fallbackRest_1 = require("./fallbackRest");', 'const fallbackRest_1 = { decodeResponse: (...args) => require("./fallbackRest").decodeResponse(...args) };'],
+      ['const fallbackRest_1 = require("./fallbackRest");', 'const fallbackRest_1 = { decodeResponse: (...args) => require("./fallbackRest").decodeResponse(...args) };'],
     ],
   },
 ];
