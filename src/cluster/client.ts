@@ -12,6 +12,7 @@ import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 // client-node's and undici's modules one by one, not their indexes: the indexes load every
 // API, auth provider, proxy agent and fetch() at start-up (issue 23; README, Performance).
 import { ApiException } from '@kubernetes/client-node/dist/gen/apis/exception.js';
+import { createConfiguration } from '@kubernetes/client-node/dist/gen/configuration.js';
 import { HttpMethod, ResponseContext, SelfDecodingBody, wrapHttpLibrary, type RequestContext } from '@kubernetes/client-node/dist/gen/http/http.js';
 import { ServerConfiguration } from '@kubernetes/client-node/dist/gen/servers.js';
 import { KubernetesObjectApi } from '@kubernetes/client-node/dist/object.js';
@@ -293,12 +294,11 @@ export class Channel {
     });
     this.attemptTimeoutMs = attemptTimeoutMs;
     this.api = new ObjectApi(
-      {
+      createConfiguration({
         baseServer: new ServerConfiguration(connection.server.replace(/\/$/, ''), {}),
         httpApi: UNDICI_REQUEST,
-        middleware: [],
         authMethods: { default: { getName: () => 'gke-deployer', applySecurityAuthentication: (ctx: RequestContext) => this.authenticate(ctx) } },
-      },
+      }),
     );
   }
 
